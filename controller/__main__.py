@@ -1,0 +1,58 @@
+"""Start the failover controller: `python -m controller --config RUN/config.json --run-dir RUN`.
+
+os-ken 4 ships no `osken-manager` command, so this small launcher does its work: it sets
+os-ken's options (OpenFlow on loopback only, the port from the config), adds the testbed's
+own two options, configures logging (os-ken's handler exceptions are invisible without it)
+and runs the app in `controller/app.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from topology.config import ConfigError, TestbedConfig
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m controller", description=__doc__)
+    parser.add_argument("--config", type=Path, required=True, help="resolved config (JSON) of the run")
+    parser.add_argument("--run-dir", type=Path, required=True, help="the run folder (event log)")
+    parser.add_argument("--probe-socket", type=Path, required=True, help="UNIX socket the prober reports to")
+    args = parser.parse_args()
+    try:
+        config = TestbedConfig.from_dict(json.loads(args.config.read_text()))
+    except (OSError, ValueError, ConfigError) as exc:
+        print(f"controller: cannot use {args.config}: {exc}", file=sys.stderr)
+        return 2
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from os_ken import cfg
+    from os_ken.base.app_manager import AppManager
+
+    cfg.CONF.register_cli_opts(
+        [
+            cfg.StrOpt("testbed-config", help="resolved testbed config (JSON)"),
+            cfg.StrOpt("testbed-run-dir", help="the run folder"),
+            cfg.StrOpt("testbed-probe-socket", help="UNIX socket the prober reports to"),
+        ]
+    )
+    cfg.CONF(
+        args=[
+            "--ofp-listen-host", "127.0.0.1",
+            "--ofp-tcp-listen-port", str(config.network.controller_port),
+            "--testbed-config", str(args.config),
+            "--testbed-run-dir", str(args.run_dir),
+            "--testbed-probe-socket", str(args.probe_socket),
+        ],
+        project="os_ken",
+    )
+    AppManager.run_apps(["controller.app"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

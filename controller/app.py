@@ -1,0 +1,160 @@
+"""The failover controller: a Ryu application (run on os-ken) that owns the virtual IP.
+
+One handler per event, nothing clever, as in Ryu's simple_switch_13:
+- the switch connects: install the base flows and the VIP flow for the active server;
+- an ARP request for the VIP arrives: answer with the virtual MAC;
+- a switch port changes state: tell the state machine (a server's port down fails over at once);
+- a health probe result arrives from the prober: tell the state machine.
+What to do is decided by `FailoverMachine` (controller/failover.py); the flows come from
+`controller/flows.py`. Each decision is written, timestamped, to the run's event log.
+
+Started by `python -m controller` (controller/__main__.py), which sets `testbed_config`,
+`testbed_run_dir` and `testbed_probe_socket` in os-ken's CONF.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+from os_ken.base import app_manager
+from os_ken.controller import event, ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.lib import hub
+from os_ken.lib.packet import arp, packet
+from os_ken.ofproto import ofproto_v1_3
+
+from controller import flows
+from controller.failover import VIP_MOVED, Decision, FailoverMachine
+from topology.config import TestbedConfig
+
+EVENT_LOG = "controller-events.jsonl"
+
+
+class EventProbeResult(event.EventBase):
+    """One health probe's result, as sent by controller/prober.py."""
+
+    def __init__(self, server: str, ok: bool, latency_ms: float, detail: str) -> None:
+        super().__init__()
+        self.server = server
+        self.ok = ok
+        self.latency_ms = latency_ms
+        self.detail = detail
+
+
+class EventLog:
+    """Appends one JSON line per controller event; flushed at once so a crash loses nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "a", buffering=1)
+
+    def write(self, kind: str, **fields: object) -> None:
+        record = {"time": time.time(), "source": "controller", "kind": kind, **fields}
+        self.file.write(json.dumps(record) + "\n")
+
+
+class FailoverController(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        run_dir = Path(self.CONF.testbed_run_dir)
+        self.config = TestbedConfig.from_dict(json.loads(Path(self.CONF.testbed_config).read_text()))
+        self.event_log = EventLog(run_dir / EVENT_LOG)
+        self.machine = FailoverMachine(
+            [plan.name for plan in self.config.server_plans],
+            fall=self.config.probe.fall,
+            rise=self.config.probe.rise,
+            failback=self.config.failover.failback,
+            hold_down_s=self.config.failover.hold_down_s,
+        )
+        self.server_on_port = {plan.port: plan.name for plan in self.config.server_plans}
+        self.datapath = None
+        self.probe_socket_path = Path(self.CONF.testbed_probe_socket)
+
+    def start(self) -> None:
+        super().start()
+        # Bound before the receiving thread starts, so no early probe finds no socket.
+        self.probe_socket_path.unlink(missing_ok=True)
+        self.probe_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.probe_socket.bind(str(self.probe_socket_path))
+        self.threads.append(hub.spawn(self._receive_probes))
+        self.event_log.write("controller_started", active=self.machine.active)
+
+    def _receive_probes(self) -> None:
+        """Turn each probe datagram into an event for this app's own event loop."""
+        while True:
+            data = self.probe_socket.recv(4096)
+            try:
+                message = json.loads(data)
+                result = EventProbeResult(
+                    str(message["server"]), bool(message["ok"]),
+                    float(message["latency_ms"]), str(message.get("detail", "")),
+                )
+            except (ValueError, KeyError, TypeError):
+                self.logger.warning("dropped a malformed probe message: %r", data[:200])
+                continue
+            if result.server in self.machine.servers:
+                self.send_event(self.name, result)
+
+    # -- event handlers -----------------------------------------------------------------
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def switch_features_handler(self, ev) -> None:
+        dp = ev.msg.datapath
+        self.datapath = dp
+        for flow in flows.base_flows(dp, self.config):
+            dp.send_msg(flow)
+        dp.send_msg(flows.vip_flow(dp, self.config, self.config.server(self.machine.active)))
+        dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
+        self.event_log.write("switch_connected", dpid=dp.id, active=self.machine.active)
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def packet_in_handler(self, ev) -> None:
+        msg = ev.msg
+        try:
+            request = packet.Packet(msg.data).get_protocol(arp.arp)
+        except Exception:  # noqa: BLE001 - a malformed frame is dropped, the app keeps serving
+            self.logger.warning("dropped a packet-in that does not parse")
+            return
+        if request is None:
+            return
+        reply = flows.arp_reply(msg.datapath, self.config, request, msg.match["in_port"])
+        if reply is not None:
+            msg.datapath.send_msg(reply)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def port_status_handler(self, ev) -> None:
+        desc = ev.msg.desc
+        server = self.server_on_port.get(desc.port_no)
+        if server is None:
+            return
+        ofp = ev.msg.datapath.ofproto
+        down = bool(desc.state & ofp.OFPPS_LINK_DOWN or desc.config & ofp.OFPPC_PORT_DOWN)
+        down = down or ev.msg.reason == ofp.OFPPR_DELETE
+        self.event_log.write("port_status", server=server, up=not down)
+        self.apply(self.machine.port(server, not down, time.time()))
+
+    @set_ev_cls(EventProbeResult)
+    def probe_result_handler(self, ev: EventProbeResult) -> None:
+        self.apply(self.machine.probe(ev.server, ev.ok, time.time(), ev.detail))
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def barrier_reply_handler(self, ev) -> None:
+        # The switch has applied every flow message sent before the barrier.
+        self.event_log.write("flows_installed", active=self.machine.active)
+
+    # -- effects ------------------------------------------------------------------------
+
+    def apply(self, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            if decision.kind == VIP_MOVED and self.datapath is not None:
+                dp = self.datapath
+                dp.send_msg(flows.vip_flow(dp, self.config, self.config.server(decision.server)))
+                dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
+            self.event_log.write(
+                decision.kind, server=decision.server, reason=decision.reason, previous=decision.previous
+            )
+            self.logger.info("%s %s: %s", decision.kind, decision.server, decision.reason)

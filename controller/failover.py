@@ -1,0 +1,132 @@
+"""Where the virtual IP should be: the controller's decisions, as a small pure state machine.
+
+`FailoverMachine` takes what the controller learns (a health probe's result, a switch port
+going down or up) together with the time `now`, and answers with `Decision`s: a server
+marked down or up, the virtual IP moved. It performs no I/O and reads no clock, so every
+rule below is tested with tables of input histories (tests/test_failover.py); the os-ken
+app (`controller/app.py`) turns the decisions into OpenFlow messages.
+
+The rules:
+- A server is marked down after `fall` failed probes in a row, or at once when its switch
+  port goes down. It is marked up again after `rise` successful probes in a row (a port
+  coming back up is not enough: the service on it must answer).
+- When the server holding the VIP goes down, the VIP moves at once to the first server, in
+  priority order, that is up. If none is, the VIP stays and a `no_healthy_server` decision
+  says so; it moves to the first server that comes back up.
+- Failback: with policy `never` (like keepalived's nopreempt) the VIP stays where it is when
+  a preferred server comes back. With `auto` it returns to the most preferred server that is
+  up, but only once `hold_down_s` has passed since the VIP last moved, so a flapping server
+  cannot pull the VIP back and forth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Something the controller decided; `kind` is one of the constants below."""
+
+    kind: str
+    server: str | None
+    reason: str
+    previous: str | None = None  # for VIP_MOVED: the server that held the VIP
+
+
+SERVER_DOWN = "server_down"
+SERVER_UP = "server_up"
+VIP_MOVED = "vip_moved"
+NO_HEALTHY_SERVER = "no_healthy_server"
+
+
+@dataclass
+class ServerState:
+    name: str
+    up: bool = True
+    port_up: bool = True
+    failures: int = 0  # consecutive failed probes
+    successes: int = 0  # consecutive successful probes
+
+
+class FailoverMachine:
+    """Decides which server holds the virtual IP."""
+
+    def __init__(
+        self,
+        servers: Sequence[str],
+        fall: int,
+        rise: int,
+        failback: str = "never",
+        hold_down_s: float = 0.0,
+        active: str | None = None,
+    ) -> None:
+        if len(servers) < 1:
+            raise ValueError("at least one server is needed")
+        self.order = list(servers)
+        self.servers = {name: ServerState(name) for name in servers}
+        self.fall = fall
+        self.rise = rise
+        self.failback = failback
+        self.hold_down_s = hold_down_s
+        self.active = active or self.order[0]
+        self.last_move: float | None = None
+        self.reported_no_server = False  # say "no healthy server" once, not at every probe
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def probe(self, server: str, ok: bool, now: float, detail: str = "") -> list[Decision]:
+        """A health probe of `server` succeeded (`ok`) or failed, at time `now`."""
+        state = self.servers[server]
+        decisions: list[Decision] = []
+        if ok and state.port_up:
+            state.failures = 0
+            state.successes += 1
+            if not state.up and state.successes >= self.rise:
+                state.up = True
+                decisions.append(Decision(SERVER_UP, server, f"{self.rise} probes in a row passed"))
+        elif not ok:
+            state.successes = 0
+            state.failures += 1
+            if state.up and state.failures >= self.fall:
+                state.up = False
+                reason = f"{self.fall} probes in a row failed" + (f" ({detail})" if detail else "")
+                decisions.append(Decision(SERVER_DOWN, server, reason))
+        return decisions + self._place_vip(now)
+
+    def port(self, server: str, up: bool, now: float) -> list[Decision]:
+        """The switch port of `server` went down or came back up."""
+        state = self.servers[server]
+        decisions: list[Decision] = []
+        state.port_up = up
+        if not up:
+            state.successes = 0
+            if state.up:
+                state.up = False
+                state.failures = max(state.failures, self.fall)
+                decisions.append(Decision(SERVER_DOWN, server, "switch port went down"))
+        return decisions + self._place_vip(now)
+
+    # -- the decision -------------------------------------------------------------------
+
+    def _place_vip(self, now: float) -> list[Decision]:
+        up = [name for name in self.order if self.servers[name].up]
+        if self.servers[self.active].up:
+            if self.failback != "auto" or not up or up[0] == self.active:
+                return []
+            if self.last_move is not None and now - self.last_move < self.hold_down_s:
+                return []
+            return [self._move(up[0], now, f"failback to preferred server {up[0]}")]
+        if not up:
+            if self.reported_no_server:
+                return []
+            self.reported_no_server = True
+            return [Decision(NO_HEALTHY_SERVER, self.active, "no server is up; the VIP stays")]
+        return [self._move(up[0], now, f"{self.active} is down")]
+
+    def _move(self, target: str, now: float, reason: str) -> Decision:
+        previous, self.active = self.active, target
+        self.last_move = now
+        self.reported_no_server = False
+        return Decision(VIP_MOVED, target, reason, previous)

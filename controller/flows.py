@@ -1,0 +1,143 @@
+"""The OpenFlow 1.3 messages that put the virtual IP on a server: pure builders, no switch.
+
+The flow table, highest priority first:
+
+    300  arp, arp_tpa=VIP                        -> CONTROLLER (the app answers with the VMAC)
+    250  tcp, in_port=S, ip_src=S, tcp_src=80,
+         ip_dst=MONITOR                          -> NORMAL   (health probe replies: untouched)
+    200  tcp, in_port=S, ip_src=S, tcp_src=80    -> eth_src=VMAC, ip_src=VIP, NORMAL
+    100  ip, ip_dst=VIP                          -> eth_dst=A.mac, ip_dst=A.ip, output:A.port
+      0  (anything else)                         -> NORMAL   (plain L2 switching: probes,
+                                                              replication, ARP)
+
+S is each server (two flows per server), A the active one. Everything but the priority-100
+flow is installed once when the switch connects; failover replaces that one flow (same match
+and priority, so the switch swaps it atomically), one message whatever the number of clients.
+Its cookie names the active server, so the flow table itself says who holds the VIP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from topology.config import HostPlan, TestbedConfig
+
+PRIORITY_ARP = 300
+PRIORITY_PROBE_REPLY = 250
+PRIORITY_REPLY = 200
+PRIORITY_VIP = 100
+PRIORITY_NORMAL = 0
+
+COOKIE_BASE = 0x7E57_0000_0000_0000  # "test": marks every flow this controller installs
+COOKIE_VIP = COOKIE_BASE | 0x100  # + the server's index: which server holds the VIP
+
+
+def vip_cookie(config: TestbedConfig, server: str) -> int:
+    names = [plan.name for plan in config.server_plans]
+    return COOKIE_VIP + names.index(server)
+
+
+def server_for_cookie(config: TestbedConfig, cookie: int) -> str | None:
+    """The server whose VIP flow carries `cookie`, or None for any other cookie."""
+    index = cookie - COOKIE_VIP
+    plans = config.server_plans
+    return plans[index].name if 0 <= index < len(plans) else None
+
+
+def _flow(dp: Any, priority: int, match: Any, actions: list, cookie: int = COOKIE_BASE) -> Any:
+    parser, ofp = dp.ofproto_parser, dp.ofproto
+    instructions = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
+    return parser.OFPFlowMod(
+        datapath=dp,
+        cookie=cookie,
+        command=ofp.OFPFC_ADD,
+        priority=priority,
+        match=match,
+        instructions=instructions,
+    )
+
+
+def base_flows(dp: Any, config: TestbedConfig) -> list:
+    """Flows installed once when the switch connects (all but the VIP flow)."""
+    parser, ofp = dp.ofproto_parser, dp.ofproto
+    net = config.network
+    port = config.web.port
+    normal = [parser.OFPActionOutput(ofp.OFPP_NORMAL)]
+    flows = [
+        _flow(dp, PRIORITY_NORMAL, parser.OFPMatch(), normal),
+        _flow(
+            dp,
+            PRIORITY_ARP,
+            parser.OFPMatch(eth_type=0x0806, arp_tpa=net.vip),
+            [parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)],
+        ),
+    ]
+    for server in config.server_plans:
+        reply = dict(eth_type=0x0800, ip_proto=6, in_port=server.port, ipv4_src=server.ip, tcp_src=port)
+        flows.append(
+            _flow(
+                dp,
+                PRIORITY_PROBE_REPLY,
+                parser.OFPMatch(**reply, ipv4_dst=config.monitor.ip),
+                normal,
+            )
+        )
+        flows.append(
+            _flow(
+                dp,
+                PRIORITY_REPLY,
+                parser.OFPMatch(**reply),
+                [
+                    parser.OFPActionSetField(eth_src=net.vmac),
+                    parser.OFPActionSetField(ipv4_src=net.vip),
+                    *normal,
+                ],
+            )
+        )
+    return flows
+
+
+def vip_flow(dp: Any, config: TestbedConfig, server: HostPlan) -> Any:
+    """The one flow that sends client -> VIP traffic to `server`."""
+    parser = dp.ofproto_parser
+    return _flow(
+        dp,
+        PRIORITY_VIP,
+        parser.OFPMatch(eth_type=0x0800, ipv4_dst=config.network.vip),
+        [
+            parser.OFPActionSetField(eth_dst=server.mac),
+            parser.OFPActionSetField(ipv4_dst=server.ip),
+            parser.OFPActionOutput(server.port),
+        ],
+        cookie=vip_cookie(config, server.name),
+    )
+
+
+def arp_reply(dp: Any, config: TestbedConfig, request: Any, in_port: int) -> Any | None:
+    """A packet-out answering an ARP request for the VIP with the VMAC, or None if not one."""
+    from os_ken.lib.packet import arp, ethernet, packet
+
+    if request.opcode != arp.ARP_REQUEST or request.dst_ip != config.network.vip:
+        return None
+    reply = packet.Packet()
+    reply.add_protocol(
+        ethernet.ethernet(ethertype=0x0806, dst=request.src_mac, src=config.network.vmac)
+    )
+    reply.add_protocol(
+        arp.arp(
+            opcode=arp.ARP_REPLY,
+            src_mac=config.network.vmac,
+            src_ip=config.network.vip,
+            dst_mac=request.src_mac,
+            dst_ip=request.src_ip,
+        )
+    )
+    reply.serialize()
+    parser, ofp = dp.ofproto_parser, dp.ofproto
+    return parser.OFPPacketOut(
+        datapath=dp,
+        buffer_id=ofp.OFP_NO_BUFFER,
+        in_port=ofp.OFPP_CONTROLLER,
+        actions=[parser.OFPActionOutput(in_port)],
+        data=reply.data,
+    )

@@ -1,0 +1,94 @@
+"""Health probes: GET /health on every server, from the monitor host, through the switch.
+
+Runs inside the Mininet `monitor` host (started by the experiment's process runner), so a
+probe travels the emulated network exactly as a client request does: a dead link, host,
+web server or database fails it the way it fails a client. The controller itself lives in
+the root namespace, which has no route to the hosts (and must not get one), so each result
+is sent to it as one JSON datagram on a UNIX socket in the run folder.
+
+    python -m controller.prober --config RUN/config.json --socket RUN/probes.sock
+
+One thread per server, each probing every `probe.interval_s` on a fixed schedule with a
+fresh connection (a kept-alive one could hide a dead server) and `probe.timeout_s` to
+answer; a probe passes only on HTTP 200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+from topology.config import HostPlan, TestbedConfig
+
+
+def probe_once(ip: str, port: int, timeout: float) -> tuple[bool, float, str]:
+    """One GET /health: (passed, latency in ms, detail)."""
+    start = time.monotonic()
+    conn = http.client.HTTPConnection(ip, port, timeout=timeout)
+    try:
+        conn.request("GET", "/health", headers={"Connection": "close"})
+        response = conn.getresponse()
+        response.read()
+        latency_ms = (time.monotonic() - start) * 1000
+        if latency_ms > timeout * 1000:
+            return False, latency_ms, "answered too late"
+        if response.status != 200:
+            return False, latency_ms, f"HTTP {response.status}"
+        return True, latency_ms, ""
+    except (OSError, http.client.HTTPException) as exc:
+        return False, (time.monotonic() - start) * 1000, type(exc).__name__
+    finally:
+        conn.close()
+
+
+def probe_loop(server: HostPlan, config: TestbedConfig, report: socket.socket, target: str) -> None:
+    interval = config.probe.interval_s
+    next_at = time.monotonic()
+    while True:
+        ok, latency_ms, detail = probe_once(server.ip, config.web.port, config.probe.timeout_s)
+        message = {
+            "server": server.name,
+            "ok": ok,
+            "latency_ms": round(latency_ms, 3),
+            "detail": detail,
+            "time": time.time(),
+        }
+        try:
+            report.sendto(json.dumps(message).encode(), target)
+        except OSError:
+            pass  # the controller is not listening (yet, or any more): the next probe tries again
+        next_at += interval
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            next_at = time.monotonic()  # a slow probe: start again from now, do not burst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", type=Path, required=True, help="resolved config (JSON)")
+    parser.add_argument("--socket", required=True, help="the controller's probe socket")
+    args = parser.parse_args()
+    config = TestbedConfig.from_dict(json.loads(args.config.read_text()))
+    threads = []
+    for server in config.server_plans:
+        report = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        thread = threading.Thread(
+            target=probe_loop, args=(server, config, report, args.socket), daemon=True
+        )
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+
+
+if __name__ == "__main__":
+    main()

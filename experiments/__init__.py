@@ -1,0 +1,1 @@
+"""Experiments: drive load and faults through the testbed and turn the records into reports."""

@@ -1,0 +1,379 @@
+"""The numbers of a trial, computed from what was recorded: requests.csv and the event logs.
+
+This module is the one place that defines the request CSV format (`REQUEST_COLUMNS`,
+`RequestRecord`); the load generator writes rows with it and the reports read them back
+with `read_requests`. Everything else here is pure arithmetic on lists of records and
+events, so every figure of a report can be recomputed from the trial folder alone.
+
+The windows used by `summarize` (times are epoch seconds):
+
+- The schedule: request i was scheduled at start_at + i / rate. The slot length
+  1 / rate is recovered from the rows themselves (see `_schedule_interval`), and the run
+  covers [first scheduled_at, last scheduled_at + 1 / rate), i.e. exactly `duration`.
+- Without a fault (fault_at is None) every request is "before"; the before window is the
+  whole run and every "after" figure is None.
+- With a fault, a request is "before" when sent_at < fault_at and "after" otherwise.
+  Throughput divides the successful requests of a window by its length:
+  before = fault_at - first scheduled_at; after = (last scheduled_at + 1 / rate) - fault_at.
+  A window of zero or negative length gives a throughput of None.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REQUEST_COLUMNS = (
+    "request_id",
+    "kind",
+    "write_id",
+    "scheduled_at",
+    "sent_at",
+    "latency_ms",
+    "status",
+    "served_by",
+    "error",
+    "item_id",
+)
+
+VIP_MOVED = "vip_moved"  # the controller's event kind when the virtual IP changes server
+PERCENTILES = (50, 95, 99)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request of the load generator: one row of requests.csv."""
+
+    request_id: int
+    kind: str  # "GET" or "POST"
+    write_id: str  # "" for GET
+    scheduled_at: float  # epoch seconds: when the open-loop schedule said to send it
+    sent_at: float  # epoch seconds: when the connection attempt started
+    latency_ms: float | None  # sent_at to the full response; None without a complete response
+    status: int  # HTTP status, 0 without a response
+    served_by: str  # the X-Served-By header, "" without one
+    error: str  # "" on any HTTP response, else a short token such as "timeout"
+    item_id: int | None  # the id a 201 POST answered, else None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def done_at(self) -> float | None:
+        """When the full response arrived (epoch seconds), or None without one."""
+        if self.latency_ms is None:
+            return None
+        return self.sent_at + self.latency_ms / 1000
+
+    def to_csv_row(self) -> list[str]:
+        """The row's fields in `REQUEST_COLUMNS` order, as written to requests.csv."""
+        return [
+            str(self.request_id),
+            self.kind,
+            self.write_id,
+            f"{self.scheduled_at:.6f}",
+            f"{self.sent_at:.6f}",
+            "" if self.latency_ms is None else f"{self.latency_ms:.3f}",
+            str(self.status),
+            self.served_by,
+            self.error,
+            "" if self.item_id is None else str(self.item_id),
+        ]
+
+    @classmethod
+    def from_csv_row(cls, row: Mapping[str, str]) -> RequestRecord:
+        """The record of one requests.csv row given as {column: text}."""
+        return cls(
+            request_id=int(row["request_id"]),
+            kind=row["kind"],
+            write_id=row["write_id"],
+            scheduled_at=float(row["scheduled_at"]),
+            sent_at=float(row["sent_at"]),
+            latency_ms=float(row["latency_ms"]) if row["latency_ms"] else None,
+            status=int(row["status"]),
+            served_by=row["served_by"],
+            error=row["error"],
+            item_id=int(row["item_id"]) if row["item_id"] else None,
+        )
+
+
+# -- reading the trial folder -------------------------------------------------------------
+
+
+def _complete_lines(path: Path) -> list[str]:
+    """The file's lines, without a last line that was cut off.
+
+    The writers append as they go and may be killed at any moment, so the file can end
+    in the middle of a line; such a partial line would parse into wrong values (a
+    truncated number), so it is dropped rather than trusted.
+    """
+    text = path.read_text()
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    return text.splitlines()
+
+
+def read_requests(path: str | Path) -> list[RequestRecord]:
+    """The records of a requests.csv file, sorted by request_id.
+
+    The load generator writes rows as requests finish, so the file is not in request order.
+    """
+    lines = _complete_lines(Path(path))
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if header is None:
+        return []
+    if tuple(header) != REQUEST_COLUMNS:
+        raise ValueError(f"{path}: unexpected columns {header}, expected {list(REQUEST_COLUMNS)}")
+    records = []
+    for line_number, row in enumerate(reader, start=2):
+        if len(row) != len(REQUEST_COLUMNS):
+            raise ValueError(f"{path}:{line_number}: expected {len(REQUEST_COLUMNS)} fields, got {len(row)}")
+        records.append(RequestRecord.from_csv_row(dict(zip(REQUEST_COLUMNS, row, strict=True))))
+    records.sort(key=lambda record: record.request_id)
+    return records
+
+
+def read_events(paths: str | Path | Iterable[str | Path]) -> list[dict[str, Any]]:
+    """The events of one JSONL file, or of several merged, sorted by "time".
+
+    A trial has more than one event log (the controller's and the experiment's), hence
+    the list. Each line must be a JSON object with at least "time" and "kind".
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    events = []
+    for path in paths:
+        for line_number, line in enumerate(_complete_lines(Path(path)), start=1):
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            if not isinstance(event, dict) or "time" not in event or "kind" not in event:
+                raise ValueError(f'{path}:{line_number}: an event needs "time" and "kind"')
+            events.append(event)
+    events.sort(key=lambda event: event["time"])
+    return events
+
+
+# -- basic statistics ----------------------------------------------------------------------
+
+
+def percentile(values: Iterable[float], p: float) -> float | None:
+    """The p-th percentile (0-100) with linear interpolation, as numpy's default; None if empty."""
+    if not 0 <= p <= 100:
+        raise ValueError(f"percentile must be between 0 and 100, got {p}")
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    rank = p / 100 * (len(ordered) - 1)
+    below = math.floor(rank)
+    above = math.ceil(rank)
+    return ordered[below] + (ordered[above] - ordered[below]) * (rank - below)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _latency_summary(records: Iterable[RequestRecord]) -> dict[str, float | None]:
+    """p50, p95 and p99 of the latency of the successful requests among `records`."""
+    latencies = [r.latency_ms for r in records if r.ok and r.latency_ms is not None]
+    return {f"p{p}": _rounded(percentile(latencies, p)) for p in PERCENTILES}
+
+
+def _served_by_counts(records: Iterable[RequestRecord]) -> dict[str, int]:
+    """How many successful requests each server answered."""
+    counts = Counter(r.served_by for r in records if r.ok)
+    return dict(sorted(counts.items()))
+
+
+def _throughput(records: Sequence[RequestRecord], window_s: float) -> float | None:
+    """Successful requests per second over a window of `window_s` seconds."""
+    if window_s <= 0:
+        return None
+    return round(sum(1 for r in records if r.ok) / window_s, 3)
+
+
+def _failed_count(records: Iterable[RequestRecord]) -> int:
+    return sum(1 for r in records if not r.ok)
+
+
+def _schedule_interval(records: Sequence[RequestRecord]) -> float:
+    """The time between two scheduled requests (1 / rate), recovered from the rows.
+
+    scheduled_at = start_at + request_id / rate, so two rows are enough; using the request
+    ids (not the row count) keeps this right when some rows are missing. 0 for one row.
+    """
+    first = min(records, key=lambda r: r.request_id)
+    last = max(records, key=lambda r: r.request_id)
+    if last.request_id == first.request_id:
+        return 0.0
+    return (last.scheduled_at - first.scheduled_at) / (last.request_id - first.request_id)
+
+
+# -- the figures of a trial ----------------------------------------------------------------
+
+
+def acked_write_ids(records: Iterable[RequestRecord]) -> set[str]:
+    """The write ids the service acknowledged (POST answered 201): these must never be lost."""
+    return {r.write_id for r in records if _is_acked_write(r)}
+
+
+def _is_acked_write(record: RequestRecord) -> bool:
+    return record.kind == "POST" and record.status == 201 and record.write_id != ""
+
+
+def failover_gap_ms(records: Iterable[RequestRecord], primary: str, secondary: str) -> float | None:
+    """How long no successful response arrived while the service moved from primary to secondary.
+
+    From the completion of the last successful request served by `primary` to the
+    completion of the first successful request served by `secondary` after it. Meant for a
+    single failover: if the primary serves again later (failback), its last response is
+    after the failover and the gap is measured from there.
+    """
+    done = [(r.done_at, r.served_by) for r in records if r.ok and r.done_at is not None]
+    primary_done = [at for at, node in done if node == primary]
+    if not primary_done:
+        return None
+    last_primary = max(primary_done)
+    secondary_after = [at for at, node in done if node == secondary and at > last_primary]
+    if not secondary_after:
+        return None
+    return (min(secondary_after) - last_primary) * 1000
+
+
+def detection_ms(events: Iterable[Mapping[str, Any]], fault_at: float) -> float | None:
+    """From the fault to the first "vip_moved" event at or after it."""
+    moves = [e["time"] for e in events if e["kind"] == VIP_MOVED and e["time"] >= fault_at]
+    if not moves:
+        return None
+    return (min(moves) - fault_at) * 1000
+
+
+def outage_window_ms(records: Iterable[RequestRecord], fault_at: float) -> float | None:
+    """From the fault to the sending of the first request sent after it that succeeded."""
+    sent = [r.sent_at for r in records if r.ok and r.sent_at >= fault_at]
+    if not sent:
+        return None
+    return (min(sent) - fault_at) * 1000
+
+
+def summarize(
+    records: Sequence[RequestRecord],
+    events: Iterable[Mapping[str, Any]],
+    fault_at: float | None,
+    primary: str,
+    secondary: str,
+) -> dict[str, Any]:
+    """Every figure of one trial, as a JSON-serialisable dict; floats rounded to 3 decimals.
+
+    The before/after windows are defined in this module's docstring. Latencies and
+    "served_by" counts are over successful (2xx) requests; "failed" is every other request
+    (no response, or a non-2xx response). All "after" figures, `detection_ms` and
+    `outage_window_ms` are None when there is no fault.
+    """
+    total = len(records)
+    ok = sum(1 for r in records if r.ok)
+    summary: dict[str, Any] = {
+        "requests_total": total,
+        "requests_ok": ok,
+        "requests_failed": total - ok,
+        "availability_pct": round(ok / total * 100, 3) if total else None,
+    }
+    before, after = _split_windows(records, fault_at)
+    for name, value in _window_figures(before).items():
+        summary[f"{name}_before"] = value
+    for name, value in _window_figures(after).items():
+        summary[f"{name}_after"] = value
+    summary["failover_gap_ms"] = _rounded(failover_gap_ms(records, primary, secondary))
+    if fault_at is None:
+        summary["detection_ms"] = None
+        summary["outage_window_ms"] = None
+    else:
+        summary["detection_ms"] = _rounded(detection_ms(events, fault_at))
+        summary["outage_window_ms"] = _rounded(outage_window_ms(records, fault_at))
+    summary["acked_writes"] = sum(1 for r in records if _is_acked_write(r))
+    return summary
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The requests sent in one window of a trial, and the window's length in seconds."""
+
+    records: list[RequestRecord]
+    length_s: float
+
+
+def _split_windows(
+    records: Sequence[RequestRecord], fault_at: float | None
+) -> tuple[_Window, _Window | None]:
+    """The before and after windows (after is None without a fault); see the module docstring."""
+    if not records:
+        empty = _Window([], 0.0)
+        return empty, (None if fault_at is None else empty)
+    first_scheduled = min(r.scheduled_at for r in records)
+    run_end = max(r.scheduled_at for r in records) + _schedule_interval(records)
+    if fault_at is None:
+        return _Window(list(records), run_end - first_scheduled), None
+    before = _Window([r for r in records if r.sent_at < fault_at], fault_at - first_scheduled)
+    after = _Window([r for r in records if r.sent_at >= fault_at], run_end - fault_at)
+    return before, after
+
+
+def _window_figures(window: _Window | None) -> dict[str, Any]:
+    """Length, throughput, latency, failures and servers of one window; all None without it."""
+    if window is None:
+        return dict.fromkeys(["window_s", "throughput_rps", "latency_ms", "requests_failed", "served_by"])
+    return {
+        "window_s": round(window.length_s, 3),
+        "throughput_rps": _throughput(window.records, window.length_s),
+        "latency_ms": _latency_summary(window.records),
+        "requests_failed": _failed_count(window.records),
+        "served_by": _served_by_counts(window.records),
+    }
+
+
+def throughput_buckets(
+    records: Iterable[RequestRecord], bucket_s: float = 0.1, origin: float | None = None
+) -> list[dict[str, Any]]:
+    """Requests per time bucket (by sent_at), for plots; buckets with nothing sent are included.
+
+    Each bucket: "start" (epoch seconds), "sent", "ok", "failed" and "served_by" (successful
+    requests per server). Buckets start at `origin`, by default the earliest sent_at.
+    """
+    if bucket_s <= 0:
+        raise ValueError(f"bucket_s must be > 0, got {bucket_s}")
+    records = list(records)
+    if not records:
+        return []
+    if origin is None:
+        origin = min(r.sent_at for r in records)
+    # Whole microseconds (the CSV's precision), so that float error cannot move a request
+    # that sits exactly on a bucket edge into the previous bucket.
+    bucket_us = round(bucket_s * 1_000_000)
+    by_bucket: dict[int, list[RequestRecord]] = {}
+    for record in records:
+        index = round((record.sent_at - origin) * 1_000_000) // bucket_us
+        by_bucket.setdefault(index, []).append(record)
+    first, last = min(by_bucket), max(by_bucket)
+    buckets = []
+    for index in range(first, last + 1):
+        members = by_bucket.get(index, [])
+        ok = sum(1 for r in members if r.ok)
+        buckets.append(
+            {
+                "start": round(origin + index * bucket_s, 6),
+                "sent": len(members),
+                "ok": ok,
+                "failed": len(members) - ok,
+                "served_by": _served_by_counts(members),
+            }
+        )
+    return buckets

@@ -1,0 +1,250 @@
+"""The whole testbed for one trial: start everything in order, inject faults, stop everything.
+
+    with Testbed(config, trial_dir) as testbed:   # network, controller, databases, web, probes
+        testbed.start_load(start_at)              # open-loop load from the client host
+        testbed.crash_server("primary")           # a fault
+    # here every process, bridge, interface and cgroup of the trial is gone
+
+Start-up waits on conditions (a port answers, a query succeeds), never on fixed sleeps.
+Whatever happens (an error, Ctrl-C), `stop()` stops every process by its recorded PID and
+removes the network; what was recorded so far stays in the trial folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from controller.app import EVENT_LOG
+from services.mariadb import MariaDB, Secrets
+from services.runner import ProcessRunner, RunState, StartupError
+from services.web import PROJECT_ROOT, WebService
+from topology.config import TestbedConfig
+from topology.network import build_network, host_interfaces, start_network
+
+EXPERIMENT_EVENTS = "experiment-events.jsonl"
+
+
+class Testbed:
+    """Starts and stops every part of the testbed for one trial, in one trial folder."""
+
+    def __init__(self, config: TestbedConfig, trial_dir: Path) -> None:
+        self.config = config
+        self.dir = trial_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # UNIX socket paths are limited to 107 bytes, so sockets live in a short private folder.
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="hatb-"))
+        self.state = RunState(self.dir / "state.json")
+        self.runner = ProcessRunner(self.dir, self.state)
+        self.net: Any = None
+        self.secrets_dir = self.socket_dir / "secrets"
+        self.databases = {
+            plan.name: MariaDB(plan, i + 1, len(config.servers), self.dir, self.socket_dir)
+            for i, plan in enumerate(config.server_plans)
+        }
+        self.webs: dict[str, WebService] = {}
+        self.event_file = open(self.dir / EXPERIMENT_EVENTS, "a", buffering=1)
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def __enter__(self) -> Testbed:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        config_path = self.dir / "config.json"
+        config_path.write_text(json.dumps(self.config.to_dict(), indent=2))
+        secrets = Secrets.generate(self.secrets_dir)
+        self._start_controller(config_path)
+        self._start_network()
+        self._start_databases(secrets)
+        self._start_web()
+        self.runner.start(
+            "prober",
+            [sys.executable, "-m", "controller.prober", "--config", str(config_path),
+             "--socket", str(self.probe_socket)],
+            host=self.host("monitor"),
+            cwd=PROJECT_ROOT,
+        )
+        self.runner.wait_for(
+            "the virtual IP answers the client",
+            lambda: self.http_status("client", f"http://{self.config.network.vip}/health") == 200,
+            timeout=20,
+            process="controller",
+        )
+        self.record("testbed_ready", active=self.config.servers[0].name)
+
+    def stop(self) -> None:
+        """Stop everything this trial started; safe to call twice and after a partial start."""
+        # Ctrl-C during clean-up must not leave half of it undone.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self.runner.stop_all()
+            if self.net is not None:
+                self.net.stop()
+                self.net = None
+                self.state.bridges, self.state.interfaces, self.state.cgroups = [], [], []
+                self.state.save()
+            for db in self.databases.values():
+                shutil.rmtree(db.datadir, ignore_errors=True)  # large and of no use after the run
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+            self.event_file.flush()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    # -- the parts, in start order ------------------------------------------------------
+
+    @property
+    def probe_socket(self) -> Path:
+        return self.socket_dir / "probes.sock"
+
+    def _start_controller(self, config_path: Path) -> None:
+        self.runner.start(
+            "controller",
+            [sys.executable, "-m", "controller", "--config", str(config_path),
+             "--run-dir", str(self.dir), "--probe-socket", str(self.probe_socket)],
+            cwd=PROJECT_ROOT,
+        )
+        port = self.config.network.controller_port
+        self.runner.wait_for(
+            f"the controller listens on 127.0.0.1:{port}",
+            lambda: _tcp_answers("127.0.0.1", port),
+            timeout=20,
+            process="controller",
+        )
+
+    def _start_network(self) -> None:
+        self.net = build_network(self.config)
+        # Recorded before anything exists, so that a run killed mid-way leaves a full list.
+        self.state.bridges = [self.config.network.switch]
+        self.state.interfaces = [f"{self.config.network.switch}-eth{p.port}" for p in self._all_plans()]
+        self.state.cgroups = [s.name for s in self.config.servers if s.cpu < 1.0]
+        self.state.save()
+        start_network(self.net)
+        self.state.interfaces = host_interfaces(self.net)
+        self.state.save()
+        self.runner.wait_for(
+            "the switch connects to the controller",
+            lambda: "switch_connected" in (self.dir / EVENT_LOG).read_text(),
+            timeout=20,
+            process="controller",
+        )
+
+    def _start_databases(self, secrets: Secrets) -> None:
+        for name, db in self.databases.items():
+            db.write_config()
+            self.runner.run(f"install-{db.name}", db.install_command(), timeout=120)
+            self.runner.start(db.name, db.start_command(), host=self.host(name))
+        for db in self.databases.values():
+            self.runner.wait_for(f"{db.name} accepts queries", db.is_ready, timeout=60, process=db.name)
+        dbs = list(self.databases.values())
+        for db in dbs:
+            peers = [other.plan.ip for other in dbs if other is not db]
+            db.create_users(secrets, peers)
+        dbs[0].create_schema()
+        # A ring: each server replicates from the one before it (for two: master-master).
+        for i, db in enumerate(dbs):
+            db.replicate_from(dbs[i - 1], secrets)
+        for db in dbs:
+            self.runner.wait_for(f"{db.name} replicates", db.replica_running, timeout=30, process=db.name)
+            self.runner.wait_for(f"{db.name} has the app schema", db.has_schema, timeout=30, process=db.name)
+
+    def _start_web(self) -> None:
+        for plan in self.config.server_plans:
+            web = WebService(plan, self.config.web, self.databases[plan.name], self.secrets_dir)
+            self.webs[plan.name] = web
+            self.runner.start(web.name, web.start_command(), host=self.host(plan.name),
+                              env=web.environment(), cwd=PROJECT_ROOT)
+        for web in self.webs.values():
+            self.runner.wait_for(
+                f"{web.name} answers /health",
+                lambda web=web: self.http_status("monitor", f"{web.url}/health") == 200,
+                timeout=30,
+                process=web.name,
+            )
+
+    def _all_plans(self) -> list:
+        return [self.config.client, self.config.monitor, *self.config.server_plans]
+
+    # -- using the running testbed ------------------------------------------------------
+
+    def host(self, name: str) -> Any:
+        return self.net.get(name)
+
+    def http_status(self, host: str, url: str, timeout: float = 1.0) -> int:
+        """The HTTP status of GET `url` from inside `host` (0 when there is no answer)."""
+        out = self.host(host).cmd(
+            f"curl -s -o /dev/null -w '%{{http_code}}' --max-time {timeout} {url}"
+        )
+        try:
+            return int(out.strip()[-3:])
+        except ValueError:
+            return 0
+
+    def start_load(self, start_at: float) -> None:
+        load = self.config.load
+        self.runner.start(
+            "loadgen",
+            [sys.executable, "-m", "experiments.loadgen",
+             "--url", f"http://{self.config.network.vip}:{self.config.web.port}",
+             "--rate", str(load.rate), "--duration", str(load.duration_s),
+             "--post-ratio", str(load.post_ratio), "--timeout", str(load.timeout_s),
+             "--start-at", f"{start_at:.6f}", "--out", str(self.dir / "requests.csv")],
+            host=self.host("client"),
+            cwd=PROJECT_ROOT,
+        )
+
+    def wait_load_done(self) -> None:
+        load = self.config.load
+        self.runner.wait_for(
+            "the load generator finishes",
+            lambda: not self.runner.processes["loadgen"].running(),
+            timeout=load.duration_s + load.timeout_s + 30,
+            interval=0.1,
+        )
+
+    def record(self, kind: str, **fields: object) -> float:
+        """Write an experiment event (a fault, a phase) to the trial's event log; returns its time."""
+        now = time.time()
+        record = {"time": now, "source": "experiment", "kind": kind, **fields}
+        self.event_file.write(json.dumps(record) + "\n")
+        return now
+
+    # -- faults -------------------------------------------------------------------------
+
+    def kill_web(self, server: str) -> None:
+        self.runner.signal(self.webs[server].name, signal.SIGKILL)
+
+    def kill_database(self, server: str) -> None:
+        self.runner.signal(self.databases[server].name, signal.SIGKILL)
+
+    def link_down(self, server: str) -> None:
+        self.net.configLinkStatus(server, self.config.network.switch, "down")
+
+    def link_up(self, server: str) -> None:
+        self.net.configLinkStatus(server, self.config.network.switch, "up")
+
+
+def _tcp_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+__all__ = ["Testbed", "StartupError"]

@@ -1,0 +1,1 @@
+"""What runs on a server host (MariaDB, the web service), and the one runner of all processes."""

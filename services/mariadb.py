@@ -1,0 +1,204 @@
+"""A real MariaDB server on a server host, and master-master replication between two of them.
+
+Each server host runs its own `mariadbd` with its own datadir, socket and pid file under the
+run folder, bound to the host's IP (so replication crosses the emulated switch), with a
+distinct `server_id` and GTID domain, a binary log, and `auto_increment_increment` /
+`auto_increment_offset` set so that rows inserted on either side never collide on id.
+
+Administration goes through the local UNIX socket as root (authenticated by the socket: root
+has no password and cannot log in over the network). The web service uses an `app` user with
+data rights on the app schema only; replication uses a `repl` user with only
+`REPLICATION SLAVE`, accepted only from the peer's address. Both passwords are generated for
+each run and kept in 0600 files under the run folder (`Secrets`), never on a command line.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymysql
+
+from topology.config import HostPlan
+
+APP_SCHEMA = "app"
+APP_TABLES = {
+    "items": """
+        CREATE TABLE items (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            write_id VARCHAR(64) NOT NULL,
+            payload VARCHAR(255) NOT NULL DEFAULT '',
+            served_by VARCHAR(32) NOT NULL,
+            created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            UNIQUE KEY write_id (write_id)
+        ) ENGINE=InnoDB
+    """,
+}
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Passwords generated for one run, stored in files only root can read."""
+
+    app_password: str
+    repl_password: str
+
+    @classmethod
+    def generate(cls, directory: Path) -> Secrets:
+        created = cls(secrets.token_urlsafe(18), secrets.token_urlsafe(18))
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, value in (("app", created.app_password), ("repl", created.repl_password)):
+            path = directory / f"{name}.password"
+            fd = os_open_private(path)
+            with open(fd, "w") as f:
+                f.write(value)
+        return created
+
+    @classmethod
+    def read(cls, directory: Path) -> Secrets:
+        return cls(
+            (directory / "app.password").read_text().strip(),
+            (directory / "repl.password").read_text().strip(),
+        )
+
+
+def os_open_private(path: Path) -> int:
+    """Open `path` for writing with mode 0600 from the start (no window where others can read)."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+
+class MariaDB:
+    """One MariaDB server: renders its config, gives its commands, answers admin queries."""
+
+    def __init__(
+        self, plan: HostPlan, server_id: int, server_count: int, run_dir: Path, socket_dir: Path
+    ) -> None:
+        self.plan = plan
+        self.server_id = server_id
+        self.server_count = server_count
+        self.dir = run_dir / plan.name / "mariadb"
+        self.datadir = self.dir / "data"
+        self.socket = socket_dir / f"mariadb-{plan.name}.sock"  # short path: sockets max 107 bytes
+        self.pid_file = self.dir / "mariadb.pid"
+        self.config_file = self.dir / "my.cnf"
+        self.error_log = self.dir / "error.log"
+
+    @property
+    def name(self) -> str:
+        return f"mariadb-{self.plan.name}"
+
+    def render_config(self) -> str:
+        return f"""[mariadbd]
+user = root
+datadir = {self.datadir}
+socket = {self.socket}
+pid-file = {self.pid_file}
+log-error = {self.error_log}
+bind-address = {self.plan.ip}
+port = 3306
+skip-name-resolve
+server-id = {self.server_id}
+gtid-domain-id = {self.server_id}
+log-bin = {self.dir / "binlog"}
+log-slave-updates
+binlog-format = ROW
+gtid-strict-mode = ON
+auto-increment-increment = {self.server_count}
+auto-increment-offset = {self.server_id}
+# A replica notices a dead primary within seconds, not the default minute.
+slave-net-timeout = 5
+innodb-buffer-pool-size = 64M
+innodb-log-file-size = 16M
+max-connections = 300
+"""
+
+    def write_config(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(self.render_config())
+
+    def install_command(self) -> list[str]:
+        """Create an empty datadir whose root account logs in only through the socket."""
+        return [
+            "mariadb-install-db",
+            f"--defaults-file={self.config_file}",
+            "--auth-root-authentication-method=socket",
+            "--skip-test-db",
+        ]
+
+    def start_command(self) -> list[str]:
+        return ["mariadbd", f"--defaults-file={self.config_file}"]
+
+    def connect(self, database: str | None = None, timeout: float = 2.0) -> pymysql.Connection:
+        """An admin connection as root over the local socket."""
+        return pymysql.connect(
+            unix_socket=str(self.socket),
+            user="root",
+            database=database,
+            connect_timeout=timeout,
+            read_timeout=timeout * 5,
+            write_timeout=timeout * 5,
+            autocommit=True,
+        )
+
+    def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+    def execute(self, *statements: str) -> None:
+        with self.connect() as conn, conn.cursor() as cur:
+            for sql in statements:
+                cur.execute(sql)
+
+    def is_ready(self) -> bool:
+        return self.query("SELECT 1") == [(1,)]
+
+    def create_users(self, secrets_: Secrets, peer_ips: list[str]) -> None:
+        """Create the app and replication users on this server only (not replicated)."""
+        statements = ["SET sql_log_bin = 0"]
+        statements.append(f"CREATE USER 'app'@'%' IDENTIFIED BY '{secrets_.app_password}'")
+        statements.append(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{APP_SCHEMA}`.* TO 'app'@'%'"
+        )
+        for ip in peer_ips:
+            statements.append(f"CREATE USER 'repl'@'{ip}' IDENTIFIED BY '{secrets_.repl_password}'")
+            statements.append(f"GRANT REPLICATION SLAVE ON *.* TO 'repl'@'{ip}'")
+        statements.append("SET sql_log_bin = 1")
+        self.execute(*statements)
+
+    def create_schema(self) -> None:
+        """Create the app schema; run on one server only, the binlog carries it to the others."""
+        self.execute(f"CREATE DATABASE `{APP_SCHEMA}`")
+        with self.connect(APP_SCHEMA) as conn, conn.cursor() as cur:
+            for ddl in APP_TABLES.values():
+                cur.execute(ddl)
+
+    def replicate_from(self, source: MariaDB, secrets_: Secrets) -> None:
+        """Make this server a GTID replica of `source` and start replicating."""
+        self.execute(
+            f"CHANGE MASTER TO MASTER_HOST='{source.plan.ip}', MASTER_PORT=3306, "
+            f"MASTER_USER='repl', MASTER_PASSWORD='{secrets_.repl_password}', "
+            "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
+            "START SLAVE",
+        )
+
+    def replica_status(self) -> dict[str, object]:
+        with self.connect() as conn, conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute("SHOW SLAVE STATUS")
+            row = cur.fetchone()
+        return dict(row) if row else {}
+
+    def replica_running(self) -> bool:
+        status = self.replica_status()
+        return status.get("Slave_IO_Running") == "Yes" and status.get("Slave_SQL_Running") == "Yes"
+
+    def has_schema(self) -> bool:
+        rows = self.query(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s", (APP_SCHEMA,)
+        )
+        return rows[0][0] == len(APP_TABLES)
+
+    def write_ids(self) -> set[str]:
+        return {row[0] for row in self.query(f"SELECT write_id FROM `{APP_SCHEMA}`.items")}

@@ -1,0 +1,182 @@
+"""The web service each server host runs (a WSGI app, served by gunicorn on port 80).
+
+    GET  /                 an HTML page: which server answered, and the latest rows
+    POST /api/items        insert a row ({"write_id": ..., "payload": ...}); answers its id
+    GET  /api/items/<id>   one row as JSON
+    GET  /health           200 only when the local database answers a query, else 503
+
+Every response carries `X-Served-By: <node>`, so a client can tell which server answered
+through the virtual IP. The app talks to its own host's MariaDB over the local socket with
+the `app` account; it reads its settings from the environment that `WebService` sets:
+TESTBED_NODE, TESTBED_DB_SOCKET and TESTBED_SECRETS_DIR (the folder of the password file).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pymysql
+
+NODE = os.environ.get("TESTBED_NODE", "unknown")
+DB_SOCKET = os.environ.get("TESTBED_DB_SOCKET", "")
+SECRETS_DIR = Path(os.environ.get("TESTBED_SECRETS_DIR", "."))
+WRITE_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+ITEM_PATH_RE = re.compile(r"^/api/items/([0-9]{1,19})$")
+
+_local = threading.local()
+_password: str | None = None
+
+
+def _db() -> pymysql.Connection:
+    """This thread's connection to the local database, opened on first use."""
+    global _password
+    conn = getattr(_local, "conn", None)
+    if conn is None:
+        if _password is None:
+            _password = (SECRETS_DIR / "app.password").read_text().strip()
+        conn = pymysql.connect(
+            unix_socket=DB_SOCKET,
+            user="app",
+            password=_password,
+            database="app",
+            autocommit=True,
+            connect_timeout=1,
+            read_timeout=2,
+            write_timeout=2,
+        )
+        _local.conn = conn
+    return conn
+
+
+def _query(sql: str, args: tuple = ()) -> tuple[list[tuple], int | None]:
+    """Run one statement; on any database error drop the connection so the next call reconnects."""
+    try:
+        with _db().cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall()), cur.lastrowid
+    except pymysql.MySQLError:
+        conn = getattr(_local, "conn", None)
+        _local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - the connection is already broken
+                pass
+        raise
+
+
+Response = tuple[str, str, bytes]  # status line, content type, body
+
+
+def _json(status: str, data: dict) -> Response:
+    return status, "application/json", json.dumps(data).encode()
+
+
+def health() -> Response:
+    try:
+        rows, _ = _query("SELECT @@read_only")
+    except pymysql.MySQLError as exc:
+        return _json("503 Service Unavailable", {"node": NODE, "db": "down", "error": str(exc)})
+    return _json("200 OK", {"node": NODE, "db": "up", "read_only": bool(rows[0][0])})
+
+
+def create_item(body: bytes) -> Response:
+    try:
+        data = json.loads(body or b"{}")
+        write_id = str(data["write_id"])
+        payload = str(data.get("payload", ""))[:255]
+    except (ValueError, KeyError, TypeError):
+        return _json("400 Bad Request", {"error": 'body must be JSON with a "write_id"'})
+    if not WRITE_ID_RE.match(write_id):
+        return _json("400 Bad Request", {"error": "write_id: 1-64 letters, digits or _.:-"})
+    try:
+        _, item_id = _query(
+            "INSERT INTO items (write_id, payload, served_by) VALUES (%s, %s, %s)",
+            (write_id, payload, NODE),
+        )
+    except pymysql.IntegrityError:
+        return _json("409 Conflict", {"error": f"write_id {write_id} already written"})
+    except pymysql.MySQLError as exc:
+        return _json("503 Service Unavailable", {"error": str(exc)})
+    return _json("201 Created", {"id": item_id, "write_id": write_id, "served_by": NODE})
+
+
+def get_item(item_id: int) -> Response:
+    try:
+        rows, _ = _query(
+            "SELECT id, write_id, payload, served_by, created_at FROM items WHERE id = %s",
+            (item_id,),
+        )
+    except pymysql.MySQLError as exc:
+        return _json("503 Service Unavailable", {"error": str(exc)})
+    if not rows:
+        return _json("404 Not Found", {"error": f"no item {item_id}"})
+    id_, write_id, payload, served_by, created_at = rows[0]
+    return _json(
+        "200 OK",
+        {"id": id_, "write_id": write_id, "payload": payload, "served_by": served_by,
+         "created_at": created_at.isoformat()},
+    )
+
+
+def index() -> Response:
+    try:
+        rows, _ = _query(
+            "SELECT id, write_id, served_by, created_at FROM items ORDER BY id DESC LIMIT 10"
+        )
+        error = ""
+    except pymysql.MySQLError as exc:
+        rows, error = [], f"<p>database error: {html.escape(str(exc))}</p>"
+    cells = "".join(
+        f"<tr><td>{r[0]}</td><td>{html.escape(r[1])}</td><td>{html.escape(r[2])}</td>"
+        f"<td>{r[3]}</td></tr>"
+        for r in rows
+    )
+    page = (
+        f"<!doctype html><title>Served by {html.escape(NODE)}</title>"
+        f"<h1>Served by {html.escape(NODE)}</h1>{error}"
+        "<table><tr><th>id</th><th>write id</th><th>written by</th><th>at</th></tr>"
+        f"{cells}</table>"
+    )
+    return "200 OK", "text/html; charset=utf-8", page.encode()
+
+
+def route(method: str, path: str, body: bytes) -> Response:
+    if path == "/health" and method == "GET":
+        return health()
+    if path == "/" and method == "GET":
+        return index()
+    if path == "/api/items" and method == "POST":
+        return create_item(body)
+    match = ITEM_PATH_RE.match(path)
+    if match and method == "GET":
+        return get_item(int(match.group(1)))
+    return _json("404 Not Found", {"error": f"no route {method} {path}"})
+
+
+def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
+    method = environ["REQUEST_METHOD"]
+    path = environ.get("PATH_INFO", "/")
+    body = b""
+    if method == "POST":
+        try:
+            length = min(int(environ.get("CONTENT_LENGTH") or 0), 65536)
+        except ValueError:
+            length = 0
+        body = environ["wsgi.input"].read(length)
+    status, content_type, payload = route(method, path, body)
+    start_response(
+        status,
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(payload))),
+            ("X-Served-By", NODE),
+        ],
+    )
+    return [payload]

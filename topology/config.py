@@ -1,0 +1,337 @@
+"""The testbed's one configuration object, read from TOML and validated at the edge.
+
+Every part of the testbed (the network, the server daemons, the controller and the
+experiments) takes its parameters from a `TestbedConfig`. It lives in `topology/`, the
+lowest layer, so that every other folder can import it without importing upward.
+
+A config is built in one of two ways:
+- `load_config(path, overrides)` reads a TOML file (see `config/default.toml`) and applies
+  command-line overrides given as dotted keys (`{"load.rate": 500}`);
+- `TestbedConfig.from_dict(data)` takes the same structure as a dict (the controller reads
+  the resolved config the experiment wrote into the run folder).
+
+Both validate everything before anything starts and raise `ConfigError`, whose message
+names the key and says what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# A host name becomes part of interface names ("<name>-eth0", at most 15 characters) and of
+# shell commands, so it is kept short and made only of characters no shell interprets.
+HOST_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+FAILBACK_POLICIES = ("never", "auto")
+REPLICATION_MODES = ("async",)  # semi-synchronous replication is a later issue
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message says which key and why."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """Where one Mininet host sits: its name, addresses and the switch port it is wired to."""
+
+    name: str
+    ip: str
+    mac: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    name: str
+    ip: str
+    cpu: float = 1.0  # share of the whole machine's CPU; 1.0 means no limit
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    subnet: str = "10.0.0.0/24"
+    vip: str = "10.0.0.100"
+    vmac: str = "02:00:00:00:01:00"
+    client_ip: str = "10.0.0.1"
+    monitor_ip: str = "10.0.0.250"
+    controller_port: int = 6653
+    switch: str = "s1"
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    interval_s: float = 0.05
+    timeout_s: float = 0.04
+    fall: int = 3
+    rise: int = 3
+
+
+@dataclass(frozen=True)
+class FailoverConfig:
+    failback: str = "never"
+    hold_down_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    rate: float = 200.0  # requests per second, open loop
+    duration_s: float = 20.0
+    fault_at_s: float = 10.0
+    post_ratio: float = 0.3  # share of requests that are writes (POST)
+    timeout_s: float = 1.0  # a request not answered by then counts as failed
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    port: int = 80
+    workers: int = 2
+    threads: int = 4
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    replication: str = "async"
+
+
+@dataclass(frozen=True)
+class TestbedConfig:
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    servers: tuple[ServerConfig, ...] = (
+        ServerConfig("primary", "10.0.0.11", 1.0),
+        ServerConfig("secondary", "10.0.0.12", 0.5),
+    )
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    failover: FailoverConfig = field(default_factory=FailoverConfig)
+    load: LoadConfig = field(default_factory=LoadConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+
+    # -- the network plan, derived from the config so every part agrees on it ----------
+
+    @property
+    def client(self) -> HostPlan:
+        return HostPlan("client", self.network.client_ip, mac_for(self.network.client_ip), 1)
+
+    @property
+    def monitor(self) -> HostPlan:
+        """The host the health probes run from, so they cross the switch as clients do."""
+        return HostPlan("monitor", self.network.monitor_ip, mac_for(self.network.monitor_ip), 2)
+
+    @property
+    def server_plans(self) -> tuple[HostPlan, ...]:
+        """The servers in priority order, each on switch port 3, 4, ..."""
+        return tuple(
+            HostPlan(s.name, s.ip, mac_for(s.ip), 3 + i) for i, s in enumerate(self.servers)
+        )
+
+    def server(self, name: str) -> HostPlan:
+        for plan in self.server_plans:
+            if plan.name == name:
+                return plan
+        raise KeyError(name)
+
+    @property
+    def prefix_len(self) -> int:
+        return ipaddress.ip_network(self.network.subnet).prefixlen
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["servers"] = [asdict(s) for s in self.servers]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TestbedConfig:
+        return _build(data)
+
+
+def mac_for(ip: str) -> str:
+    """A fixed, readable MAC for a host: 00:00:00:00:00:<last octet>."""
+    return f"00:00:00:00:00:{int(ip.rsplit('.', 1)[1]):02x}"
+
+
+# -- reading and validating -----------------------------------------------------------------
+
+_SECTIONS = {
+    "network": NetworkConfig,
+    "probe": ProbeConfig,
+    "failover": FailoverConfig,
+    "load": LoadConfig,
+    "web": WebConfig,
+    "database": DatabaseConfig,
+}
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> TestbedConfig:
+    """Read a TOML config (or the defaults when `path` is None) and apply dotted overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError("--config", f"no such file: {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("--config", f"cannot read {path}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        data.setdefault(section, {})[key] = value
+    return _build(data)
+
+
+def _build(data: dict[str, Any]) -> TestbedConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("config", "must be a table")
+    unknown = set(data) - set(_SECTIONS) - {"servers"}
+    if unknown:
+        allowed = ", ".join(sorted([*_SECTIONS, "servers"]))
+        raise ConfigError(sorted(unknown)[0], f"unknown section; allowed: {allowed}")
+    sections = {name: _section(name, kind, data.get(name, {})) for name, kind in _SECTIONS.items()}
+    servers = _servers(data["servers"]) if "servers" in data else TestbedConfig.servers
+    config = TestbedConfig(servers=servers, **sections)
+    _check(config)
+    return config
+
+
+def _section(name: str, kind: type, values: Any) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(name, "must be a table")
+    defaults = kind()
+    fields = {f: getattr(defaults, f) for f in kind.__dataclass_fields__}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{name}.{key}", f"unknown key; allowed: {', '.join(fields)}")
+        fields[key] = _typed(f"{name}.{key}", value, type(fields[key]))
+    return kind(**fields)
+
+
+def _typed(key: str, value: Any, wanted: type) -> Any:
+    """Check a value's type against the default's; an int is accepted where a float is wanted."""
+    if wanted is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, wanted) and not (wanted is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(key, f"must be {wanted.__name__}, got {type(value).__name__} {value!r}")
+
+
+def _servers(values: Any) -> tuple[ServerConfig, ...]:
+    if not isinstance(values, list) or not values:
+        raise ConfigError("servers", "must be a non-empty list of [[servers]] tables")
+    servers = []
+    for i, entry in enumerate(values):
+        key = f"servers[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(key, "must be a table with name, ip and cpu")
+        unknown = set(entry) - {"name", "ip", "cpu"}
+        if unknown:
+            raise ConfigError(f"{key}.{sorted(unknown)[0]}", "unknown key; allowed: name, ip, cpu")
+        for required in ("name", "ip"):
+            if required not in entry:
+                raise ConfigError(f"{key}.{required}", "is required")
+        servers.append(
+            ServerConfig(
+                name=_typed(f"{key}.name", entry["name"], str),
+                ip=_typed(f"{key}.ip", entry["ip"], str),
+                cpu=_typed(f"{key}.cpu", entry.get("cpu", 1.0), float),
+            )
+        )
+    return tuple(servers)
+
+
+def _check(c: TestbedConfig) -> None:
+    """Cross-field checks: everything that must hold before a network is built."""
+    net = c.network
+    try:
+        subnet = ipaddress.ip_network(net.subnet)
+    except ValueError:
+        raise ConfigError("network.subnet", f"{net.subnet!r} is not a network like 10.0.0.0/24") from None
+    if subnet.prefixlen < 16 or subnet.version != 4:
+        raise ConfigError("network.subnet", "must be an IPv4 network of /16 to /30 (e.g. 10.0.0.0/24)")
+
+    addresses: dict[str, str] = {}
+
+    def host_ip(key: str, value: str) -> None:
+        try:
+            ip = ipaddress.ip_address(value)
+        except ValueError:
+            raise ConfigError(key, f"{value!r} is not an IPv4 address") from None
+        if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
+            raise ConfigError(key, f"{value} is outside network.subnet {subnet}")
+        if value in addresses:
+            raise ConfigError(key, f"{value} is already used by {addresses[value]}")
+        addresses[value] = key
+
+    host_ip("network.client_ip", net.client_ip)
+    host_ip("network.monitor_ip", net.monitor_ip)
+    for i, s in enumerate(c.servers):
+        host_ip(f"servers[{i}].ip", s.ip)
+    host_ip("network.vip", net.vip)
+
+    if not MAC_RE.match(net.vmac):
+        raise ConfigError("network.vmac", f"{net.vmac!r} is not a MAC like 02:00:00:00:01:00")
+    if not 1024 <= net.controller_port <= 65535:
+        raise ConfigError("network.controller_port", "must be between 1024 and 65535")
+    if not re.match(r"^s[0-9]{1,4}$", net.switch):
+        raise ConfigError("network.switch", f"{net.switch!r} must be 's' and a number, like s1")
+
+    if len(c.servers) < 2:
+        raise ConfigError("servers", "needs at least two servers (a primary and a secondary)")
+    names = set()
+    for i, s in enumerate(c.servers):
+        if not HOST_NAME_RE.match(s.name):
+            raise ConfigError(
+                f"servers[{i}].name",
+                f"{s.name!r} must be 1-10 lowercase letters or digits, starting with a letter",
+            )
+        if s.name in names or s.name in ("client", "monitor"):
+            raise ConfigError(f"servers[{i}].name", f"{s.name!r} is already the name of another host")
+        names.add(s.name)
+        if not 0 < s.cpu <= 1:
+            raise ConfigError(f"servers[{i}].cpu", f"must be in (0, 1], got {s.cpu}")
+
+    p = c.probe
+    if p.interval_s <= 0:
+        raise ConfigError("probe.interval_s", "must be > 0")
+    if not 0 < p.timeout_s < p.interval_s:
+        raise ConfigError("probe.timeout_s", f"must be > 0 and below probe.interval_s ({p.interval_s})")
+    if p.fall < 1:
+        raise ConfigError("probe.fall", "must be >= 1")
+    if p.rise < 1:
+        raise ConfigError("probe.rise", "must be >= 1")
+
+    if c.failover.failback not in FAILBACK_POLICIES:
+        raise ConfigError("failover.failback", f"must be one of {', '.join(FAILBACK_POLICIES)}")
+    if c.failover.hold_down_s < 0:
+        raise ConfigError("failover.hold_down_s", "must be >= 0")
+
+    ld = c.load
+    if not 1 <= ld.rate <= 5000:
+        raise ConfigError("load.rate", "must be between 1 and 5000 requests per second")
+    if not 1 <= ld.duration_s <= 3600:
+        raise ConfigError("load.duration_s", "must be between 1 and 3600 seconds")
+    if not 0 <= ld.fault_at_s < ld.duration_s:
+        raise ConfigError("load.fault_at_s", f"must be >= 0 and below load.duration_s ({ld.duration_s})")
+    if not 0 <= ld.post_ratio <= 1:
+        raise ConfigError("load.post_ratio", "must be between 0 and 1")
+    if not 0 < ld.timeout_s <= 30:
+        raise ConfigError("load.timeout_s", "must be > 0 and at most 30 seconds")
+
+    w = c.web
+    if not 1 <= w.port <= 65535:
+        raise ConfigError("web.port", "must be between 1 and 65535")
+    if not 1 <= w.workers <= 16:
+        raise ConfigError("web.workers", "must be between 1 and 16")
+    if not 1 <= w.threads <= 64:
+        raise ConfigError("web.threads", "must be between 1 and 64")
+
+    if c.database.replication not in REPLICATION_MODES:
+        raise ConfigError("database.replication", f"must be one of {', '.join(REPLICATION_MODES)}")

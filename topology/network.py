@@ -1,0 +1,83 @@
+"""The emulated network: one Open vSwitch switch, a client, a monitor and the server hosts.
+
+    client ----+
+    monitor ---+-- s1 (OVS, userspace datapath, OpenFlow 1.3, fail-mode secure)
+    primary ---+        |
+    secondary -+        +-- controller on 127.0.0.1:<controller_port> (root namespace)
+
+Every host sits on switch port `HostPlan.port`, with the IP and MAC of the config's
+network plan, so the controller knows where each server is without discovering it.
+The secondary (and any server with `cpu` below 1) is a `CPULimitedHost`: the weaker machine
+of the published experiment.
+
+Two things this machine needs (see ../shared/ENVIRONMENT.md): the kernel has no
+openvswitch module, so the switch uses the userspace datapath; and TCP through that
+datapath fails unless TX checksum offload is off on every host interface.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from topology.config import HostPlan, TestbedConfig
+
+if TYPE_CHECKING:
+    from mininet.net import Mininet
+
+
+def build_network(config: TestbedConfig) -> Mininet:
+    """Create (but do not start) the Mininet network described by `config`."""
+    # Imported here so that the config and the pure parts stay importable without Mininet.
+    from functools import partial
+
+    from mininet.link import Link
+    from mininet.net import Mininet
+    from mininet.node import CPULimitedHost, Host, OVSSwitch, RemoteController
+
+    net = Mininet(
+        topo=None,
+        build=False,
+        ipBase=config.network.subnet,
+        autoSetMacs=False,
+        controller=None,
+        link=Link,
+        waitConnected=False,
+    )
+    net.addController(
+        RemoteController("c0", ip="127.0.0.1", port=config.network.controller_port)
+    )
+    switch = net.addSwitch(
+        config.network.switch,
+        cls=partial(OVSSwitch, datapath="user", protocols="OpenFlow13", failMode="secure"),
+    )
+
+    def add_host(plan: HostPlan, cpu: float = 1.0) -> None:
+        params = {"ip": f"{plan.ip}/{config.prefix_len}", "mac": plan.mac}
+        if cpu < 1.0:
+            # Mininet applies `cpu` (a share of the whole machine) when it configures the host.
+            host = net.addHost(plan.name, cls=CPULimitedHost, cpu=cpu, **params)
+        else:
+            host = net.addHost(plan.name, cls=Host, **params)
+        net.addLink(host, switch, port2=plan.port)
+
+    add_host(config.client)
+    add_host(config.monitor)
+    for server, plan in zip(config.servers, config.server_plans, strict=True):
+        add_host(plan, server.cpu)
+    return net
+
+
+def start_network(net: Mininet) -> None:
+    """Build and start the network, then make TCP work through the userspace datapath."""
+    net.build()
+    for host in net.hosts:
+        for intf in host.intfList():
+            if intf.name != "lo":
+                # Without this, TCP SYNs are dropped by the userspace datapath (bad checksums).
+                host.cmd(f"ethtool -K {intf.name} tx off")
+    net.start()
+
+
+def host_interfaces(net: Mininet) -> list[str]:
+    """Names of every interface the network created in the root namespace (the switch side)."""
+    return [intf.name for switch in net.switches for intf in switch.intfList() if intf.name != "lo"]
