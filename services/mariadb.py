@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,3 +203,20 @@ max-connections = 300
 
     def write_ids(self) -> set[str]:
         return {row[0] for row in self.query(f"SELECT write_id FROM `{APP_SCHEMA}`.items")}
+
+    def wait_relay_applied(self, timeout: float) -> bool:
+        """Wait until this replica has applied all it received from its source (bounded).
+
+        Returns False when `timeout` passed first. A dead source sends nothing more, so what
+        is then missing here was never received: that is what asynchronous replication loses.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.replica_status()
+            if not status or (
+                status.get("Relay_Master_Log_File") == status.get("Master_Log_File")
+                and status.get("Exec_Master_Log_Pos") == status.get("Read_Master_Log_Pos")
+            ):
+                return True
+            time.sleep(0.05)
+        return False

@@ -1,0 +1,162 @@
+"""The testbed's command line: `python -m experiments --help`.
+
+    python -m experiments list                        the scenarios, one line each
+    python -m experiments run primary-crash           one trial of the default experiment
+    python -m experiments run web-crash --rate 500 --trials 5 --out results/
+
+Bad input (an unknown scenario, a config value out of range) is a one-line error and exit
+code 2, checked before anything starts. Ctrl-C or SIGTERM stops everything the run started
+and keeps what was recorded so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from topology.config import ConfigError, load_config
+
+LOCK_PATH = Path("/run/sdn-ha-testbed.lock")
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from experiments.scenarios import SCENARIOS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments",
+        description="SDN high-availability testbed: run failover experiments and record what users saw.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("list", help="list the scenarios, one line each")
+
+    run = commands.add_parser(
+        "run",
+        help="run a scenario and write results/<scenario>-<timestamp>/",
+        description="Start the testbed, send open-loop load from the client to the virtual IP, "
+        "inject the scenario's fault, and write requests.csv, events.csv and summary.json. "
+        "Options given here override the config file.",
+    )
+    run.add_argument("scenario", help=f"one of: {', '.join(SCENARIOS)}")
+    run.add_argument("--config", type=Path, metavar="FILE",
+                     help="TOML config (default: built-in defaults, as in config/default.toml)")
+    run.add_argument("--rate", type=float, help="requests per second, sent open-loop (default 200)")
+    run.add_argument("--duration", type=float, metavar="SECONDS", help="seconds of load (default 20)")
+    run.add_argument("--fault-at", type=float, metavar="SECONDS",
+                     help="seconds into the load when the fault is injected (default 10)")
+    run.add_argument("--post-ratio", type=float, metavar="SHARE",
+                     help="share of requests that are writes, 0 to 1 (default 0.3)")
+    run.add_argument("--trials", type=int, default=1, help="how many times to repeat the trial (default 1)")
+    run.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                     help="folder for the results (default: results/)")
+    return parser
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    pairs = {
+        "load.rate": args.rate,
+        "load.duration_s": args.duration,
+        "load.fault_at_s": args.fault_at,
+        "load.post_ratio": args.post_ratio,
+    }
+    return {key: value for key, value in pairs.items() if value is not None}
+
+
+def check_prerequisites() -> None:
+    """What a run needs from the machine; each missing piece says how to get it."""
+    if os.geteuid() != 0:
+        raise UsageError("the testbed needs root (Mininet, Open vSwitch): run it with sudo")
+    for tool in ("mnexec", "ovs-vsctl", "mariadbd", "mariadb-install-db", "ethtool", "curl"):
+        if shutil.which(tool) is None:
+            raise UsageError(f"{tool} is not installed: run `make setup` first")
+    probe = subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True)
+    if probe.returncode != 0:
+        raise UsageError("Open vSwitch is not running: run `make setup` (it starts it)")
+
+
+def take_lock() -> Any:
+    """Only one run at a time: two would fight over the same switch and host names."""
+    handle = open(LOCK_PATH, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        raise UsageError(f"another testbed run is active (pid {owner}); wait for it or stop it") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # SIGTERM takes the same path as Ctrl-C: the `with Testbed` blocks clean up on the way out.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from experiments.scenarios import SCENARIOS
+
+    if args.command == "list":
+        width = max(len(name) for name in SCENARIOS)
+        for name, scenario in SCENARIOS.items():
+            print(f"{name:<{width}}  {scenario.summary}")
+        return 0
+
+    try:
+        if args.scenario not in SCENARIOS:
+            raise UsageError(f"unknown scenario {args.scenario!r}; choose one of: {', '.join(SCENARIOS)}")
+        if not 1 <= args.trials <= 1000:
+            raise UsageError("--trials must be between 1 and 1000")
+        config = load_config(args.config, overrides_from(args))
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+            probe = args.out / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise UsageError(f"--out {args.out}: cannot write there ({exc.strerror})") from None
+        check_prerequisites()
+        lock = take_lock()
+    except ConfigError as exc:
+        print(f"error: config {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+
+    from experiments.results import summary_table
+    from experiments.run import run_experiment
+    from services.runner import StartupError
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        run_dir, summary = run_experiment(config, SCENARIOS[args.scenario], args.out, args.trials)
+    except KeyboardInterrupt:
+        print("interrupted: everything the run started was stopped; results so far are kept", file=sys.stderr)
+        return 130
+    except StartupError as exc:
+        print(f"error: the testbed did not start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        lock.close()
+    print(summary_table(summary))
+    print(f"results: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

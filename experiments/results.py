@@ -1,0 +1,71 @@
+"""The one place that writes results: events.csv, summary.json and the printed summary table.
+
+A trial folder holds:
+    requests.csv               one row per request (written by the load generator as it goes)
+    controller-events.jsonl    the controller's decisions, as it made them
+    experiment-events.jsonl    faults and phases, as the experiment did them
+    events.csv                 both event logs merged and sorted by time
+    summary.json               the figures, every one recomputable from the files above
+    logs/                      every process's output
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+EVENT_COLUMNS = ["time", "source", "kind", "server", "detail"]
+
+
+def write_events_csv(path: Path, events: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(EVENT_COLUMNS)
+        for event in sorted(events, key=lambda e: e["time"]):
+            rest = {k: v for k, v in event.items() if k not in EVENT_COLUMNS}
+            detail = event.get("reason") or event.get("detail") or ""
+            if rest:
+                detail = f"{detail} {json.dumps(rest, sort_keys=True)}".strip()
+            writer.writerow(
+                [f"{event['time']:.6f}", event.get("source", ""), event["kind"], event.get("server") or "", detail]
+            )
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}{unit}"
+    return f"{value}{unit}"
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """A human-readable table of one trial's figures (or of the median over trials)."""
+    before, after = summary.get("latency_ms_before") or {}, summary.get("latency_ms_after") or {}
+    rows = [
+        ("scenario", summary.get("scenario")),
+        ("requests sent", summary.get("requests_total")),
+        ("requests failed", summary.get("requests_failed")),
+        ("availability", _fmt(summary.get("availability_pct"), " %")),
+        ("throughput before / after fault", f"{_fmt(summary.get('throughput_rps_before'))} / "
+                                            f"{_fmt(summary.get('throughput_rps_after'))} req/s"),
+        ("latency p50 before / after", f"{_fmt(before.get('p50'))} / {_fmt(after.get('p50'))} ms"),
+        ("latency p95 before / after", f"{_fmt(before.get('p95'))} / {_fmt(after.get('p95'))} ms"),
+        ("latency p99 before / after", f"{_fmt(before.get('p99'))} / {_fmt(after.get('p99'))} ms"),
+        ("detection (fault -> flow change)", _fmt(summary.get("detection_ms"), " ms")),
+        ("failover gap (last primary -> first secondary)", _fmt(summary.get("failover_gap_ms"), " ms")),
+        ("served by before", _fmt(summary.get("served_by_before"))),
+        ("served by after", _fmt(summary.get("served_by_after"))),
+        ("acknowledged writes", summary.get("acked_writes")),
+        ("acknowledged writes lost", summary.get("acked_writes_lost")),
+    ]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)

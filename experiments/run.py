@@ -1,0 +1,121 @@
+"""Run a scenario: for each trial, start the testbed, send load, inject the fault, record.
+
+    results/<scenario>-<timestamp>/             one trial: its files are here
+    results/<scenario>-<timestamp>/trial-NN/    several trials: one folder each, and the
+                                                figures over all trials in summary.json
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from controller.app import EVENT_LOG
+from experiments import metrics
+from experiments.results import write_events_csv, write_summary
+from experiments.scenarios import Scenario
+from experiments.testbed import EXPERIMENT_EVENTS, Testbed
+from topology.config import TestbedConfig
+
+# Seconds between the load generator's start and its first request: time for it to start.
+LOAD_START_DELAY_S = 1.0
+
+
+def new_run_dir(out: Path, scenario: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = out / f"{scenario}-{stamp}"
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = out / f"{scenario}-{stamp}-{suffix}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def run_trial(config: TestbedConfig, scenario: Scenario, trial_dir: Path) -> dict[str, Any]:
+    """One trial from a clean start to a clean stop; returns its summary (also on disk)."""
+    fault_at: float | None = None
+    active_at_end = config.servers[0].name
+    acked_present: set[str] | None = None
+    try:
+        with Testbed(config, trial_dir) as testbed:
+            start_at = time.time() + LOAD_START_DELAY_S
+            testbed.start_load(start_at)
+            testbed.record("load_started", detail=f"{config.load.rate:g} req/s for {config.load.duration_s:g} s")
+            if scenario.inject is not None:
+                _sleep_until(start_at + config.load.fault_at_s)
+                fault_at = testbed.record("fault", detail=scenario.name, server=config.servers[0].name)
+                scenario.inject(testbed)
+                testbed.record("fault_injected", detail=scenario.name)
+            testbed.wait_load_done()
+            testbed.record("load_finished")
+            active_at_end = _active_server(trial_dir, active_at_end)
+            db = testbed.databases[active_at_end]
+            db.wait_relay_applied(timeout=10)
+            acked_present = db.write_ids()
+    finally:
+        # Whatever happened, turn what was recorded into results.
+        events = metrics.read_events(
+            [p for p in (trial_dir / EVENT_LOG, trial_dir / EXPERIMENT_EVENTS) if p.exists()]
+        )
+        write_events_csv(trial_dir / "events.csv", events)
+    records = metrics.read_requests(trial_dir / "requests.csv")
+    summary = {
+        "scenario": scenario.name,
+        "trial_dir": str(trial_dir),
+        "fault_at": fault_at,
+        "active_at_end": active_at_end,
+        **metrics.summarize(
+            records, events, fault_at, config.servers[0].name, config.servers[1].name
+        ),
+    }
+    acked = metrics.acked_write_ids(records)
+    summary["acked_writes_lost"] = len(acked - acked_present) if acked_present is not None else None
+    write_summary(trial_dir / "summary.json", summary)
+    return summary
+
+
+def run_experiment(
+    config: TestbedConfig,
+    scenario: Scenario,
+    out: Path,
+    trials: int,
+    progress: Callable[[str], None] = print,
+) -> tuple[Path, dict[str, Any]]:
+    """Run `trials` trials; returns the run folder and its summary."""
+    run_dir = new_run_dir(out, scenario.name)
+    summaries = []
+    started = time.monotonic()
+    for trial in range(1, trials + 1):
+        trial_dir = run_dir if trials == 1 else run_dir / f"trial-{trial:02d}"
+        summaries.append(run_trial(config, scenario, trial_dir))
+        elapsed = time.monotonic() - started
+        eta = elapsed / trial * (trials - trial)
+        progress(
+            f"trial {trial}/{trials} done: gap {summaries[-1].get('failover_gap_ms')} ms, "
+            f"availability {summaries[-1].get('availability_pct')} %; "
+            f"elapsed {elapsed:.0f} s, ETA {eta:.0f} s"
+        )
+    if trials == 1:
+        return run_dir, summaries[0]
+    summary = {"scenario": scenario.name, "trials": trials, **metrics.aggregate(summaries)}
+    write_summary(run_dir / "summary.json", summary)
+    return run_dir, summary
+
+
+def _active_server(trial_dir: Path, default: str) -> str:
+    """Who holds the VIP, from the controller's own log of its decisions."""
+    active = default
+    for event in metrics.read_events([trial_dir / EVENT_LOG]):
+        if event["kind"] == "vip_moved":
+            active = event["server"]
+    return active
+
+
+def _sleep_until(when: float) -> None:
+    delay = when - time.time()
+    if delay > 0:
+        time.sleep(delay)

@@ -1,0 +1,74 @@
+"""The fault catalogue: each scenario is a named recipe that does one thing to the testbed.
+
+A scenario's `inject` runs at `load.fault_at_s` into the load, on a running `Testbed`; its
+docstring says what it shows and what a correct testbed does. `python -m experiments list`
+prints them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from experiments.testbed import Testbed
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    inject: Callable[[Testbed], None] | None  # None: no fault
+    expect_failover: bool
+
+    @property
+    def summary(self) -> str:
+        doc = (self.inject.__doc__ if self.inject else BASELINE_DOC) or ""
+        return doc.strip().splitlines()[0]
+
+
+BASELINE_DOC = """No fault: the primary serves every request; the reference for throughput and latency."""
+
+
+def primary_crash(testbed: Testbed) -> None:
+    """The whole primary dies (web server and database killed, link down): the VIP must move.
+
+    The controller sees the switch port go down and moves the virtual IP to the secondary at
+    once; requests in flight on the primary are lost, later ones are served by the secondary.
+    """
+    primary = testbed.config.servers[0].name
+    testbed.kill_web(primary)
+    testbed.kill_database(primary)
+    testbed.link_down(primary)
+
+
+def web_crash(testbed: Testbed) -> None:
+    """Only the primary's web server dies: the health probes notice and the VIP moves.
+
+    The link stays up, so no port event helps: detection takes `fall` failed probes.
+    """
+    testbed.kill_web(testbed.config.servers[0].name)
+
+
+def db_crash(testbed: Testbed) -> None:
+    """Only the primary's database dies: the web server still answers, /health does not.
+
+    Only a health probe that queries the database notices; a plain TCP or HTTP check would
+    keep sending users to a server that can only answer errors.
+    """
+    testbed.kill_database(testbed.config.servers[0].name)
+
+
+def link_down(testbed: Testbed) -> None:
+    """The primary's link goes down: the switch reports the port down and the VIP moves at once."""
+    testbed.link_down(testbed.config.servers[0].name)
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("baseline", None, expect_failover=False),
+        Scenario("primary-crash", primary_crash, expect_failover=True),
+        Scenario("web-crash", web_crash, expect_failover=True),
+        Scenario("db-crash", db_crash, expect_failover=True),
+        Scenario("link-down", link_down, expect_failover=True),
+    )
+}
