@@ -2,7 +2,7 @@
 
 os-ken 4 ships no `osken-manager` command, so this small launcher does its work: it sets
 os-ken's options (OpenFlow on loopback only, the port from the config), adds the testbed's
-own two options, configures logging (os-ken's handler exceptions are invisible without it)
+own options, configures logging (os-ken's handler exceptions are invisible without it)
 and runs the app in `controller/app.py`.
 """
 
@@ -33,13 +33,8 @@ def main() -> int:
     from os_ken import cfg
     from os_ken.base.app_manager import AppManager
 
-    cfg.CONF.register_cli_opts(
-        [
-            cfg.StrOpt("testbed-config", help="resolved testbed config (JSON)"),
-            cfg.StrOpt("testbed-run-dir", help="the run folder"),
-            cfg.StrOpt("testbed-probe-socket", help="UNIX socket the prober reports to"),
-        ]
-    )
+    import controller.app  # noqa: F401 - registers the app's own options before they are parsed
+
     cfg.CONF(
         args=[
             "--ofp-listen-host", "127.0.0.1",

@@ -19,6 +19,7 @@ import socket
 import time
 from pathlib import Path
 
+from os_ken import cfg
 from os_ken.base import app_manager
 from os_ken.controller import event, ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
@@ -31,6 +32,15 @@ from controller.failover import VIP_MOVED, Decision, FailoverMachine
 from topology.config import TestbedConfig
 
 EVENT_LOG = "controller-events.jsonl"
+
+# The testbed's own options, set by the launcher (controller/__main__.py) or by a test.
+cfg.CONF.register_cli_opts(
+    [
+        cfg.StrOpt("testbed-config", help="resolved testbed config (JSON)"),
+        cfg.StrOpt("testbed-run-dir", help="the run folder, for the event log"),
+        cfg.StrOpt("testbed-probe-socket", help="UNIX socket the prober reports to"),
+    ]
+)
 
 
 class EventProbeResult(event.EventBase):

@@ -104,6 +104,7 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class TestbedConfig:
+    __test__ = False  # not a pytest test class, despite its name
     network: NetworkConfig = field(default_factory=NetworkConfig)
     servers: tuple[ServerConfig, ...] = (
         ServerConfig("primary", "10.0.0.11", 1.0),

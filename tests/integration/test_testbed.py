@@ -1,0 +1,85 @@
+"""The real testbed, started once for this module: the network, replication and the VIP work."""
+
+import json
+import os
+import time
+
+import pytest
+
+from experiments.testbed import Testbed
+from tests.integration.conftest import leftovers
+from topology.config import load_config
+
+CONFIG = load_config()
+VIP = CONFIG.network.vip
+
+
+@pytest.fixture(scope="module")
+def testbed(tmp_path_factory):
+    trial_dir = tmp_path_factory.mktemp("testbed")
+    with Testbed(CONFIG, trial_dir) as running:
+        yield running
+    assert leftovers() == []
+    pids = [p.pid for p in running.runner.processes.values()]
+    assert [pid for pid in pids if os.path.exists(f"/proc/{pid}")] == []
+    assert json.loads((trial_dir / "state.json").read_text())["processes"] == {}
+
+
+def curl(testbed, host, args):
+    return testbed.host(host).cmd(f"curl -s --max-time 2 {args}")
+
+
+@pytest.mark.parametrize("server", [s.name for s in CONFIG.servers])
+def test_each_server_answers_http_through_the_switch(testbed, server):
+    plan = CONFIG.server(server)
+    body = json.loads(curl(testbed, "monitor", f"http://{plan.ip}/health"))
+    assert body == {"node": server, "db": "up", "read_only": False}
+    assert "1 received" in testbed.host("client").cmd(f"ping -c1 -W1 {plan.ip}")
+
+
+def test_the_vip_reaches_the_primary_with_served_by_header(testbed):
+    headers = curl(testbed, "client", f"-D - -o /dev/null http://{VIP}/")
+    assert "200 OK" in headers
+    assert "X-Served-By: primary" in headers
+
+
+def test_writes_through_the_vip_get_ids_and_can_be_read_back(testbed):
+    created = json.loads(curl(
+        testbed, "client",
+        f"-X POST -H 'Content-Type: application/json' -d '{{\"write_id\": \"it-1\"}}' http://{VIP}/api/items",
+    ))
+    assert created["served_by"] == "primary"
+    item = json.loads(curl(testbed, "client", f"http://{VIP}/api/items/{created['id']}"))
+    assert item["write_id"] == "it-1"
+    assert json.loads(curl(testbed, "client", f"http://{VIP}/api/items/999999"))["error"]
+
+
+def wait_for_row(db, write_id, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if write_id in db.write_ids():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize("source, target", [("primary", "secondary"), ("secondary", "primary")])
+def test_rows_replicate_both_ways(testbed, source, target):
+    write_id = f"repl-{source}-{time.time_ns()}"
+    testbed.databases[source].execute(
+        f"INSERT INTO app.items (write_id, served_by) VALUES ('{write_id}', '{source}')"
+    )
+    assert wait_for_row(testbed.databases[target], write_id), f"{write_id} never reached {target}"
+
+
+def test_auto_increment_offsets_keep_ids_apart(testbed):
+    ids = {}
+    for name, db in testbed.databases.items():
+        db.execute(f"INSERT INTO app.items (write_id, served_by) VALUES ('ids-{name}', '{name}')")
+        ids[name] = db.query("SELECT id FROM app.items WHERE write_id = %s", (f"ids-{name}",))[0][0]
+    assert ids["primary"] % 2 == 1 and ids["secondary"] % 2 == 0
+
+
+def test_replication_user_has_only_replication_slave(testbed):
+    grants = testbed.databases["primary"].query("SHOW GRANTS FOR 'repl'@'10.0.0.12'")
+    assert len(grants) == 1 and grants[0][0].startswith("GRANT REPLICATION SLAVE ON *.*")

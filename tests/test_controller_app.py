@@ -1,0 +1,176 @@
+"""The os-ken layer without a switch: feed the app events with a fake datapath, check the flows.
+
+As in Faucet's tests, the fake datapath encodes every message it is sent (so a message a real
+switch could not decode fails here too) and keeps a fake flow table: an OFPFC_ADD with the
+same table, priority and match replaces the flow, as OpenFlow 1.3 says.
+"""
+
+import json
+import os
+
+import pytest
+from os_ken import cfg
+from os_ken.controller import ofp_event
+from os_ken.lib.packet import arp, ethernet, packet
+from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+
+from controller import flows
+from controller.app import EVENT_LOG, EventProbeResult, FailoverController
+from topology.config import TestbedConfig
+
+CONFIG = TestbedConfig()
+PRIMARY, SECONDARY = CONFIG.server_plans
+
+
+class FakeDatapath:
+    ofproto = ofproto_v1_3
+    ofproto_parser = ofproto_v1_3_parser
+    id = 1
+
+    def __init__(self):
+        self.sent = []
+        self.table = {}
+
+    def send_msg(self, msg):
+        msg.set_xid(len(self.sent) + 1)
+        msg.serialize()
+        self.sent.append(msg)
+        if isinstance(msg, ofproto_v1_3_parser.OFPFlowMod):
+            assert msg.command == self.ofproto.OFPFC_ADD
+            key = (msg.table_id, msg.priority, json.dumps(msg.match.to_jsondict(), sort_keys=True))
+            self.table[key] = msg
+
+    def flows_at(self, priority):
+        return [m for (_, p, _), m in self.table.items() if p == priority]
+
+
+@pytest.fixture
+def app(tmp_path):
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(CONFIG.to_dict()))
+    cfg.CONF(
+        args=[
+            "--testbed-config", str(config_path),
+            "--testbed-run-dir", str(tmp_path),
+            "--testbed-probe-socket", str(tmp_path / "probes.sock"),
+        ],
+        project="os_ken",
+    )
+    return FailoverController()
+
+
+@pytest.fixture
+def connected(app):
+    dp = FakeDatapath()
+    app.switch_features_handler(ofp_event.EventOFPSwitchFeatures(ofproto_v1_3_parser.OFPSwitchFeatures(dp)))
+    return app, dp
+
+
+def vip_target(dp):
+    (flow,) = dp.flows_at(flows.PRIORITY_VIP)
+    fields = {a.key: a.value for a in flow.instructions[0].actions if hasattr(a, "key")}
+    outputs = [a.port for a in flow.instructions[0].actions if isinstance(a, ofproto_v1_3_parser.OFPActionOutput)]
+    return fields["ipv4_dst"], fields["eth_dst"], outputs, flow.cookie
+
+
+def port_status(dp, port_no, down):
+    ofp = dp.ofproto
+    desc = ofproto_v1_3_parser.OFPPort(
+        port_no=port_no, hw_addr="00:00:00:00:00:01", name=b"s1-eth%d" % port_no,
+        config=0, state=ofp.OFPPS_LINK_DOWN if down else ofp.OFPPS_LIVE,
+        curr=0, advertised=0, supported=0, peer=0, curr_speed=0, max_speed=0,
+    )
+    msg = ofproto_v1_3_parser.OFPPortStatus(dp, reason=ofp.OFPPR_MODIFY, desc=desc)
+    return ofp_event.EventOFPPortStatus(msg)
+
+
+def test_switch_connect_installs_base_flows_and_vip_on_primary(connected):
+    app, dp = connected
+    assert vip_target(dp) == (PRIMARY.ip, PRIMARY.mac, [PRIMARY.port], flows.vip_cookie(CONFIG, "primary"))
+    # Flow count: a fixed few plus two per server, whatever the number of clients.
+    assert len(dp.table) == 3 + 2 * len(CONFIG.servers)
+    assert isinstance(dp.sent[-1], ofproto_v1_3_parser.OFPBarrierRequest)
+
+
+def test_port_down_moves_the_vip_with_one_flow_message(connected):
+    app, dp = connected
+    before = len(dp.sent)
+    app.port_status_handler(port_status(dp, PRIMARY.port, down=True))
+    new = dp.sent[before:]
+    assert [type(m).__name__ for m in new] == ["OFPFlowMod", "OFPBarrierRequest"]
+    assert vip_target(dp) == (SECONDARY.ip, SECONDARY.mac, [SECONDARY.port], flows.vip_cookie(CONFIG, "secondary"))
+    assert flows.server_for_cookie(CONFIG, new[0].cookie) == "secondary"
+
+
+def test_probe_failures_move_the_vip_after_fall(connected, tmp_path):
+    app, dp = connected
+    for i in range(CONFIG.probe.fall):
+        assert vip_target(dp)[0] == PRIMARY.ip, f"moved after {i} failures"
+        app.probe_result_handler(EventProbeResult("primary", False, 40.0, "timeout"))
+    assert vip_target(dp)[0] == SECONDARY.ip
+    events = [json.loads(line) for line in (tmp_path / EVENT_LOG).read_text().splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert kinds[-2:] == ["server_down", "vip_moved"]
+
+
+def test_port_events_of_other_ports_change_nothing(connected):
+    app, dp = connected
+    before = len(dp.sent)
+    app.port_status_handler(port_status(dp, CONFIG.client.port, down=True))
+    assert len(dp.sent) == before
+
+
+def arp_packet_in(dp, target_ip, opcode=arp.ARP_REQUEST):
+    pkt = packet.Packet()
+    pkt.add_protocol(ethernet.ethernet(ethertype=0x0806, dst="ff:ff:ff:ff:ff:ff", src=CONFIG.client.mac))
+    pkt.add_protocol(arp.arp(opcode=opcode, src_mac=CONFIG.client.mac, src_ip=CONFIG.client.ip,
+                             dst_mac="00:00:00:00:00:00", dst_ip=target_ip))
+    pkt.serialize()
+    return raw_packet_in(dp, pkt.data)
+
+
+def raw_packet_in(dp, data):
+    msg = ofproto_v1_3_parser.OFPPacketIn(
+        dp, buffer_id=dp.ofproto.OFP_NO_BUFFER, total_len=len(data), reason=0, table_id=0,
+        cookie=0, match=ofproto_v1_3_parser.OFPMatch(in_port=CONFIG.client.port), data=data,
+    )
+    return ofp_event.EventOFPPacketIn(msg)
+
+
+def test_arp_for_the_vip_is_answered_with_the_virtual_mac(connected):
+    app, dp = connected
+    before = len(dp.sent)
+    app.packet_in_handler(arp_packet_in(dp, CONFIG.network.vip))
+    (reply,) = dp.sent[before:]
+    assert [a.port for a in reply.actions] == [CONFIG.client.port]
+    answer = packet.Packet(reply.data).get_protocol(arp.arp)
+    assert (answer.opcode, answer.src_mac, answer.src_ip) == (arp.ARP_REPLY, CONFIG.network.vmac, CONFIG.network.vip)
+    assert (answer.dst_mac, answer.dst_ip) == (CONFIG.client.mac, CONFIG.client.ip)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\x00", os.urandom(13), os.urandom(60), os.urandom(1500)],
+    ids=["empty", "one byte", "short", "random", "random-long"],
+)
+def test_malformed_packet_in_is_dropped_and_the_app_keeps_serving(connected, data):
+    app, dp = connected
+    before = len(dp.sent)
+    app.packet_in_handler(raw_packet_in(dp, data))
+    assert len(dp.sent) == before
+    app.packet_in_handler(arp_packet_in(dp, CONFIG.network.vip))
+    assert len(dp.sent) == before + 1
+
+
+def test_arp_for_other_addresses_and_arp_replies_are_ignored(connected):
+    app, dp = connected
+    before = len(dp.sent)
+    app.packet_in_handler(arp_packet_in(dp, PRIMARY.ip))
+    app.packet_in_handler(arp_packet_in(dp, CONFIG.network.vip, opcode=arp.ARP_REPLY))
+    assert len(dp.sent) == before
+
+
+def test_event_log_is_json_lines(connected, tmp_path):
+    app, dp = connected
+    lines = (tmp_path / EVENT_LOG).read_text().splitlines()
+    assert json.loads(lines[-1])["kind"] == "switch_connected"

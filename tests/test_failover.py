@@ -1,0 +1,119 @@
+"""The failover state machine, tested with tables: input history -> expected decisions.
+
+Each case is a list of steps at increasing times. A step is
+    ("probe", server, ok)  or  ("port", server, up)
+and the case lists the decisions expected over the whole history, as
+    (time, kind, server)
+"""
+
+import pytest
+
+from controller.failover import (
+    NO_HEALTHY_SERVER,
+    SERVER_DOWN,
+    SERVER_UP,
+    VIP_MOVED,
+    FailoverMachine,
+)
+
+P, S, T = "primary", "secondary", "third"
+
+
+def run(steps, servers=(P, S), fall=3, rise=2, failback="never", hold_down_s=0.0):
+    machine = FailoverMachine(servers, fall=fall, rise=rise, failback=failback, hold_down_s=hold_down_s)
+    seen = []
+    for now, (what, server, value) in steps:
+        decisions = machine.probe(server, value, now) if what == "probe" else machine.port(server, value, now)
+        seen += [(now, d.kind, d.server) for d in decisions]
+    return machine, seen
+
+
+def timed(*steps, dt=0.05):
+    return [(round(i * dt, 3), step) for i, step in enumerate(steps)]
+
+
+def fails(server, n):
+    return [("probe", server, False)] * n
+
+
+def passes(server, n):
+    return [("probe", server, True)] * n
+
+
+CASES = {
+    "healthy servers: nothing happens": (
+        dict(), timed(*passes(P, 5), *passes(S, 5)), [], P,
+    ),
+    "fall-1 failures are not enough": (
+        dict(fall=3), timed(*fails(P, 2), *passes(P, 1), *fails(P, 2)), [], P,
+    ),
+    "fall failures in a row fail over": (
+        dict(fall=3), timed(*fails(P, 3)),
+        [(0.1, SERVER_DOWN, P), (0.1, VIP_MOVED, S)], S,
+    ),
+    "port down fails over at once, without probes": (
+        dict(fall=3), timed(("port", P, False)),
+        [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S)], S,
+    ),
+    "port down of the standby marks it down but moves nothing": (
+        dict(), timed(("port", S, False)), [(0.0, SERVER_DOWN, S)], P,
+    ),
+    "probes passing while the port is down do not bring a server up": (
+        dict(rise=2), timed(("port", P, False), *passes(P, 3)),
+        [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S)], S,
+    ),
+    "failback never: a recovered primary stays standby": (
+        dict(fall=2, rise=2, failback="never"), timed(*fails(P, 2), *passes(P, 5)),
+        [(0.05, SERVER_DOWN, P), (0.05, VIP_MOVED, S), (0.15, SERVER_UP, P)], S,
+    ),
+    "failback auto: back after rise probes once the hold-down passed": (
+        dict(fall=2, rise=2, failback="auto", hold_down_s=0.0), timed(*fails(P, 2), *passes(P, 2)),
+        [(0.05, SERVER_DOWN, P), (0.05, VIP_MOVED, S), (0.15, SERVER_UP, P), (0.15, VIP_MOVED, P)], P,
+    ),
+    "failback auto waits for the hold-down": (
+        dict(fall=1, rise=1, failback="auto", hold_down_s=0.2),
+        timed(*fails(P, 1), *passes(P, 6)),
+        [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S), (0.05, SERVER_UP, P), (0.2, VIP_MOVED, P)], P,
+    ),
+    "a flapping primary with failback auto moves the VIP at most once per hold-down": (
+        dict(fall=1, rise=1, failback="auto", hold_down_s=1.0),
+        timed(*[step for _ in range(6) for step in (("probe", P, False), ("probe", P, True))]),
+        [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S)]
+        + [(round(t, 3), kind, P) for i in range(1, 6)
+           for t, kind in ((0.1 * i - 0.05, SERVER_UP), (0.1 * i, SERVER_DOWN))]
+        + [(0.55, SERVER_UP, P)],
+        S,
+    ),
+    "both down: the VIP stays, said once; it moves to the first server back": (
+        dict(fall=1, rise=2),
+        timed(*fails(P, 1), *fails(S, 1), *fails(S, 1), *fails(P, 1), *passes(P, 2)),
+        [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S), (0.05, SERVER_DOWN, S),
+         (0.05, NO_HEALTHY_SERVER, S), (0.25, SERVER_UP, P), (0.25, VIP_MOVED, P)], P,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_failover_history(name):
+    params, steps, expected, active_at_end = CASES[name]
+    machine, seen = run(steps, **params)
+    assert seen == expected
+    assert machine.active == active_at_end
+
+
+def test_three_servers_fail_over_in_priority_order():
+    machine, seen = run(
+        timed(("port", T, False), ("port", P, False), ("port", T, True), *passes(T, 2), ("port", S, False)),
+        servers=(P, S, T),
+        rise=2,
+    )
+    moves = [(kind, server) for _, kind, server in seen if kind == VIP_MOVED]
+    assert moves == [(VIP_MOVED, S), (VIP_MOVED, T)]
+    assert machine.active == T
+
+
+def test_move_records_the_previous_server_and_a_reason():
+    machine = FailoverMachine([P, S], fall=1, rise=1)
+    decisions = machine.probe(P, False, 1.0, detail="HTTP 503")
+    assert decisions[0].reason == "1 probes in a row failed (HTTP 503)"
+    assert (decisions[1].previous, decisions[1].server) == (P, S)
