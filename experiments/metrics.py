@@ -16,6 +16,8 @@ The windows used by `summarize` (times are epoch seconds):
   Throughput divides the successful requests of a window by its length:
   before = fault_at - first scheduled_at; after = (last scheduled_at + 1 / rate) - fault_at.
   A window of zero or negative length gives a throughput of None.
+- Per window, the summary has `window_s`, `throughput_rps`, `latency_ms` (p50/p95/p99),
+  `requests_failed` and `served_by`, each with the suffix `_before` or `_after`.
 """
 
 from __future__ import annotations
@@ -377,3 +379,36 @@ def throughput_buckets(
             }
         )
     return buckets
+
+
+# The per-trial figures that are combined across trials, and how.
+AGGREGATED_KEYS = (
+    "failover_gap_ms",
+    "detection_ms",
+    "outage_window_ms",
+    "availability_pct",
+    "requests_failed",
+    "throughput_rps_before",
+    "throughput_rps_after",
+    "acked_writes",
+    "acked_writes_lost",
+)
+
+
+def aggregate(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Figures over several trials: for each key of AGGREGATED_KEYS, median, p95 and max.
+
+    Trials where a figure is None (no failover happened, say) are left out of that figure,
+    and `n` says how many trials it is over.
+    """
+    combined: dict[str, Any] = {}
+    for key in AGGREGATED_KEYS:
+        values = [s[key] for s in summaries if s.get(key) is not None]
+        combined[key] = {
+            "n": len(values),
+            "median": _rounded(percentile(values, 50)),
+            "p95": _rounded(percentile(values, 95)),
+            "max": _rounded(max(values)) if values else None,
+        }
+    combined["per_trial"] = [dict(s) for s in summaries]
+    return combined

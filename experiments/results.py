@@ -28,9 +28,8 @@ def write_events_csv(path: Path, events: list[dict[str, Any]]) -> None:
             detail = event.get("reason") or event.get("detail") or ""
             if rest:
                 detail = f"{detail} {json.dumps(rest, sort_keys=True)}".strip()
-            writer.writerow(
-                [f"{event['time']:.6f}", event.get("source", ""), event["kind"], event.get("server") or "", detail]
-            )
+            server = event.get("server") or ""
+            writer.writerow([f"{event['time']:.6f}", event.get("source", ""), event["kind"], server, detail])
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:

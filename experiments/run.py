@@ -44,7 +44,8 @@ def run_trial(config: TestbedConfig, scenario: Scenario, trial_dir: Path) -> dic
         with Testbed(config, trial_dir) as testbed:
             start_at = time.time() + LOAD_START_DELAY_S
             testbed.start_load(start_at)
-            testbed.record("load_started", detail=f"{config.load.rate:g} req/s for {config.load.duration_s:g} s")
+            load = config.load
+            testbed.record("load_started", detail=f"{load.rate:g} req/s for {load.duration_s:g} s")
             if scenario.inject is not None:
                 _sleep_until(start_at + config.load.fault_at_s)
                 fault_at = testbed.record("fault", detail=scenario.name, server=config.servers[0].name)
