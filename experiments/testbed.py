@@ -90,8 +90,8 @@ class Testbed:
 
     def stop(self) -> None:
         """Stop everything this trial started; safe to call twice and after a partial start."""
-        # Ctrl-C during clean-up must not leave half of it undone.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Ctrl-C or SIGTERM during clean-up must not leave half of it undone.
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.runner.stop_all()
             if self.net is not None:
@@ -104,7 +104,8 @@ class Testbed:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
             self.event_file.flush()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     # -- the parts, in start order ------------------------------------------------------
 
