@@ -26,6 +26,7 @@ LOAD_START_DELAY_S = 1.0
 
 def new_run_dir(out: Path, scenario: str) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = out.resolve()
     run_dir = out / f"{scenario}-{stamp}"
     suffix = 1
     while run_dir.exists():

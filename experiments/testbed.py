@@ -37,7 +37,7 @@ class Testbed:
 
     def __init__(self, config: TestbedConfig, trial_dir: Path) -> None:
         self.config = config
-        self.dir = trial_dir
+        self.dir = trial_dir.resolve()  # daemons start in other folders: every path is absolute
         self.dir.mkdir(parents=True, exist_ok=True)
         # UNIX socket paths are limited to 107 bytes, so sockets live in a short private folder.
         self.socket_dir = Path(tempfile.mkdtemp(prefix="hatb-"))

@@ -125,6 +125,7 @@ max-connections = 300
             "mariadb-install-db",
             f"--defaults-file={self.config_file}",
             "--auth-root-authentication-method=socket",
+            "--skip-name-resolve",  # no DNS inside the emulated hosts: a look-up only waits
             "--skip-test-db",
         ]
 

@@ -1,0 +1,389 @@
+"""Reports with pictures: what a user of the service saw during a failover, ready for a classroom.
+
+`write_report(run_dir)` reads a run folder (see experiments/run.py for its layout) and writes,
+next to the data:
+
+    throughput.png         successful and failed requests per 100 ms, fault and VIP moves marked
+    latency.png            every request's latency over its send time, coloured by server
+    served_by.png          which server answered the successful requests of each 100 ms
+    replication_lag.png    the replication lag over time, only if replication.csv exists
+    report.md              the figures of summary.json in one table, the pictures, how to read them
+
+A multi-trial run folder gets the pictures above in each trial-NN/ folder, and at the top
+`failover_gap_cdf.png` (the failover gap of every trial) and a report.md with the figures over
+all trials and a link to each trial's report.
+
+Every number in a report is read from the run folder's files; nothing is typed in here.
+The time axis of every picture is in seconds from the start of the load, which is the moment
+the first request was scheduled: so with the default config the fault is at 10 s, as configured
+(the "load_started" event is logged a moment earlier, while the load generator starts up).
+A problem with the input files is a `ReportError` whose message names the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from experiments import metrics
+from experiments.metrics import RequestRecord
+
+BUCKET_S = 0.1  # the width of a bar in the pictures: 100 ms of load
+ZOOM_BEFORE_S = 0.5  # the zoomed panels show this long before the fault...
+ZOOM_AFTER_S = 1.0  # ...and this long after it (or after the first VIP move, if later)
+
+# Sized for a 16:9 slide: 12 x 6.75 inches at 150 dpi is 1800 x 1012 pixels.
+FIGURE_SIZE = (12.0, 6.75)
+DPI = 150
+STYLE = {
+    "font.size": 14,
+    "axes.titlesize": 15,
+    "axes.labelsize": 14,
+    "legend.fontsize": 13,
+    "figure.titlesize": 18,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+OK_COLOUR = "tab:green"
+FAILED_COLOUR = "tab:red"  # red means "failed" in every picture, so no server gets it
+FAULT_COLOUR = "black"
+# Servers get these in the order they first answered: primary blue, secondary orange.
+SERVER_COLOURS = ("tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+UNKNOWN_SERVER = "(no X-Served-By)"
+
+TRIAL_PICTURES = ("throughput.png", "latency.png", "served_by.png", "replication_lag.png")
+
+
+class ReportError(Exception):
+    """A run folder cannot be reported on: a file is missing or bad; the message says which."""
+
+
+# -- reading the run folder ----------------------------------------------------------------
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """The run folder's summary.json as a dict; ReportError if it is missing or not a JSON object."""
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir}: not a folder")
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        raise ReportError(f"{path}: missing (is this a run folder?)")
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(summary, dict):
+        raise ReportError(f"{path}: expected a JSON object")
+    return summary
+
+
+def _read_requests(path: Path) -> list[RequestRecord]:
+    if not path.is_file():
+        raise ReportError(f"{path}: missing; the load generator writes it, so without it there is nothing to plot")
+    try:
+        records = metrics.read_requests(path)
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
+        raise ReportError(f"{path}: malformed ({exc})") from None
+    if not records:
+        raise ReportError(f"{path}: holds no requests")
+    return records
+
+
+def _read_events(trial_dir: Path) -> list[dict[str, Any]]:
+    """The trial's events: from events.csv, or from the raw JSONL logs if it is missing.
+
+    Events only add the vertical lines of the VIP moves, so a trial without any is still reported.
+    """
+    path = trial_dir / "events.csv"
+    if path.is_file():
+        return _read_events_csv(path)
+    logs = [p for p in (trial_dir / "controller-events.jsonl", trial_dir / "experiment-events.jsonl")
+            if p.is_file()]
+    try:
+        return metrics.read_events(logs)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ReportError(f"malformed event log ({exc})") from None
+
+
+def _read_events_csv(path: Path) -> list[dict[str, Any]]:
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        events = [{**row, "time": float(row["time"])} for row in rows]
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as exc:
+        raise ReportError(f"{path}: malformed, expected columns time,source,kind,server,detail ({exc})") from None
+    if any(event.get("kind") is None for event in events):
+        raise ReportError(f"{path}: malformed, expected columns time,source,kind,server,detail")
+    return sorted(events, key=lambda event: event["time"])
+
+
+def _read_replication(path: Path) -> list[tuple[float, float]]:
+    """(time in epoch seconds, lag in ms) rows of replication.csv; [] if the file does not exist."""
+    if not path.is_file():
+        return []
+    try:
+        with open(path, newline="") as f:
+            return [(float(row["time"]), float(row["lag_ms"])) for row in csv.DictReader(f)]
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as exc:
+        raise ReportError(f"{path}: malformed, expected columns time,lag_ms ({exc})") from None
+
+
+def _number(value: Any, path: Path, key: str) -> float | None:
+    """A summary figure that must be a number or null; ReportError naming the file otherwise."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    raise ReportError(f"{path}: {key} should be a number or null, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """What the pictures of one trial are drawn from; times are seconds from the start of the load."""
+
+    folder: Path
+    summary: dict[str, Any]
+    records: list[RequestRecord]
+    origin: float  # epoch seconds of the first scheduled request: time 0 of every picture
+    fault_s: float | None  # when the fault was injected, None without a fault
+    vip_moves: list[tuple[float, str]]  # (time, the server that got the virtual IP)
+    replication: list[tuple[float, float]]  # (time, lag in ms); empty without replication.csv
+
+    @property
+    def scenario(self) -> str:
+        return str(self.summary.get("scenario") or self.folder.name)
+
+    @property
+    def end_s(self) -> float:
+        """The end of the last 100 ms bucket with a request in it."""
+        last = max(r.sent_at for r in self.records) - self.origin
+        return (int(last / BUCKET_S) + 1) * BUCKET_S
+
+
+def load_trial(trial_dir: Path) -> Trial:
+    """Everything the pictures of one trial need, read and checked; ReportError naming a bad file."""
+    summary = read_summary(trial_dir)
+    records = _read_requests(trial_dir / "requests.csv")
+    origin = min(r.scheduled_at for r in records)
+    fault_at = _number(summary.get("fault_at"), trial_dir / "summary.json", "fault_at")
+    events = _read_events(trial_dir)
+    moves = [(e["time"] - origin, str(e.get("server") or "?")) for e in events if e["kind"] == metrics.VIP_MOVED]
+    replication = [(t - origin, lag) for t, lag in _read_replication(trial_dir / "replication.csv")]
+    return Trial(
+        folder=trial_dir,
+        summary=summary,
+        records=records,
+        origin=origin,
+        fault_s=None if fault_at is None else fault_at - origin,
+        vip_moves=moves,
+        replication=replication,
+    )
+
+
+def _trial_dirs(run_dir: Path) -> list[Path]:
+    """The trial-NN folders of a multi-trial run, in order; [] for a single-trial run."""
+    return sorted(p for p in run_dir.glob("trial-*") if p.is_dir() and p.name[len("trial-"):].isdigit())
+
+
+# -- drawing helpers -----------------------------------------------------------------------
+
+
+@contextmanager
+def _figure(path: Path, rows: int = 1, height_ratios: Sequence[float] | None = None) -> Iterator[list[Axes]]:
+    """A slide-sized figure with `rows` panels sharing no axis; saved as a PNG at `path` on exit.
+
+    The Agg canvas draws into memory: no screen is needed, and pyplot's global state is avoided.
+    """
+    with matplotlib.rc_context(STYLE):
+        figure = Figure(figsize=FIGURE_SIZE, dpi=DPI, layout="constrained")
+        FigureCanvasAgg(figure)
+        axes = figure.subplots(rows, 1, squeeze=False, height_ratios=height_ratios)[:, 0]
+        yield list(axes)
+        figure.savefig(path, dpi=DPI)
+
+
+def _server_colours(records: Sequence[RequestRecord]) -> dict[str, str]:
+    """A colour per server, in the order the servers first answered, so primary is always blue."""
+    servers: list[str] = []
+    for record in sorted(records, key=lambda r: r.sent_at):
+        name = record.served_by or UNKNOWN_SERVER
+        if record.ok and name not in servers:
+            servers.append(name)
+    colours = {name: SERVER_COLOURS[i % len(SERVER_COLOURS)] for i, name in enumerate(servers)}
+    if UNKNOWN_SERVER in colours:
+        colours[UNKNOWN_SERVER] = "tab:gray"
+    return colours
+
+
+def _mark_events(ax: Axes, trial: Trial, colours: Mapping[str, str], label_at_top: bool = True) -> None:
+    """Vertical lines for the fault and every VIP move, each with a short label.
+
+    The fault label sits left of its line and the VIP labels right of theirs: a failover takes
+    milliseconds, so on a 20 s axis the lines almost coincide and the labels must not overlap.
+    """
+    y, va = (0.98, "top") if label_at_top else (0.02, "bottom")
+    box = {"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
+    if trial.fault_s is not None:
+        ax.axvline(trial.fault_s, color=FAULT_COLOUR, linestyle="--", linewidth=2)
+        ax.annotate("fault", (trial.fault_s, y), xycoords=ax.get_xaxis_transform(), xytext=(-6, 0),
+                    textcoords="offset points", ha="right", va=va, fontweight="bold", bbox=box)
+    for i, (when, server) in enumerate(trial.vip_moves):
+        colour = colours.get(server, "tab:gray")
+        ax.axvline(when, color=colour, linestyle=":", linewidth=2.5)
+        # Several moves (a failback) are stacked downwards so that their labels stay apart.
+        step = -0.09 * (i % 3) if label_at_top else 0.09 * (i % 3)
+        ax.annotate(f"VIP \u2192 {server}", (when, y + step), xycoords=ax.get_xaxis_transform(),
+                    xytext=(6, 0), textcoords="offset points", ha="left", va=va, color=colour,
+                    fontweight="bold", bbox=box)
+
+
+def _zoom_window(trial: Trial) -> tuple[float, float] | None:
+    """The time range of the zoomed panel: around the fault, up to past the first VIP move after it."""
+    if trial.fault_s is None:
+        return None
+    end = trial.fault_s + ZOOM_AFTER_S
+    moves_after = [when for when, _ in trial.vip_moves if when >= trial.fault_s]
+    if moves_after:
+        end = max(end, min(moves_after) + ZOOM_AFTER_S)
+    return max(0.0, trial.fault_s - ZOOM_BEFORE_S), min(end, trial.end_s)
+
+
+@contextmanager
+def _whole_and_zoom(path: Path, trial: Trial) -> Iterator[list[tuple[Axes, tuple[float, float]]]]:
+    """One panel for the whole run and, with a fault, a second one zoomed in on the failover.
+
+    A failover takes tens of milliseconds: on the whole-run panel it is one bar wide, so the
+    zoomed panel is what shows a class the requests that were lost and who answered after.
+    """
+    zoom = _zoom_window(trial)
+    whole = (0.0, trial.end_s)
+    rows = 1 if zoom is None else 2
+    with _figure(path, rows) as axes:
+        panels = [(axes[0], whole)]
+        if zoom is not None:
+            # Shade the zoomed range on the whole-run panel, so the eye links the two.
+            axes[0].axvspan(*zoom, color="0.85", zorder=0)
+            panels.append((axes[1], zoom))
+        yield panels
+        for ax, (start, end) in panels:
+            ax.set_xlim(start, end)
+            ax.set_xlabel("time since the load started (s)")
+        if zoom is not None:
+            axes[1].set_title(f"zoom on the failover: {zoom[0]:.1f} s to {zoom[1]:.1f} s (grey above)",
+                              loc="left")
+
+
+# -- the pictures of a trial ---------------------------------------------------------------
+
+
+def _buckets(trial: Trial) -> list[dict[str, Any]]:
+    return metrics.throughput_buckets(trial.records, BUCKET_S, origin=trial.origin)
+
+
+def draw_throughput(trial: Trial, path: Path) -> None:
+    """Successful (green) and failed (red) requests per 100 ms, stacked, by send time."""
+    buckets = _buckets(trial)
+    starts = [b["start"] - trial.origin for b in buckets]
+    ok = [b["ok"] for b in buckets]
+    failed = [b["failed"] for b in buckets]
+    colours = _server_colours(trial.records)
+    highest = max(b["sent"] for b in buckets)
+    with _whole_and_zoom(path, trial) as panels:
+        for ax, _ in panels:
+            ax.bar(starts, ok, width=BUCKET_S, align="edge", color=OK_COLOUR, linewidth=0)
+            ax.bar(starts, failed, bottom=ok, width=BUCKET_S, align="edge", color=FAILED_COLOUR, linewidth=0)
+            # Head room above the bars for the event labels.
+            ax.set_ylim(0, highest * 1.35)
+            ax.set_ylabel("requests per 100 ms")
+            _mark_events(ax, trial, colours)
+        figure = panels[0][0].figure
+        figure.suptitle(f"{trial.scenario}: requests per 100 ms, by the time they were sent")
+        figure.legend(
+            handles=[Patch(color=OK_COLOUR, label="successful"), Patch(color=FAILED_COLOUR, label="failed")],
+            loc="outside upper center", ncols=2, frameon=False,
+        )
+
+
+def draw_latency(trial: Trial, path: Path) -> None:
+    """Each request's latency (log scale) over its send time; failed requests as red crosses on top."""
+    colours = _server_colours(trial.records)
+    answered = [r for r in trial.records if r.ok and r.latency_ms is not None]
+    failed = [r for r in trial.records if not r.ok or r.latency_ms is None]
+    highest = max((r.latency_ms for r in answered), default=1000.0)
+    lowest = min((r.latency_ms for r in answered), default=1.0)
+    # Failed requests have no latency: they go in a red band above every real latency.
+    failed_y = highest * 4
+    with _whole_and_zoom(path, trial) as panels:
+        for ax, _ in panels:
+            for server, colour in colours.items():
+                mine = [r for r in answered if (r.served_by or UNKNOWN_SERVER) == server]
+                ax.scatter([r.sent_at - trial.origin for r in mine], [r.latency_ms for r in mine],
+                           s=8, color=colour, linewidths=0)
+            ax.axhspan(failed_y / 2, failed_y * 2, color=FAILED_COLOUR, alpha=0.08, zorder=0)
+            ax.scatter([r.sent_at - trial.origin for r in failed], [failed_y] * len(failed),
+                       marker="x", s=60, color=FAILED_COLOUR, linewidths=2)
+            ax.set_yscale("log")
+            ax.set_ylim(lowest / 1.5, failed_y * 2)
+            ax.set_ylabel("latency (ms, log scale)")
+            ax.annotate("failed", (0.005, failed_y), xycoords=("axes fraction", "data"), va="center",
+                        color=FAILED_COLOUR, fontweight="bold")
+            _mark_events(ax, trial, colours, label_at_top=False)
+        figure = panels[0][0].figure
+        figure.suptitle(f"{trial.scenario}: latency of each request, by the time it was sent")
+        handles = [_dot(colour, f"served by {server}") for server, colour in colours.items()]
+        handles.append(Line2D([], [], marker="x", linestyle="", color=FAILED_COLOUR, markersize=9,
+                              markeredgewidth=2, label="failed (no answer or an error)"))
+        figure.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False)
+
+
+def _dot(colour: str, label: str) -> Line2D:
+    return Line2D([], [], marker="o", linestyle="", color=colour, markersize=9, label=label)
+
+
+def draw_served_by(trial: Trial, path: Path) -> None:
+    """Per 100 ms, the share of the successful requests each server answered, stacked to 100 %."""
+    buckets = [b for b in _buckets(trial) if b["ok"] > 0]  # no success: nothing to share, a gap
+    colours = _server_colours(trial.records)
+    starts = [b["start"] - trial.origin for b in buckets]
+    with _figure(path) as (ax,):
+        bottom = [0.0] * len(buckets)
+        for server, colour in colours.items():
+            key = "" if server == UNKNOWN_SERVER else server
+            share = [b["served_by"].get(key, 0) / b["ok"] * 100 for b in buckets]
+            ax.bar(starts, share, bottom=bottom, width=BUCKET_S, align="edge", color=colour,
+                   linewidth=0, label=server)
+            bottom = [low + high for low, high in zip(bottom, share, strict=True)]
+        _mark_events(ax, trial, colours)
+        ax.set_xlim(0, trial.end_s)
+        ax.set_ylim(0, 118)  # head room above 100 % for the event labels
+        ax.set_yticks(range(0, 101, 25))
+        ax.set_xlabel("time since the load started (s)")
+        ax.set_ylabel("share of successful requests (%)")
+        ax.figure.suptitle(f"{trial.scenario}: which server answered, per 100 ms")
+        ax.figure.legend(loc="outside upper center", ncols=len(colours), frameon=False)
+
+
+def draw_replication_lag(trial: Trial, path: Path) -> None:
+    """The replication lag (ms) over time, from replication.csv."""
+    colours = _server_colours(trial.records)
+    with _figure(path) as (ax,):
+        ax.plot([t for t, _ in trial.replication], [lag for _, lag in trial.replication],
+                color="tab:blue", linewidth=2, marker="o", markersize=3)
+        highest = max(lag for _, lag in trial.replication)
+        ax.set_ylim(0, max(highest, 1.0) * 1.35)
+        ax.set_xlim(0, max(trial.end_s, trial.replication[-1][0]))
+        _mark_events(ax, trial, colours)
+        ax.set_xlabel("time since the load started (s)")
+        ax.set_ylabel("replication lag (ms)")
+        ax.figure.suptitle(f"{trial.scenario}: how far the replica was behind")
