@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,9 +37,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, NullLocator
 
 from experiments import metrics
 from experiments.metrics import RequestRecord
+from experiments.results import EVENT_COLUMNS
 
 BUCKET_S = 0.1  # the width of a bar in the pictures: 100 ms of load
 ZOOM_BEFORE_S = 0.5  # the zoomed panels show this long before the fault...
@@ -92,7 +95,7 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 
 def _read_requests(path: Path) -> list[RequestRecord]:
     if not path.is_file():
-        raise ReportError(f"{path}: missing; the load generator writes it, so without it there is nothing to plot")
+        raise ReportError(f"{path}: missing; the load generator writes it and the pictures need it")
     try:
         records = metrics.read_requests(path)
     except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
@@ -124,9 +127,9 @@ def _read_events_csv(path: Path) -> list[dict[str, Any]]:
             rows = list(csv.DictReader(f))
         events = [{**row, "time": float(row["time"])} for row in rows]
     except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as exc:
-        raise ReportError(f"{path}: malformed, expected columns time,source,kind,server,detail ({exc})") from None
+        raise ReportError(f"{path}: malformed, expected columns {EVENT_COLUMNS} ({exc})") from None
     if any(event.get("kind") is None for event in events):
-        raise ReportError(f"{path}: malformed, expected columns time,source,kind,server,detail")
+        raise ReportError(f"{path}: malformed, expected columns {EVENT_COLUMNS}")
     return sorted(events, key=lambda event: event["time"])
 
 
@@ -177,8 +180,12 @@ def load_trial(trial_dir: Path) -> Trial:
     records = _read_requests(trial_dir / "requests.csv")
     origin = min(r.scheduled_at for r in records)
     fault_at = _number(summary.get("fault_at"), trial_dir / "summary.json", "fault_at")
+    for key in ("latency_ms_before", "latency_ms_after", "served_by_before", "served_by_after"):
+        if not isinstance(summary.get(key), dict | None):
+            raise ReportError(f"{trial_dir / 'summary.json'}: {key} should be an object or null")
     events = _read_events(trial_dir)
-    moves = [(e["time"] - origin, str(e.get("server") or "?")) for e in events if e["kind"] == metrics.VIP_MOVED]
+    moves = [(e["time"] - origin, str(e.get("server") or "?"))
+             for e in events if e["kind"] == metrics.VIP_MOVED]
     replication = [(t - origin, lag) for t, lag in _read_replication(trial_dir / "replication.csv")]
     return Trial(
         folder=trial_dir,
@@ -273,15 +280,15 @@ def _whole_and_zoom(path: Path, trial: Trial) -> Iterator[list[tuple[Axes, tuple
         panels = [(axes[0], whole)]
         if zoom is not None:
             # Shade the zoomed range on the whole-run panel, so the eye links the two.
-            axes[0].axvspan(*zoom, color="0.85", zorder=0)
+            axes[0].axvspan(*zoom, color="0.88", zorder=0)
             panels.append((axes[1], zoom))
         yield panels
         for ax, (start, end) in panels:
             ax.set_xlim(start, end)
             ax.set_xlabel("time since the load started (s)")
         if zoom is not None:
-            axes[1].set_title(f"zoom on the failover: {zoom[0]:.1f} s to {zoom[1]:.1f} s (grey above)",
-                              loc="left")
+            title = f"zoom on the failover: {zoom[0]:.1f} s to {zoom[1]:.1f} s (grey in the top panel)"
+            axes[1].set_title(title, loc="left")
 
 
 # -- the pictures of a trial ---------------------------------------------------------------
@@ -311,7 +318,7 @@ def draw_throughput(trial: Trial, path: Path) -> None:
         figure.suptitle(f"{trial.scenario}: requests per 100 ms, by the time they were sent")
         figure.legend(
             handles=[Patch(color=OK_COLOUR, label="successful"), Patch(color=FAILED_COLOUR, label="failed")],
-            loc="outside upper center", ncols=2, frameon=False,
+            loc="outside lower center", ncols=2, frameon=False,
         )
 
 
@@ -334,7 +341,9 @@ def draw_latency(trial: Trial, path: Path) -> None:
             ax.scatter([r.sent_at - trial.origin for r in failed], [failed_y] * len(failed),
                        marker="x", s=60, color=FAILED_COLOUR, linewidths=2)
             ax.set_yscale("log")
-            ax.set_ylim(lowest / 1.5, failed_y * 2)
+            # Room below the dots for the event labels.
+            ax.set_ylim(lowest / 6, failed_y * 2)
+            _latency_ticks(ax, lowest / 6, failed_y / 2)
             ax.set_ylabel("latency (ms, log scale)")
             ax.annotate("failed", (0.005, failed_y), xycoords=("axes fraction", "data"), va="center",
                         color=FAILED_COLOUR, fontweight="bold")
@@ -344,7 +353,19 @@ def draw_latency(trial: Trial, path: Path) -> None:
         handles = [_dot(colour, f"served by {server}") for server, colour in colours.items()]
         handles.append(Line2D([], [], marker="x", linestyle="", color=FAILED_COLOUR, markersize=9,
                               markeredgewidth=2, label="failed (no answer or an error)"))
-        figure.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False)
+        figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+
+
+def _latency_ticks(ax: Axes, low: float, high: float) -> None:
+    """Ticks at 0.1, 1, 10, 100... ms written as plain numbers, none in the "failed" band.
+
+    A failed request has no latency, so a number next to the band would suggest one.
+    """
+    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    ax.set_yticks([10.0**k for k in decades if low <= 10.0**k <= high])
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.grid(axis="y", color="0.9")
 
 
 def _dot(colour: str, label: str) -> Line2D:
@@ -371,7 +392,7 @@ def draw_served_by(trial: Trial, path: Path) -> None:
         ax.set_xlabel("time since the load started (s)")
         ax.set_ylabel("share of successful requests (%)")
         ax.figure.suptitle(f"{trial.scenario}: which server answered, per 100 ms")
-        ax.figure.legend(loc="outside upper center", ncols=len(colours), frameon=False)
+        ax.figure.legend(loc="outside lower center", ncols=len(colours), frameon=False)
 
 
 def draw_replication_lag(trial: Trial, path: Path) -> None:
@@ -387,3 +408,296 @@ def draw_replication_lag(trial: Trial, path: Path) -> None:
         ax.set_xlabel("time since the load started (s)")
         ax.set_ylabel("replication lag (ms)")
         ax.figure.suptitle(f"{trial.scenario}: how far the replica was behind")
+
+
+def draw_gap_cdf(
+    gaps: Sequence[float], median: float | None, p95: float | None, title: str, path: Path
+) -> None:
+    """The CDF of the failover gaps of several trials, with the median and p95 marked."""
+    ordered = sorted(gaps)
+    shares = [(i + 1) / len(ordered) * 100 for i in range(len(ordered))]
+    box = {"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
+    with _figure(path) as (ax,):
+        # Start the staircase at (0, 0 %): no trial has a gap shorter than 0 ms.
+        ax.step([0.0, *ordered], [0.0, *shares], where="post", color="tab:blue", linewidth=2.5)
+        ax.plot(ordered, shares, "o", color="tab:blue", markersize=7, label="one trial")
+        # The median's label goes left of its line and the p95's right: they are often close.
+        for value, name, side in ((median, "median", -1), (p95, "p95", 1)):
+            if value is None:
+                continue
+            ax.axvline(value, color="black" if name == "median" else "tab:red", linestyle="--", linewidth=2)
+            ax.annotate(f"{name} {format_value(value)} ms", (value, 0.98), xycoords=ax.get_xaxis_transform(),
+                        xytext=(6 * side, 0), textcoords="offset points", ha="left" if side > 0 else "right",
+                        va="top", fontweight="bold", bbox=box)
+        ax.set_xlim(0, max(ordered[-1], p95 or 0.0) * 1.2 or 1.0)
+        ax.set_ylim(0, 115)
+        ax.set_yticks(range(0, 101, 25))
+        ax.set_xlabel("failover gap: last answer of the primary to first of the secondary (ms)")
+        ax.set_ylabel("trials with this gap or shorter (%)")
+        ax.figure.suptitle(title)
+
+
+# -- report.md -----------------------------------------------------------------------------
+
+
+def format_value(value: Any) -> str:
+    """A figure as the reports print it: "-" for none, floats to at most 3 decimals, as in summary.json."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return str(round(value, 3))
+    if isinstance(value, Mapping):
+        return ", ".join(f"{key}: {format_value(count)}" for key, count in value.items()) or "none"
+    return str(value)
+
+
+def _pair(before: Any, after: Any) -> str:
+    return f"{format_value(before)} / {format_value(after)}"
+
+
+def trial_figures(summary: Mapping[str, Any], fault_s: float | None) -> list[tuple[str, str]]:
+    """(label with unit, value) for every figure of a trial's summary.json, in reading order."""
+    before = summary.get("latency_ms_before") or {}
+    after = summary.get("latency_ms_after") or {}
+    return [
+        ("Scenario", format_value(summary.get("scenario"))),
+        ("Fault injected (s after the load started)", "no fault" if fault_s is None else f"{fault_s:.3f}"),
+        ("Server holding the virtual IP at the end", format_value(summary.get("active_at_end"))),
+        ("Requests sent", format_value(summary.get("requests_total"))),
+        ("Requests answered successfully", format_value(summary.get("requests_ok"))),
+        ("Requests failed", format_value(summary.get("requests_failed"))),
+        ("Availability (%)", format_value(summary.get("availability_pct"))),
+        ("Window before / after the fault (s)",
+         _pair(summary.get("window_s_before"), summary.get("window_s_after"))),
+        ("Throughput before / after the fault (req/s)",
+         _pair(summary.get("throughput_rps_before"), summary.get("throughput_rps_after"))),
+        ("Latency p50 before / after the fault (ms)", _pair(before.get("p50"), after.get("p50"))),
+        ("Latency p95 before / after the fault (ms)", _pair(before.get("p95"), after.get("p95"))),
+        ("Latency p99 before / after the fault (ms)", _pair(before.get("p99"), after.get("p99"))),
+        ("Requests failed before / after the fault",
+         _pair(summary.get("requests_failed_before"), summary.get("requests_failed_after"))),
+        ("Served by, before the fault (successful requests)", format_value(summary.get("served_by_before"))),
+        ("Served by, after the fault (successful requests)", format_value(summary.get("served_by_after"))),
+        ("Detection: fault to VIP move (ms)", format_value(summary.get("detection_ms"))),
+        ("Outage window: fault to the first request sent that succeeded (ms)",
+         format_value(summary.get("outage_window_ms"))),
+        ("Failover gap: last answer of the primary to first of the secondary (ms)",
+         format_value(summary.get("failover_gap_ms"))),
+        ("Acknowledged writes (POST answered 201)", format_value(summary.get("acked_writes"))),
+        ("Acknowledged writes lost", format_value(summary.get("acked_writes_lost"))),
+    ]
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table, one string per line."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _colour_name(colours: Mapping[str, str], server: str) -> str:
+    return colours.get(server, "grey").removeprefix("tab:")
+
+
+def _how_to_read_throughput(trial: Trial) -> str:
+    s = trial.summary
+    text = (
+        "Each bar is 100 ms of load, placed at the time its requests were sent: the green part was "
+        "answered successfully, the red part failed. "
+    )
+    if trial.fault_s is None:
+        return text + (
+            "There was no fault in this run, so the bars should stay level at the offered load "
+            f"({format_value(s.get('throughput_rps_before'))} req/s): this is the reference to compare "
+            "failover runs with."
+        )
+    return text + (
+        "Point at the dashed black line, the fault, and at the dotted line right after it, where the "
+        "controller moved the virtual IP; the lower panel zooms in on them. The red bars are the "
+        f"{format_value(s.get('requests_failed_after'))} requests that failed after the fault: they were in "
+        "flight to the dead server or sent before the switch forwarded them to the new one. Then the bars "
+        "are back to full height: the load goes on without the user doing anything "
+        f"({format_value(s.get('throughput_rps_before'))} req/s before the fault, "
+        f"{format_value(s.get('throughput_rps_after'))} req/s after)."
+    )
+
+
+def _how_to_read_latency(trial: Trial) -> str:
+    s = trial.summary
+    colours = _server_colours(trial.records)
+    servers = ", ".join(f"{_colour_name(colours, name)} for {name}" for name in colours)
+    before = s.get("latency_ms_before") or {}
+    after = s.get("latency_ms_after") or {}
+    text = (
+        "Each dot is one request: across is when it was sent, up is how long its full answer took. "
+        "The scale is logarithmic: each grid step up is ten times slower. "
+        f"The colour says which server answered ({servers}); the red crosses in the band at the top are "
+        "requests that got no successful answer, so they have no latency. "
+    )
+    if trial.fault_s is None:
+        return text + f"Without a fault, the p95 latency was {format_value(before.get('p95'))} ms."
+    return text + (
+        "Point at the vertical lines in the zoomed lower panel: the dots change colour where the secondary "
+        "took over, and the red crosses sit between the fault and the first answer of the new server. "
+        f"Then compare the height of the dots: p95 {format_value(before.get('p95'))} ms before the fault, "
+        f"{format_value(after.get('p95'))} ms after."
+    )
+
+
+def _how_to_read_served_by(trial: Trial) -> str:
+    text = (
+        "Each bar is the successful requests of 100 ms, split by the server that answered them "
+        "(the X-Served-By header of the answer). A missing bar is 100 ms in which no request succeeded. "
+    )
+    if not trial.vip_moves:
+        return text + "The virtual IP never moved in this run, so one server should fill every bar."
+    return text + (
+        "Point at the bar where the colour changes: that is the moment the secondary took over, "
+        "right after the dotted line of the VIP move. "
+        f"At the end, {format_value(trial.summary.get('active_at_end'))} held the virtual IP."
+    )
+
+
+def _how_to_read_replication(trial: Trial) -> str:
+    return (
+        "The line is how far the other database was behind, in milliseconds, over the run. A write "
+        "that the client got a 201 for but that had not reached the other database when the primary "
+        "died can be lost: point at the lag at the fault line. Acknowledged writes lost in this trial: "
+        f"{format_value(trial.summary.get('acked_writes_lost'))}."
+    )
+
+
+def _draw_trial_pictures(trial: Trial) -> list[tuple[str, str, str]]:
+    """Draw the pictures of a trial; (file name, heading, how to read it) of each one drawn."""
+    folder = trial.folder
+    draw_throughput(trial, folder / "throughput.png")
+    draw_latency(trial, folder / "latency.png")
+    draw_served_by(trial, folder / "served_by.png")
+    pictures = [
+        ("throughput.png", "Requests per 100 ms", _how_to_read_throughput(trial)),
+        ("latency.png", "Latency of each request", _how_to_read_latency(trial)),
+        ("served_by.png", "Which server answered", _how_to_read_served_by(trial)),
+    ]
+    lag_path = folder / "replication_lag.png"
+    if trial.replication:
+        draw_replication_lag(trial, lag_path)
+        pictures.append(("replication_lag.png", "Replication lag", _how_to_read_replication(trial)))
+    else:
+        # A picture left from an earlier report would no longer match the data.
+        lag_path.unlink(missing_ok=True)
+    return pictures
+
+
+def write_trial_report(trial_dir: Path, up_link: str | None = None) -> Path:
+    """Pictures and report.md of one trial folder; returns the path of report.md.
+
+    `up_link` is a relative link to the report of the whole run, for a trial of a multi-trial run.
+    """
+    trial = load_trial(Path(trial_dir))
+    pictures = _draw_trial_pictures(trial)
+    lines = [f"# Failover report: {trial.scenario}", ""]
+    lines.append(f"Scenario **{trial.scenario}**, run folder `{trial.folder.name}`.")
+    if up_link is not None:
+        lines.append(f"This is one trial of a run with several: [the report over all trials]({up_link}).")
+    lines += ["", "## The figures", "", "From `summary.json`; latencies are over successful requests.", ""]
+    lines += _table(["Figure", "Value"], trial_figures(trial.summary, trial.fault_s))
+    for file_name, heading, how_to_read in pictures:
+        lines += ["", f"## {heading}", "", f"![{heading}]({file_name})", ""]
+        lines.append(f"**How to read this.** {how_to_read}")
+    path = trial.folder / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+AGGREGATE_LABELS = {
+    "failover_gap_ms": "Failover gap (ms)",
+    "detection_ms": "Detection: fault to VIP move (ms)",
+    "outage_window_ms": "Outage window (ms)",
+    "availability_pct": "Availability (%)",
+    "requests_failed": "Requests failed",
+    "throughput_rps_before": "Throughput before the fault (req/s)",
+    "throughput_rps_after": "Throughput after the fault (req/s)",
+    "acked_writes": "Acknowledged writes",
+    "acked_writes_lost": "Acknowledged writes lost",
+}
+
+
+def _aggregate_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for key in metrics.AGGREGATED_KEYS:
+        figures = summary.get(key)
+        if not isinstance(figures, Mapping):
+            continue
+        rows.append([AGGREGATE_LABELS.get(key, key)]
+                    + [format_value(figures.get(name)) for name in ("n", "median", "p95", "max")])
+    return rows
+
+
+def _trial_row(trial_dir: Path, summary: Mapping[str, Any]) -> list[str]:
+    keys = ("failover_gap_ms", "detection_ms", "availability_pct", "requests_failed", "acked_writes_lost")
+    return ([trial_dir.name] + [format_value(summary.get(key)) for key in keys]
+            + [f"[report]({trial_dir.name}/report.md)"])
+
+
+def _write_run_report(run_dir: Path, trial_dirs: Sequence[Path]) -> Path:
+    """The report of a multi-trial run: each trial's report, then the one over all trials."""
+    summary = read_summary(run_dir)
+    scenario = str(summary.get("scenario") or run_dir.name)
+    for trial_dir in trial_dirs:
+        write_trial_report(trial_dir, up_link="../report.md")
+    trial_summaries = [read_summary(trial_dir) for trial_dir in trial_dirs]
+    gaps = [gap for trial_dir, s in zip(trial_dirs, trial_summaries, strict=True)
+            if (gap := _number(s.get("failover_gap_ms"), trial_dir / "summary.json", "failover_gap_ms"))
+            is not None]
+    summary_path = run_dir / "summary.json"
+    gap_figures = summary.get("failover_gap_ms")
+    if not isinstance(gap_figures, Mapping):
+        raise ReportError(f"{summary_path}: failover_gap_ms should be {{n, median, p95, max}}")
+
+    lines = [f"# Failover report: {scenario}, {len(trial_dirs)} trials", ""]
+    lines.append(f"Scenario **{scenario}**, run folder `{run_dir.name}`, "
+                 f"{format_value(summary.get('trials', len(trial_dirs)))} trials.")
+    lines += ["", "## The figures over all trials", "",
+              "From `summary.json`: `n` is how many trials had the figure (a trial without a failover has "
+              "no failover gap).", ""]
+    lines += _table(["Figure", "n", "Median", "p95", "Max"], _aggregate_rows(summary))
+    lines += ["", "## Failover gap across trials", ""]
+    cdf_path = run_dir / "failover_gap_cdf.png"
+    if gaps:
+        median = _number(gap_figures.get("median"), summary_path, "failover_gap_ms.median")
+        p95 = _number(gap_figures.get("p95"), summary_path, "failover_gap_ms.p95")
+        draw_gap_cdf(gaps, median, p95, f"{scenario}: failover gap over {len(gaps)} trials", cdf_path)
+        lines += [
+            "![Failover gap across trials](failover_gap_cdf.png)", "",
+            "**How to read this.** Each dot is one trial; the staircase climbs by one trial at its failover "
+            "gap, so the height at a gap is the share of trials that recovered at least that fast. Point at "
+            "the median (half of the trials were faster) and at the p95 (what a user should expect in "
+            "the worst case but one in twenty). A steep staircase means a predictable failover; "
+            "a long tail to the right means that sometimes it takes much longer.",
+        ]
+    else:
+        cdf_path.unlink(missing_ok=True)
+        lines.append("No trial had a failover gap (no failover happened), so there is nothing to plot.")
+    lines += ["", "## Each trial", ""]
+    lines += _table(
+        ["Trial", "Failover gap (ms)", "Detection (ms)", "Availability (%)", "Requests failed",
+         "Acknowledged writes lost", "Report"],
+        [_trial_row(d, s) for d, s in zip(trial_dirs, trial_summaries, strict=True)],
+    )
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write report.md and its pictures into a run folder (single- or multi-trial); returns report.md.
+
+    Raises ReportError, naming the file, when an input file is missing or malformed.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir}: not a folder")
+    trial_dirs = _trial_dirs(run_dir)
+    if trial_dirs and not (run_dir / "requests.csv").exists():
+        return _write_run_report(run_dir, trial_dirs)
+    return write_trial_report(run_dir)

@@ -1,7 +1,7 @@
 """The one place that starts, waits for and stops the processes of a run.
 
-Every process a run starts (in a Mininet host with `host.popen`, or in the root namespace
-for the controller) goes through `ProcessRunner.start`, which sends its output to
+Every process a run starts (in a Mininet host, or in the root namespace for the controller)
+goes through `ProcessRunner.start`, which sends its output to
 `<run>/logs/<name>.log` and records its PID in the run's state file before returning.
 Stopping is by those recorded PIDs only: each process is started in a session of its own,
 so signalling its process group reaches its children too (gunicorn's workers) and nothing
@@ -72,6 +72,24 @@ class ManagedProcess:
             return "(no log)"
 
 
+def in_host(host: Any, cmd: list[str]) -> list[str]:
+    """`cmd` made to run in a Mininet host: its network namespace and, if limited, its CPU cgroup.
+
+    Mininet's own `host.popen` (`mnexec -a PID`) also enters the host's mount namespace, which
+    resets the root directory to the machine's real root: inside a chroot or a container the
+    command would then run against another file system. Only the network namespace is needed
+    here (the hosts share the file system), so `nsenter --net` does the job, and `cgexec` puts
+    the command in the cgroup of a `CPULimitedHost`, as `mnexec -g` would. Both exec the
+    command, so the PID recorded is the command's own.
+    """
+    if host is None:
+        return cmd
+    prefix = ["nsenter", f"--net=/proc/{host.pid}/ns/net"]
+    if getattr(host, "cgroup", None):
+        prefix += ["cgexec", "-g", f"cpu,cpuacct:/{host.name}"]
+    return prefix + cmd
+
+
 class ProcessRunner:
     """Starts processes on hosts, records their PIDs, waits on conditions and stops them."""
 
@@ -101,11 +119,7 @@ class ProcessRunner:
                 "env": {**os.environ, **(env or {})},
                 "cwd": str(cwd) if cwd else None,
             }
-            if host is None:
-                popen = subprocess.Popen(cmd, start_new_session=True, **params)
-            else:
-                # Mininet's popen runs `mnexec -d`, which puts the command in a new session too.
-                popen = host.popen(cmd, **params)
+            popen = subprocess.Popen(in_host(host, cmd), start_new_session=True, **params)
         process = ManagedProcess(name, popen, log_path)
         self.processes[name] = process
         self.state.processes[name] = popen.pid

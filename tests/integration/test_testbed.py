@@ -83,3 +83,17 @@ def test_auto_increment_offsets_keep_ids_apart(testbed):
 def test_replication_user_has_only_replication_slave(testbed):
     grants = testbed.databases["primary"].query("SHOW GRANTS FOR 'repl'@'10.0.0.12'")
     assert len(grants) == 1 and grants[0][0].startswith("GRANT REPLICATION SLAVE ON *.*")
+
+
+def test_the_weaker_secondary_runs_in_its_cpu_cgroup(testbed):
+    for name in ("mariadb-secondary", "web-secondary"):
+        pid = testbed.runner.processes[name].pid
+        cgroups = open(f"/proc/{pid}/cgroup").read().splitlines()
+        # `cpu` may be its own hierarchy or joined with `cpuacct`, depending on the machine.
+        assert any(line.split(":")[1:] in (["cpu", "/secondary"], ["cpu,cpuacct", "/secondary"])
+                   for line in cgroups), cgroups
+    quota = int(open("/sys/fs/cgroup/cpu/secondary/cpu.cfs_quota_us").read())
+    period = int(open("/sys/fs/cgroup/cpu/secondary/cpu.cfs_period_us").read())
+    cores = os.cpu_count()
+    share = next(s.cpu for s in CONFIG.servers if s.name == "secondary")
+    assert quota / period == pytest.approx(share * cores, rel=0.01)
