@@ -35,6 +35,8 @@ EXPERIMENT_EVENTS = "experiment-events.jsonl"
 class Testbed:
     """Starts and stops every part of the testbed for one trial, in one trial folder."""
 
+    __test__ = False  # not a pytest test class, despite its name
+
     def __init__(self, config: TestbedConfig, trial_dir: Path) -> None:
         self.config = config
         self.dir = trial_dir.resolve()  # daemons start in other folders: every path is absolute
