@@ -1,7 +1,10 @@
 """The failover controller: a Ryu application (run on os-ken) that owns the virtual IP.
 
 One handler per event, nothing clever, as in Ryu's simple_switch_13:
-- the switch connects: install the base flows and the VIP flow for the active server;
+- the switch connects: install the base flows and ask the switch for its VIP flow;
+- the switch answers: if a VIP flow is there (the controller restarted while the switch kept
+  forwarding, fail-mode secure), adopt its server; otherwise install the VIP flow for the
+  preferred server. Until then probe results are not acted on;
 - an ARP request for the VIP arrives: answer with the virtual MAC;
 - a switch port changes state: tell the state machine (a server's port down fails over at once);
 - a health probe result arrives from the prober: tell the state machine.
@@ -82,6 +85,7 @@ class FailoverController(app_manager.OSKenApp):
         )
         self.server_on_port = {plan.port: plan.name for plan in self.config.server_plans}
         self.datapath = None
+        self.vip_placed = False  # True once the VIP flow on the switch is known or installed
         self.probe_socket_path = Path(self.CONF.testbed_probe_socket)
 
     def start(self) -> None:
@@ -115,11 +119,30 @@ class FailoverController(app_manager.OSKenApp):
     def switch_features_handler(self, ev) -> None:
         dp = ev.msg.datapath
         self.datapath = dp
+        self.vip_placed = False
         for flow in flows.base_flows(dp, self.config):
             dp.send_msg(flow)
-        dp.send_msg(flows.vip_flow(dp, self.config, self.config.server(self.machine.active)))
-        dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
-        self.event_log.write("switch_connected", dpid=dp.id, active=self.machine.active)
+        dp.send_msg(flows.vip_flow_request(dp))
+        self.event_log.write("switch_connected", dpid=dp.id)
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def flow_stats_reply_handler(self, ev) -> None:
+        if self.vip_placed:
+            return
+        dp = ev.msg.datapath
+        holders = [
+            flows.server_for_cookie(self.config, stat.cookie)
+            for stat in ev.msg.body
+            if stat.priority == flows.PRIORITY_VIP
+        ]
+        holders = [server for server in holders if server is not None]
+        if holders:
+            self.apply(self.machine.adopt(holders[0], time.time()))
+        else:
+            dp.send_msg(flows.vip_flow(dp, self.config, self.config.server(self.machine.active)))
+            dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
+            self.event_log.write("vip_installed", server=self.machine.active)
+        self.vip_placed = True
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def packet_in_handler(self, ev) -> None:
@@ -145,10 +168,14 @@ class FailoverController(app_manager.OSKenApp):
         down = bool(desc.state & ofp.OFPPS_LINK_DOWN or desc.config & ofp.OFPPC_PORT_DOWN)
         down = down or ev.msg.reason == ofp.OFPPR_DELETE
         self.event_log.write("port_status", server=server, up=not down)
+        if not self.vip_placed:
+            return
         self.apply(self.machine.port(server, not down, time.time()))
 
     @set_ev_cls(EventProbeResult)
     def probe_result_handler(self, ev: EventProbeResult) -> None:
+        if not self.vip_placed:
+            return
         self.apply(self.machine.probe(ev.server, ev.ok, time.time(), ev.detail))
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)

@@ -13,6 +13,8 @@ The rules:
 - When the server holding the VIP goes down, the VIP moves at once to the first server, in
   priority order, that is up. If none is, the VIP stays and a `no_healthy_server` decision
   says so; it moves to the first server that comes back up.
+- A restarted controller first reads which server holds the VIP from the switch (`adopt`),
+  so it neither moves the VIP nor interrupts traffic.
 - Failback: with policy `never` (like keepalived's nopreempt) the VIP stays where it is when
   a preferred server comes back. With `auto` it returns to the most preferred server that is
   up, but only once `hold_down_s` has passed since the VIP last moved, so a flapping server
@@ -38,6 +40,7 @@ class Decision:
 SERVER_DOWN = "server_down"
 SERVER_UP = "server_up"
 VIP_MOVED = "vip_moved"
+VIP_ADOPTED = "vip_adopted"
 NO_HEALTHY_SERVER = "no_healthy_server"
 
 
@@ -94,6 +97,16 @@ class FailoverMachine:
                 reason = f"{self.fall} probes in a row failed" + (f" ({detail})" if detail else "")
                 decisions.append(Decision(SERVER_DOWN, server, reason))
         return decisions + self._place_vip(now)
+
+    def adopt(self, server: str, now: float) -> list[Decision]:
+        """The switch says `server` holds the VIP (a restarted controller reads it from the
+        flow table): take that as the truth, without moving anything. The hold-down starts
+        now, so a restart can never pull the VIP straight back to the preferred server."""
+        if server not in self.servers:
+            raise ValueError(f"unknown server {server!r}")
+        self.active = server
+        self.last_move = now
+        return [Decision(VIP_ADOPTED, server, "the switch's flow table says it holds the VIP")]
 
     def port(self, server: str, up: bool, now: float) -> list[Decision]:
         """The switch port of `server` went down or came back up."""

@@ -113,6 +113,20 @@ def vip_flow(dp: Any, config: TestbedConfig, server: HostPlan) -> Any:
     )
 
 
+def vip_flow_request(dp: Any) -> Any:
+    """Ask the switch for its VIP flow (its cookie says which server holds the VIP)."""
+    parser, ofp = dp.ofproto_parser, dp.ofproto
+    return parser.OFPFlowStatsRequest(
+        dp,
+        table_id=0,
+        out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY,
+        cookie=COOKIE_VIP,
+        cookie_mask=0xFFFF_FFFF_FFFF_FF00,  # every VIP cookie, whatever the server index
+        match=parser.OFPMatch(),
+    )
+
+
 def arp_reply(dp: Any, config: TestbedConfig, request: Any, in_port: int) -> Any | None:
     """A packet-out answering an ARP request for the VIP with the VMAC, or None if not one."""
     from os_ken.lib.packet import arp, ethernet, packet

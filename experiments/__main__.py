@@ -3,6 +3,8 @@
     python -m experiments list                        the scenarios, one line each
     python -m experiments run primary-crash           one trial of the default experiment
     python -m experiments run web-crash --rate 500 --trials 5 --out results/
+    python -m experiments report results/primary-crash-20261126-204730
+    python -m experiments compare results/baseline-* results/primary-crash-*
 
 Bad input (an unknown scenario, a config value out of range) is a one-line error and exit
 code 2, checked before anything starts. Ctrl-C or SIGTERM stops everything the run started
@@ -60,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trials", type=int, default=1, help="how many times to repeat the trial (default 1)")
     run.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                      help="folder for the results (default: results/)")
+
+    report = commands.add_parser("report", help="(re)write report.md and its pictures for a run folder")
+    report.add_argument("run_dir", type=Path, metavar="DIR", help="a results/<scenario>-<timestamp> folder")
+    compare = commands.add_parser("compare", help="print and write a side-by-side table of runs")
+    compare.add_argument("run_dirs", type=Path, nargs="+", metavar="DIR", help="run folders to compare")
+    compare.add_argument("--out", type=Path, default=Path("results/compare.md"), metavar="FILE",
+                         help="where to write the table as Markdown (and CSV beside it); "
+                         "default results/compare.md")
     return parser
 
 
@@ -106,6 +116,27 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def report_or_compare(args: argparse.Namespace) -> int:
+    from experiments.compare import compare, write_comparison
+    from experiments.report import ReportError, write_report
+
+    try:
+        if args.command == "report":
+            print(f"report: {write_report(args.run_dir)}")
+        else:
+            print(compare(args.run_dirs))
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            write_comparison(args.run_dirs, args.out)
+            print(f"written: {args.out} and {args.out.with_suffix('.csv')}")
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except OSError as exc:
+        print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from experiments.scenarios import SCENARIOS
@@ -115,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, scenario in SCENARIOS.items():
             print(f"{name:<{width}}  {scenario.summary}")
         return 0
+    if args.command in ("report", "compare"):
+        return report_or_compare(args)
 
     try:
         if args.scenario not in SCENARIOS:
@@ -155,7 +188,19 @@ def main(argv: list[str] | None = None) -> int:
         lock.close()
     print(summary_table(summary))
     print(f"results: {run_dir}")
-    return 0
+    return 0 if report_written(run_dir) else 1
+
+
+def report_written(run_dir: Path) -> bool:
+    """Write report.md and its pictures; a failure here never touches the recorded results."""
+    from experiments.report import ReportError, write_report
+
+    try:
+        print(f"report: {write_report(run_dir)}")
+        return True
+    except ReportError as exc:
+        print(f"error: no report ({exc}); the results are kept in {run_dir}", file=sys.stderr)
+        return False
 
 
 if __name__ == "__main__":

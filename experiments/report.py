@@ -37,7 +37,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, NullLocator
+from matplotlib.ticker import NullLocator
 
 from experiments import metrics
 from experiments.metrics import RequestRecord
@@ -67,7 +67,10 @@ FAULT_COLOUR = "black"
 SERVER_COLOURS = ("tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 UNKNOWN_SERVER = "(no X-Served-By)"
 
-TRIAL_PICTURES = ("throughput.png", "latency.png", "served_by.png", "replication_lag.png")
+# Event labels (fault, VIP moves) sit in rows at the top of a panel; the y axes leave room for them.
+LABEL_ROW_PT = 22  # the height of one row of labels, in points
+MAX_LABEL_ROWS = 3  # a fourth VIP move goes back to the first row
+PANEL_HEIGHT_PT = {1: 350, 2: 160}  # about how tall a panel is, in a figure of 1 or 2 panels
 
 
 class ReportError(Exception):
@@ -99,7 +102,9 @@ def _read_requests(path: Path) -> list[RequestRecord]:
     try:
         records = metrics.read_requests(path)
     except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
-        raise ReportError(f"{path}: malformed ({exc})") from None
+        # metrics' own messages already start with the path; others (a bad number) do not.
+        message = str(exc) if str(exc).startswith(str(path)) else f"{path}: malformed ({exc})"
+        raise ReportError(message) from None
     if not records:
         raise ReportError(f"{path}: holds no requests")
     return records
@@ -118,7 +123,7 @@ def _read_events(trial_dir: Path) -> list[dict[str, Any]]:
     try:
         return metrics.read_events(logs)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ReportError(f"malformed event log ({exc})") from None
+        raise ReportError(f"{trial_dir}: malformed event log ({exc})") from None
 
 
 def _read_events_csv(path: Path) -> list[dict[str, Any]]:
@@ -207,21 +212,21 @@ def _trial_dirs(run_dir: Path) -> list[Path]:
 
 
 @contextmanager
-def _figure(path: Path, rows: int = 1, height_ratios: Sequence[float] | None = None) -> Iterator[list[Axes]]:
-    """A slide-sized figure with `rows` panels sharing no axis; saved as a PNG at `path` on exit.
+def _figure(path: Path, rows: int = 1) -> Iterator[list[Axes]]:
+    """A slide-sized figure with `rows` panels, one above the other; saved as a PNG at `path` on exit.
 
     The Agg canvas draws into memory: no screen is needed, and pyplot's global state is avoided.
     """
     with matplotlib.rc_context(STYLE):
         figure = Figure(figsize=FIGURE_SIZE, dpi=DPI, layout="constrained")
         FigureCanvasAgg(figure)
-        axes = figure.subplots(rows, 1, squeeze=False, height_ratios=height_ratios)[:, 0]
+        axes = figure.subplots(rows, 1, squeeze=False)[:, 0]
         yield list(axes)
         figure.savefig(path, dpi=DPI)
 
 
 def _server_colours(records: Sequence[RequestRecord]) -> dict[str, str]:
-    """A colour per server, in the order the servers first answered, so primary is always blue."""
+    """A colour per server, in the order the servers first answered: the primary is blue in every picture."""
     servers: list[str] = []
     for record in sorted(records, key=lambda r: r.sent_at):
         name = record.served_by or UNKNOWN_SERVER
@@ -233,25 +238,47 @@ def _server_colours(records: Sequence[RequestRecord]) -> dict[str, str]:
     return colours
 
 
-def _mark_events(ax: Axes, trial: Trial, colours: Mapping[str, str], label_at_top: bool = True) -> None:
-    """Vertical lines for the fault and every VIP move, each with a short label.
+def _moves_in(trial: Trial, span: tuple[float, float]) -> list[tuple[float, str]]:
+    return [(when, server) for when, server in trial.vip_moves if span[0] <= when <= span[1]]
+
+
+def _label_rows(trial: Trial, span: tuple[float, float]) -> int:
+    """How many rows of event labels a panel showing `span` needs (see `_mark_events`)."""
+    return max(1, min(len(_moves_in(trial, span)), MAX_LABEL_ROWS))
+
+
+def _room_for_labels(rows: int, panels: int) -> float:
+    """The share of a panel's height that `rows` rows of event labels take."""
+    return min((rows * LABEL_ROW_PT + 10) / PANEL_HEIGHT_PT[panels], 0.6)
+
+
+def _top_with_room(highest: float, rows: int, panels: int) -> float:
+    """The top of a linear y axis that leaves room above `highest` for the event labels."""
+    return highest / (1 - _room_for_labels(rows, panels))
+
+
+def _mark_events(
+    ax: Axes, trial: Trial, colours: Mapping[str, str], span: tuple[float, float], label_at_top: bool = True
+) -> None:
+    """Vertical lines for the fault and every VIP move within `span`, each with a short label.
 
     The fault label sits left of its line and the VIP labels right of theirs: a failover takes
     milliseconds, so on a 20 s axis the lines almost coincide and the labels must not overlap.
+    Events outside `span` are left out: their labels would be drawn outside the panel.
     """
-    y, va = (0.98, "top") if label_at_top else (0.02, "bottom")
+    y, va, down = (1.0, "top", -1) if label_at_top else (0.0, "bottom", 1)
     box = {"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
-    if trial.fault_s is not None:
+    if trial.fault_s is not None and span[0] <= trial.fault_s <= span[1]:
         ax.axvline(trial.fault_s, color=FAULT_COLOUR, linestyle="--", linewidth=2)
-        ax.annotate("fault", (trial.fault_s, y), xycoords=ax.get_xaxis_transform(), xytext=(-6, 0),
+        ax.annotate("fault", (trial.fault_s, y), xycoords=ax.get_xaxis_transform(), xytext=(-6, 4 * down),
                     textcoords="offset points", ha="right", va=va, fontweight="bold", bbox=box)
-    for i, (when, server) in enumerate(trial.vip_moves):
+    for row, (when, server) in enumerate(_moves_in(trial, span)):
         colour = colours.get(server, "tab:gray")
         ax.axvline(when, color=colour, linestyle=":", linewidth=2.5)
-        # Several moves (a failback) are stacked downwards so that their labels stay apart.
-        step = -0.09 * (i % 3) if label_at_top else 0.09 * (i % 3)
-        ax.annotate(f"VIP \u2192 {server}", (when, y + step), xycoords=ax.get_xaxis_transform(),
-                    xytext=(6, 0), textcoords="offset points", ha="left", va=va, color=colour,
+        # Several moves (a failback) go on successive rows so that their labels stay apart.
+        offset = 4 + LABEL_ROW_PT * (row % MAX_LABEL_ROWS)
+        ax.annotate(f"VIP \u2192 {server}", (when, y), xycoords=ax.get_xaxis_transform(),
+                    xytext=(6, offset * down), textcoords="offset points", ha="left", va=va, color=colour,
                     fontweight="bold", bbox=box)
 
 
@@ -263,7 +290,9 @@ def _zoom_window(trial: Trial) -> tuple[float, float] | None:
     moves_after = [when for when, _ in trial.vip_moves if when >= trial.fault_s]
     if moves_after:
         end = max(end, min(moves_after) + ZOOM_AFTER_S)
-    return max(0.0, trial.fault_s - ZOOM_BEFORE_S), min(end, trial.end_s)
+    start, end = max(0.0, trial.fault_s - ZOOM_BEFORE_S), min(end, trial.end_s)
+    # A fault outside the load (after its last request, say) leaves nothing to zoom in on.
+    return (start, end) if start < end else None
 
 
 @contextmanager
@@ -307,13 +336,12 @@ def draw_throughput(trial: Trial, path: Path) -> None:
     colours = _server_colours(trial.records)
     highest = max(b["sent"] for b in buckets)
     with _whole_and_zoom(path, trial) as panels:
-        for ax, _ in panels:
+        for ax, span in panels:
             ax.bar(starts, ok, width=BUCKET_S, align="edge", color=OK_COLOUR, linewidth=0)
             ax.bar(starts, failed, bottom=ok, width=BUCKET_S, align="edge", color=FAILED_COLOUR, linewidth=0)
-            # Head room above the bars for the event labels.
-            ax.set_ylim(0, highest * 1.35)
+            ax.set_ylim(0, _top_with_room(highest, _label_rows(trial, span), len(panels)))
             ax.set_ylabel("requests per 100 ms")
-            _mark_events(ax, trial, colours)
+            _mark_events(ax, trial, colours, span)
         figure = panels[0][0].figure
         figure.suptitle(f"{trial.scenario}: requests per 100 ms, by the time they were sent")
         figure.legend(
@@ -330,42 +358,65 @@ def draw_latency(trial: Trial, path: Path) -> None:
     highest = max((r.latency_ms for r in answered), default=1000.0)
     lowest = min((r.latency_ms for r in answered), default=1.0)
     # Failed requests have no latency: they go in a red band above every real latency.
-    failed_y = highest * 4
+    failed_y = highest * 3
+    top = failed_y * 1.6 if failed else highest * 2
     with _whole_and_zoom(path, trial) as panels:
-        for ax, _ in panels:
+        for ax, span in panels:
+            bottom = _bottom_with_room(lowest, top, _label_rows(trial, span), len(panels))
             for server, colour in colours.items():
                 mine = [r for r in answered if (r.served_by or UNKNOWN_SERVER) == server]
                 ax.scatter([r.sent_at - trial.origin for r in mine], [r.latency_ms for r in mine],
                            s=8, color=colour, linewidths=0)
-            ax.axhspan(failed_y / 2, failed_y * 2, color=FAILED_COLOUR, alpha=0.08, zorder=0)
-            ax.scatter([r.sent_at - trial.origin for r in failed], [failed_y] * len(failed),
-                       marker="x", s=60, color=FAILED_COLOUR, linewidths=2)
+            if failed:
+                _draw_failed_band(ax, [r.sent_at - trial.origin for r in failed], failed_y)
             ax.set_yscale("log")
-            # Room below the dots for the event labels.
-            ax.set_ylim(lowest / 6, failed_y * 2)
-            _latency_ticks(ax, lowest / 6, failed_y / 2)
+            ax.set_ylim(bottom, top)
+            _latency_ticks(ax, lowest / 2, highest * 1.5, failed_y if failed else None)
             ax.set_ylabel("latency (ms, log scale)")
-            ax.annotate("failed", (0.005, failed_y), xycoords=("axes fraction", "data"), va="center",
-                        color=FAILED_COLOUR, fontweight="bold")
-            _mark_events(ax, trial, colours, label_at_top=False)
+            _mark_events(ax, trial, colours, span, label_at_top=False)
         figure = panels[0][0].figure
         figure.suptitle(f"{trial.scenario}: latency of each request, by the time it was sent")
         handles = [_dot(colour, f"served by {server}") for server, colour in colours.items()]
-        handles.append(Line2D([], [], marker="x", linestyle="", color=FAILED_COLOUR, markersize=9,
-                              markeredgewidth=2, label="failed (no answer or an error)"))
+        if failed:
+            handles.append(Line2D([], [], marker="x", linestyle="", color=FAILED_COLOUR, markersize=9,
+                                  markeredgewidth=2, label="failed (no answer or an error)"))
         figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
 
 
-def _latency_ticks(ax: Axes, low: float, high: float) -> None:
-    """Ticks at 0.1, 1, 10, 100... ms written as plain numbers, none in the "failed" band.
+def _bottom_with_room(lowest: float, top: float, rows: int, panels: int) -> float:
+    """The bottom of a log y axis that leaves room below `lowest` for the event labels."""
+    share = _room_for_labels(rows, panels)
+    decades = math.log10(top / lowest) * share / (1 - share)
+    return lowest / 10**decades
 
-    A failed request has no latency, so a number next to the band would suggest one.
+
+def _draw_failed_band(ax: Axes, sent_s: Sequence[float], y: float) -> None:
+    """A pale red band at height `y` with a red cross for each failed request, at its send time."""
+    ax.axhspan(y / 1.6, y * 1.6, color=FAILED_COLOUR, alpha=0.08, zorder=0)
+    ax.scatter(sent_s, [y] * len(sent_s), marker="x", s=60, color=FAILED_COLOUR, linewidths=2)
+
+
+def _latency_ticks(ax: Axes, low: float, high: float, failed_y: float | None) -> None:
+    """Ticks at 0.1, 1, 10, 100... ms written as plain numbers, and "failed" at the failed band.
+
+    A failed request has no latency, so its band gets a word, not a number.
     """
     decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
-    ax.set_yticks([10.0**k for k in decades if low <= 10.0**k <= high])
+    ticks = [10.0**k for k in decades if low <= 10.0**k <= high]
+    if len(ticks) < 3:
+        # A narrow range (all answers within a few ms) needs 1, 2, 5, 10... to be readable.
+        ticks = [m * 10.0**k for k in decades for m in (1, 2, 5) if low <= m * 10.0**k <= high]
+    labels = [f"{tick:g}" for tick in ticks]
+    if failed_y is not None:
+        ticks.append(failed_y)
+        labels.append("failed")
+    ax.set_yticks(ticks, labels)
     ax.yaxis.set_minor_locator(NullLocator())
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.grid(axis="y", color="0.9")
+    if failed_y is not None:
+        failed_label = ax.get_yticklabels()[-1]
+        failed_label.set_color(FAILED_COLOUR)
+        failed_label.set_fontweight("bold")
 
 
 def _dot(colour: str, label: str) -> Line2D:
@@ -385,26 +436,33 @@ def draw_served_by(trial: Trial, path: Path) -> None:
             ax.bar(starts, share, bottom=bottom, width=BUCKET_S, align="edge", color=colour,
                    linewidth=0, label=server)
             bottom = [low + high for low, high in zip(bottom, share, strict=True)]
-        _mark_events(ax, trial, colours)
-        ax.set_xlim(0, trial.end_s)
-        ax.set_ylim(0, 118)  # head room above 100 % for the event labels
+        span = (0.0, trial.end_s)
+        _mark_events(ax, trial, colours, span)
+        ax.set_xlim(*span)
+        ax.set_ylim(0, _top_with_room(100, _label_rows(trial, span), 1))
         ax.set_yticks(range(0, 101, 25))
         ax.set_xlabel("time since the load started (s)")
         ax.set_ylabel("share of successful requests (%)")
         ax.figure.suptitle(f"{trial.scenario}: which server answered, per 100 ms")
-        ax.figure.legend(loc="outside lower center", ncols=len(colours), frameon=False)
+        if colours:
+            ax.figure.legend(loc="outside lower center", ncols=len(colours), frameon=False)
+        else:
+            ax.text(0.5, 0.5, "no request succeeded", transform=ax.transAxes, ha="center",
+                    color=FAILED_COLOUR, fontweight="bold")
 
 
 def draw_replication_lag(trial: Trial, path: Path) -> None:
     """The replication lag (ms) over time, from replication.csv."""
     colours = _server_colours(trial.records)
     with _figure(path) as (ax,):
-        ax.plot([t for t, _ in trial.replication], [lag for _, lag in trial.replication],
-                color="tab:blue", linewidth=2, marker="o", markersize=3)
-        highest = max(lag for _, lag in trial.replication)
-        ax.set_ylim(0, max(highest, 1.0) * 1.35)
-        ax.set_xlim(0, max(trial.end_s, trial.replication[-1][0]))
-        _mark_events(ax, trial, colours)
+        rows = sorted(trial.replication)
+        ax.plot([t for t, _ in rows], [lag for _, lag in rows],
+                color="0.3", linewidth=2, marker="o", markersize=3)
+        highest = max(max(lag for _, lag in trial.replication), 1.0)
+        span = (0.0, max(trial.end_s, *(t for t, _ in trial.replication)))
+        ax.set_xlim(*span)
+        ax.set_ylim(0, _top_with_room(highest, _label_rows(trial, span), 1))
+        _mark_events(ax, trial, colours, span)
         ax.set_xlabel("time since the load started (s)")
         ax.set_ylabel("replication lag (ms)")
         ax.figure.suptitle(f"{trial.scenario}: how far the replica was behind")
@@ -419,7 +477,9 @@ def draw_gap_cdf(
     box = {"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
     with _figure(path) as (ax,):
         # Start the staircase at (0, 0 %): no trial has a gap shorter than 0 ms.
-        ax.step([0.0, *ordered], [0.0, *shares], where="post", color="tab:blue", linewidth=2.5)
+        right = max(ordered[-1], p95 or 0.0) * 1.2 or 1.0
+        # The staircase ends at 100 %, flat to the right edge: every trial had a shorter gap.
+        ax.step([0.0, *ordered, right], [0.0, *shares, 100.0], where="post", color="tab:blue", linewidth=2.5)
         ax.plot(ordered, shares, "o", color="tab:blue", markersize=7, label="one trial")
         # The median's label goes left of its line and the p95's right: they are often close.
         for value, name, side in ((median, "median", -1), (p95, "p95", 1)):
@@ -429,7 +489,7 @@ def draw_gap_cdf(
             ax.annotate(f"{name} {format_value(value)} ms", (value, 0.98), xycoords=ax.get_xaxis_transform(),
                         xytext=(6 * side, 0), textcoords="offset points", ha="left" if side > 0 else "right",
                         va="top", fontweight="bold", bbox=box)
-        ax.set_xlim(0, max(ordered[-1], p95 or 0.0) * 1.2 or 1.0)
+        ax.set_xlim(0, right)
         ax.set_ylim(0, 115)
         ax.set_yticks(range(0, 101, 25))
         ax.set_xlabel("failover gap: last answer of the primary to first of the secondary (ms)")
@@ -507,18 +567,24 @@ def _how_to_read_throughput(trial: Trial) -> str:
     )
     if trial.fault_s is None:
         return text + (
-            "There was no fault in this run, so the bars should stay level at the offered load "
-            f"({format_value(s.get('throughput_rps_before'))} req/s): this is the reference to compare "
-            "failover runs with."
+            "There was no fault in this run, so the bars should stay level and green "
+            f"({format_value(s.get('throughput_rps_before'))} successful req/s): this is the reference to "
+            "compare failover runs with."
+        )
+    failed_after = s.get("requests_failed_after")
+    if failed_after == 0:
+        failures = "Not one request failed after the fault. "
+    else:
+        failures = (
+            f"The red part is the {format_value(failed_after)} requests that failed after the fault: they "
+            "were in flight to the dead server, or sent before the switch forwarded them to the new one. "
         )
     return text + (
         "Point at the dashed black line, the fault, and at the dotted line right after it, where the "
-        "controller moved the virtual IP; the lower panel zooms in on them. The red bars are the "
-        f"{format_value(s.get('requests_failed_after'))} requests that failed after the fault: they were in "
-        "flight to the dead server or sent before the switch forwarded them to the new one. Then the bars "
-        "are back to full height: the load goes on without the user doing anything "
-        f"({format_value(s.get('throughput_rps_before'))} req/s before the fault, "
-        f"{format_value(s.get('throughput_rps_after'))} req/s after)."
+        "controller moved the virtual IP; the lower panel zooms in on them. " + failures
+        + "Once the new server answers, the bars should be all green at full height again, without the "
+        f"user doing anything: compare {format_value(s.get('throughput_rps_before'))} req/s before the fault "
+        f"with {format_value(s.get('throughput_rps_after'))} req/s after."
     )
 
 
@@ -530,17 +596,21 @@ def _how_to_read_latency(trial: Trial) -> str:
     after = s.get("latency_ms_after") or {}
     text = (
         "Each dot is one request: across is when it was sent, up is how long its full answer took. "
-        "The scale is logarithmic: each grid step up is ten times slower. "
-        f"The colour says which server answered ({servers}); the red crosses in the band at the top are "
-        "requests that got no successful answer, so they have no latency. "
+        "The scale is logarithmic, so that 2 ms and 200 ms answers both fit in one picture. "
+        f"The colour says which server answered ({servers or 'none did'}). "
     )
+    if any(not r.ok for r in trial.records):
+        text += (
+            "The red crosses in the band marked \"failed\" are requests that got no successful answer; "
+            "they have no latency, so they sit apart at the top. "
+        )
     if trial.fault_s is None:
         return text + f"Without a fault, the p95 latency was {format_value(before.get('p95'))} ms."
     return text + (
-        "Point at the vertical lines in the zoomed lower panel: the dots change colour where the secondary "
-        "took over, and the red crosses sit between the fault and the first answer of the new server. "
-        f"Then compare the height of the dots: p95 {format_value(before.get('p95'))} ms before the fault, "
-        f"{format_value(after.get('p95'))} ms after."
+        "Point at the vertical lines in the zoomed lower panel: the dots change colour where the new "
+        "server took over, and any request lost in the switch is a red cross between the fault and the "
+        f"first dot of the new colour. Then compare the height of the dots: p95 "
+        f"{format_value(before.get('p95'))} ms before the fault, {format_value(after.get('p95'))} ms after."
     )
 
 

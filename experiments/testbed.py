@@ -115,7 +115,8 @@ class Testbed:
     def probe_socket(self) -> Path:
         return self.socket_dir / "probes.sock"
 
-    def _start_controller(self, config_path: Path) -> None:
+    def _start_controller(self, config_path: Path | None = None) -> None:
+        config_path = config_path or self.dir / "config.json"
         self.runner.start(
             "controller",
             [sys.executable, "-m", "controller", "--config", str(config_path),
@@ -130,6 +131,19 @@ class Testbed:
             process="controller",
         )
 
+    def vip_placements(self) -> int:
+        """How many times a controller has placed the VIP on the switch (installed or adopted)."""
+        text = (self.dir / EVENT_LOG).read_text()
+        return text.count('"kind": "vip_installed"') + text.count('"kind": "vip_adopted"')
+
+    def _wait_vip_placed(self, placements_before: int) -> None:
+        self.runner.wait_for(
+            "the switch connects to the controller and the VIP is placed",
+            lambda: self.vip_placements() > placements_before,
+            timeout=20,
+            process="controller",
+        )
+
     def _start_network(self) -> None:
         self.net = build_network(self.config)
         # Recorded before anything exists, so that a run killed mid-way leaves a full list.
@@ -140,12 +154,7 @@ class Testbed:
         start_network(self.net)
         self.state.interfaces = host_interfaces(self.net)
         self.state.save()
-        self.runner.wait_for(
-            "the switch connects to the controller",
-            lambda: "switch_connected" in (self.dir / EVENT_LOG).read_text(),
-            timeout=20,
-            process="controller",
-        )
+        self._wait_vip_placed(0)
 
     def _start_databases(self, secrets: Secrets) -> None:
         for name, db in self.databases.items():
@@ -240,6 +249,17 @@ class Testbed:
 
     def link_up(self, server: str) -> None:
         self.net.configLinkStatus(server, self.config.network.switch, "up")
+
+    def kill_controller(self) -> None:
+        """The controller crashes; the switch (fail-mode secure) keeps forwarding on its flows."""
+        self.runner.signal("controller", signal.SIGKILL)
+        self.runner.processes["controller"].popen.wait(5)
+
+    def start_controller_again(self) -> None:
+        """Start a new controller and wait until it has read the VIP's place from the switch."""
+        placements = self.vip_placements()
+        self._start_controller()
+        self._wait_vip_placed(placements)
 
 
 def _tcp_answers(host: str, port: int) -> bool:

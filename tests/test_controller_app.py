@@ -59,12 +59,30 @@ def app(tmp_path):
     return FailoverController()
 
 
-@pytest.fixture
-def connected(app):
+def switch_connects(app, vip_holder=None):
+    """The switch connects and answers the app's question about its VIP flow."""
     dp = FakeDatapath()
     features = ofproto_v1_3_parser.OFPSwitchFeatures(dp)
     app.switch_features_handler(ofp_event.EventOFPSwitchFeatures(features))
-    return app, dp
+    request = dp.sent[-1]
+    assert isinstance(request, ofproto_v1_3_parser.OFPFlowStatsRequest)
+    assert request.cookie == flows.COOKIE_VIP
+    body = []
+    if vip_holder is not None:
+        cookie = flows.vip_cookie(CONFIG, vip_holder)
+        body.append(ofproto_v1_3_parser.OFPFlowStats(
+            table_id=0, duration_sec=5, duration_nsec=0, priority=flows.PRIORITY_VIP, idle_timeout=0,
+            hard_timeout=0, flags=0, cookie=cookie, packet_count=10, byte_count=1000,
+            match=ofproto_v1_3_parser.OFPMatch(eth_type=0x0800, ipv4_dst=CONFIG.network.vip), instructions=[],
+        ))
+    reply = ofproto_v1_3_parser.OFPFlowStatsReply(dp, body=body)
+    app.flow_stats_reply_handler(ofp_event.EventOFPFlowStatsReply(reply))
+    return dp
+
+
+@pytest.fixture
+def connected(app):
+    return app, switch_connects(app)
 
 
 def vip_target(dp):
@@ -92,6 +110,25 @@ def test_switch_connect_installs_base_flows_and_vip_on_primary(connected):
     # Flow count: a fixed few plus two per server, whatever the number of clients.
     assert len(dp.table) == 3 + 2 * len(CONFIG.servers)
     assert isinstance(dp.sent[-1], ofproto_v1_3_parser.OFPBarrierRequest)
+
+
+def test_a_restarted_controller_adopts_the_vip_from_the_switch_and_moves_nothing(app):
+    dp = switch_connects(app, vip_holder="secondary")
+    assert dp.flows_at(flows.PRIORITY_VIP) == []  # no VIP flow sent: the switch keeps its own
+    assert app.machine.active == "secondary"
+    before = len(dp.sent)
+    for _ in range(10):  # the preferred primary is healthy: still no failback (policy never)
+        app.probe_result_handler(EventProbeResult("primary", True, 2.0, ""))
+    assert len(dp.sent) == before
+
+
+def test_probe_results_before_the_vip_is_known_are_not_acted_on(app):
+    dp = FakeDatapath()
+    app.switch_features_handler(ofp_event.EventOFPSwitchFeatures(ofproto_v1_3_parser.OFPSwitchFeatures(dp)))
+    before = len(dp.sent)
+    for _ in range(CONFIG.probe.fall):
+        app.probe_result_handler(EventProbeResult("primary", False, 40.0, "timeout"))
+    assert len(dp.sent) == before and app.machine.active == "primary"
 
 
 def test_port_down_moves_the_vip_with_one_flow_message(connected):
@@ -177,4 +214,4 @@ def test_arp_for_other_addresses_and_arp_replies_are_ignored(connected):
 def test_event_log_is_json_lines(connected, tmp_path):
     app, dp = connected
     lines = (tmp_path / EVENT_LOG).read_text().splitlines()
-    assert json.loads(lines[-1])["kind"] == "switch_connected"
+    assert [json.loads(line)["kind"] for line in lines[-2:]] == ["switch_connected", "vip_installed"]

@@ -117,3 +117,11 @@ def test_move_records_the_previous_server_and_a_reason():
     decisions = machine.probe(P, False, 1.0, detail="HTTP 503")
     assert decisions[0].reason == "1 probes in a row failed (HTTP 503)"
     assert (decisions[1].previous, decisions[1].server) == (P, S)
+
+
+def test_adopting_the_switch_state_starts_the_hold_down():
+    machine = FailoverMachine([P, S], fall=1, rise=1, failback="auto", hold_down_s=2.0)
+    (decision,) = machine.adopt(S, now=10.0)
+    assert (decision.kind, decision.server, machine.active) == ("vip_adopted", S, S)
+    assert machine.probe(P, True, 11.0) == []  # healthy primary, but inside the hold-down
+    assert [d.kind for d in machine.probe(P, True, 12.5)] == [VIP_MOVED]
