@@ -22,6 +22,8 @@ def main() -> int:
     parser.add_argument("--config", type=Path, required=True, help="resolved config (JSON) of the run")
     parser.add_argument("--run-dir", type=Path, required=True, help="the run folder (event log)")
     parser.add_argument("--probe-socket", type=Path, required=True, help="UNIX socket the prober reports to")
+    parser.add_argument("--socket-dir", type=Path, required=True, help="folder of the databases' sockets")
+    parser.add_argument("--token-file", type=Path, required=True, help="file with the token commands need")
     args = parser.parse_args()
     try:
         config = TestbedConfig.from_dict(json.loads(args.config.read_text()))
@@ -42,6 +44,8 @@ def main() -> int:
             "--testbed-config", str(args.config),
             "--testbed-run-dir", str(args.run_dir),
             "--testbed-probe-socket", str(args.probe_socket),
+            "--testbed-socket-dir", str(args.socket_dir),
+            "--testbed-token-file", str(args.token_file),
         ],
         project="os_ken",
     )

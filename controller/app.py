@@ -7,20 +7,26 @@ One handler per event, nothing clever, as in Ryu's simple_switch_13:
   preferred server. Until then probe results are not acted on;
 - an ARP request for the VIP arrives: answer with the virtual MAC;
 - a switch port changes state: tell the state machine (a server's port down fails over at once);
-- a health probe result arrives from the prober: tell the state machine.
+- a health probe result arrives from the prober: tell the state machine, and fence the
+  databases (controller/fencing.py) if one is writable that should not be, or the reverse;
+- a status request or a command arrives from the status endpoint (controller/status.py, on
+  127.0.0.1 only): answer it from this app's own thread.
 What to do is decided by `FailoverMachine` (controller/failover.py); the flows come from
 `controller/flows.py`. Each decision is written, timestamped, to the run's event log.
 
-Started by `python -m controller` (controller/__main__.py), which sets `testbed_config`,
-`testbed_run_dir` and `testbed_probe_socket` in os-ken's CONF.
+Started by `python -m controller` (controller/__main__.py), which sets the `testbed_*`
+options below in os-ken's CONF.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
+from collections import deque
 from pathlib import Path
+from typing import Any
 
 from os_ken import cfg
 from os_ken.base import app_manager
@@ -31,7 +37,9 @@ from os_ken.lib.packet import arp, packet
 from os_ken.ofproto import ofproto_v1_3
 
 from controller import flows
-from controller.failover import VIP_MOVED, Decision, FailoverMachine
+from controller.failover import VIP_ADOPTED, VIP_MOVED, Decision, FailoverMachine
+from controller.fencing import DatabaseFence
+from controller.status import StatusServer
 from topology.config import TestbedConfig
 
 EVENT_LOG = "controller-events.jsonl"
@@ -42,19 +50,43 @@ cfg.CONF.register_cli_opts(
         cfg.StrOpt("testbed-config", help="resolved testbed config (JSON)"),
         cfg.StrOpt("testbed-run-dir", help="the run folder, for the event log"),
         cfg.StrOpt("testbed-probe-socket", help="UNIX socket the prober reports to"),
+        cfg.StrOpt("testbed-socket-dir", help="folder of the databases' UNIX sockets"),
+        cfg.StrOpt("testbed-token-file", help="file holding the token that commands need"),
     ]
 )
+RECENT_EVENTS = 20  # how many events GET /status shows
 
 
 class EventProbeResult(event.EventBase):
     """One health probe's result, as sent by controller/prober.py."""
 
-    def __init__(self, server: str, ok: bool, latency_ms: float, detail: str) -> None:
+    def __init__(
+        self, server: str, ok: bool, latency_ms: float, detail: str,
+        gtid: str | None = None, read_only: bool | None = None,
+    ) -> None:
         super().__init__()
         self.server = server
         self.ok = ok
         self.latency_ms = latency_ms
         self.detail = detail
+        self.gtid = gtid  # the database's GTID position, from a passed probe
+        self.read_only = read_only
+
+
+class EventStatusRequest(event.EventRequestBase):
+    """From the status endpoint: a status report (command None) or a command to carry out."""
+
+    def __init__(self, dst: str, command: str | None) -> None:
+        super().__init__()
+        self.dst = dst
+        self.command = command
+
+
+class EventStatusReply(event.EventReplyBase):
+    def __init__(self, dst: str, status: int, body: dict[str, Any]) -> None:
+        super().__init__(dst)
+        self.status = status
+        self.body = body
 
 
 class EventLog:
@@ -62,10 +94,14 @@ class EventLog:
 
     def __init__(self, path: Path) -> None:
         self.file = open(path, "a", buffering=1)
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
+        self.lock = threading.Lock()  # the fencing threads write too
 
     def write(self, kind: str, **fields: object) -> None:
         record = {"time": time.time(), "source": "controller", "kind": kind, **fields}
-        self.file.write(json.dumps(record) + "\n")
+        with self.lock:
+            self.file.write(json.dumps(record) + "\n")
+            self.recent.append(record)
 
 
 class FailoverController(app_manager.OSKenApp):
@@ -87,6 +123,9 @@ class FailoverController(app_manager.OSKenApp):
         self.datapath = None
         self.vip_placed = False  # True once the VIP flow on the switch is known or installed
         self.probe_socket_path = Path(self.CONF.testbed_probe_socket)
+        self.fence = DatabaseFence(Path(self.CONF.testbed_socket_dir or "."), self.event_log.write)
+        self.last_probe: dict[str, EventProbeResult] = {}
+        self.last_probe_at: dict[str, float] = {}
 
     def start(self) -> None:
         super().start()
@@ -95,7 +134,16 @@ class FailoverController(app_manager.OSKenApp):
         self.probe_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.probe_socket.bind(str(self.probe_socket_path))
         self.threads.append(hub.spawn(self._receive_probes))
+        if self.CONF.testbed_token_file:
+            token = Path(self.CONF.testbed_token_file).read_text().strip()
+            self.status_server = StatusServer(self.config.network.status_port, token, self._ask)
+            self.threads.append(hub.spawn(self.status_server.serve_forever))
         self.event_log.write("controller_started", active=self.machine.active)
+
+    def _ask(self, command: str | None) -> tuple[int, dict[str, Any]]:
+        """Called from the status server's threads: hand the request to this app's loop."""
+        reply = self.send_request(EventStatusRequest(self.name, command))
+        return reply.status, reply.body
 
     def _receive_probes(self) -> None:
         """Turn each probe datagram into an event for this app's own event loop."""
@@ -103,9 +151,12 @@ class FailoverController(app_manager.OSKenApp):
             data = self.probe_socket.recv(4096)
             try:
                 message = json.loads(data)
+                gtid, read_only = message.get("gtid"), message.get("read_only")
                 result = EventProbeResult(
                     str(message["server"]), bool(message["ok"]),
                     float(message["latency_ms"]), str(message.get("detail", "")),
+                    str(gtid) if gtid is not None else None,
+                    bool(read_only) if read_only is not None else None,
                 )
             except (ValueError, KeyError, TypeError):
                 self.logger.warning("dropped a malformed probe message: %r", data[:200])
@@ -174,9 +225,52 @@ class FailoverController(app_manager.OSKenApp):
 
     @set_ev_cls(EventProbeResult)
     def probe_result_handler(self, ev: EventProbeResult) -> None:
+        self.last_probe[ev.server] = ev
+        self.last_probe_at[ev.server] = time.time()
         if not self.vip_placed:
             return
-        self.apply(self.machine.probe(ev.server, ev.ok, time.time(), ev.detail))
+        self.apply(self.machine.probe(ev.server, ev.ok, time.time(), ev.detail, ev.gtid))
+        if ev.ok and ev.read_only is not None:
+            should_be_read_only = ev.server != self.machine.active
+            self.fence.reconcile(ev.server, ev.read_only, should_be_read_only)
+
+    @set_ev_cls(EventStatusRequest)
+    def status_request_handler(self, req: EventStatusRequest) -> None:
+        if req.command is None:
+            status, body = 200, self.status()
+        elif not self.vip_placed:
+            status, body = 409, {"error": "the controller has not placed the VIP yet"}
+        else:
+            decisions = self.machine.command(req.command, time.time())
+            self.apply(decisions)
+            refused = any(d.kind != VIP_MOVED for d in decisions)
+            status = 409 if refused else 200
+            body = {"decisions": [d.__dict__ for d in decisions], "active": self.machine.active}
+        self.reply_to_request(req, EventStatusReply(req.src, status, body))
+
+    def status(self) -> dict[str, Any]:
+        now = time.time()
+        servers = {}
+        for name, state in self.machine.servers.items():
+            probe = self.last_probe.get(name)
+            servers[name] = {
+                "up": state.up,
+                "port_up": state.port_up,
+                "consecutive_failures": state.failures,
+                "consecutive_successes": state.successes,
+                "last_probe_ok": probe.ok if probe else None,
+                "last_probe_latency_ms": probe.latency_ms if probe else None,
+                "last_probe_age_s": round(now - self.last_probe_at[name], 3) if probe else None,
+                "db_read_only": probe.read_only if probe else None,
+                "gtid": state.gtid,
+            }
+        return {
+            "active": self.machine.active,
+            "vip": self.config.network.vip,
+            "failback": self.machine.failback,
+            "servers": servers,
+            "recent_events": list(self.event_log.recent),
+        }
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def barrier_reply_handler(self, ev) -> None:
@@ -187,6 +281,9 @@ class FailoverController(app_manager.OSKenApp):
 
     def apply(self, decisions: list[Decision]) -> None:
         for decision in decisions:
+            if decision.kind in (VIP_MOVED, VIP_ADOPTED):
+                # Writable before the first request can reach it; bounded if it does not answer.
+                self.fence.make_writable(decision.server)
             if decision.kind == VIP_MOVED and self.datapath is not None:
                 dp = self.datapath
                 dp.send_msg(flows.vip_flow(dp, self.config, self.config.server(decision.server)))

@@ -17,8 +17,13 @@ The rules:
   so it neither moves the VIP nor interrupts traffic.
 - Failback: with policy `never` (like keepalived's nopreempt) the VIP stays where it is when
   a preferred server comes back. With `auto` it returns to the most preferred server that is
-  up, but only once `hold_down_s` has passed since the VIP last moved, so a flapping server
-  cannot pull the VIP back and forth.
+  up, but only once `hold_down_s` has passed since the VIP last moved (so a flapping server
+  cannot pull the VIP back and forth) and only once that server's database has applied every
+  transaction the active one has (GTID positions, reported by each probe): never to a
+  lagging server.
+- Commands (from the status endpoint): `failover` moves the VIP to the first other server
+  that is up; `failback` moves it to the most preferred server that is up and caught up. They
+  ignore the hold-down (a person asked) but never pick a server that is down or lagging.
 """
 
 from __future__ import annotations
@@ -42,6 +47,31 @@ SERVER_UP = "server_up"
 VIP_MOVED = "vip_moved"
 VIP_ADOPTED = "vip_adopted"
 NO_HEALTHY_SERVER = "no_healthy_server"
+COMMAND_REFUSED = "command_refused"
+COMMANDS = ("failover", "failback")
+
+
+def gtid_positions(text: str | None) -> dict[int, int] | None:
+    """MariaDB's GTID position ("0-1-100,2-2-57") as {domain: sequence number}."""
+    if text is None:
+        return None
+    positions: dict[int, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        domain, _server, seq = part.split("-")
+        positions[int(domain)] = int(seq)
+    return positions
+
+
+def caught_up(candidate: str | None, reference: str | None) -> bool:
+    """Has a server at GTID position `candidate` applied everything in `reference`?
+
+    Unknown positions count as not caught up: the VIP never goes to a server whose state
+    nobody has seen. Sequence numbers are compared per replication domain.
+    """
+    have, need = gtid_positions(candidate), gtid_positions(reference)
+    if have is None or need is None:
+        return False
+    return all(have.get(domain, 0) >= seq for domain, seq in need.items())
 
 
 @dataclass
@@ -51,6 +81,7 @@ class ServerState:
     port_up: bool = True
     failures: int = 0  # consecutive failed probes
     successes: int = 0  # consecutive successful probes
+    gtid: str | None = None  # the database's GTID position at the last passed probe
 
 
 class FailoverMachine:
@@ -79,11 +110,15 @@ class FailoverMachine:
 
     # -- inputs -------------------------------------------------------------------------
 
-    def probe(self, server: str, ok: bool, now: float, detail: str = "") -> list[Decision]:
-        """A health probe of `server` succeeded (`ok`) or failed, at time `now`."""
+    def probe(
+        self, server: str, ok: bool, now: float, detail: str = "", gtid: str | None = None
+    ) -> list[Decision]:
+        """A health probe of `server` passed (`ok`) or failed at `now`; `gtid` is its DB position."""
         state = self.servers[server]
         decisions: list[Decision] = []
         if ok and state.port_up:
+            if gtid is not None:
+                state.gtid = gtid
             state.failures = 0
             state.successes += 1
             if not state.up and state.successes >= self.rise:
@@ -121,7 +156,26 @@ class FailoverMachine:
                 decisions.append(Decision(SERVER_DOWN, server, "switch port went down"))
         return decisions + self._place_vip(now)
 
+    def command(self, name: str, now: float) -> list[Decision]:
+        """A person asked for a `failover` or a `failback` (see the module docstring)."""
+        if name not in COMMANDS:
+            return [Decision(COMMAND_REFUSED, None, f"unknown command {name!r}; use {' or '.join(COMMANDS)}")]
+        up = [s for s in self.order if self.servers[s].up and s != self.active]
+        if name == "failover":
+            if not up:
+                return [Decision(COMMAND_REFUSED, self.active, "no other server is up")]
+            return [self._move(up[0], now, f"failover requested, to {up[0]}")]
+        preferred = [s for s in up if self.order.index(s) < self.order.index(self.active)]
+        if not preferred:
+            return [Decision(COMMAND_REFUSED, self.active, "no preferred server is up")]
+        if not self._caught_up(preferred[0]):
+            return [Decision(COMMAND_REFUSED, preferred[0], f"{preferred[0]}'s database is behind")]
+        return [self._move(preferred[0], now, f"failback requested, to {preferred[0]}")]
+
     # -- the decision -------------------------------------------------------------------
+
+    def _caught_up(self, server: str) -> bool:
+        return caught_up(self.servers[server].gtid, self.servers[self.active].gtid)
 
     def _place_vip(self, now: float) -> list[Decision]:
         up = [name for name in self.order if self.servers[name].up]
@@ -129,6 +183,8 @@ class FailoverMachine:
             if self.failback != "auto" or not up or up[0] == self.active:
                 return []
             if self.last_move is not None and now - self.last_move < self.hold_down_s:
+                return []
+            if not self._caught_up(up[0]):
                 return []
             return [self._move(up[0], now, f"failback to preferred server {up[0]}")]
         if not up:

@@ -26,22 +26,22 @@ from pathlib import Path
 from topology.config import HostPlan, TestbedConfig
 
 
-def probe_once(ip: str, port: int, timeout: float) -> tuple[bool, float, str]:
-    """One GET /health: (passed, latency in ms, detail)."""
+def probe_once(ip: str, port: int, timeout: float) -> tuple[bool, float, str, dict]:
+    """One GET /health: (passed, latency in ms, detail, the JSON body of a passed probe)."""
     start = time.monotonic()
     conn = http.client.HTTPConnection(ip, port, timeout=timeout)
     try:
         conn.request("GET", "/health", headers={"Connection": "close"})
         response = conn.getresponse()
-        response.read()
+        body = response.read()
         latency_ms = (time.monotonic() - start) * 1000
         if latency_ms > timeout * 1000:
-            return False, latency_ms, "answered too late"
+            return False, latency_ms, "answered too late", {}
         if response.status != 200:
-            return False, latency_ms, f"HTTP {response.status}"
-        return True, latency_ms, ""
-    except (OSError, http.client.HTTPException) as exc:
-        return False, (time.monotonic() - start) * 1000, type(exc).__name__
+            return False, latency_ms, f"HTTP {response.status}", {}
+        return True, latency_ms, "", json.loads(body)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return False, (time.monotonic() - start) * 1000, type(exc).__name__, {}
     finally:
         conn.close()
 
@@ -50,13 +50,15 @@ def probe_loop(server: HostPlan, config: TestbedConfig, report: socket.socket, t
     interval = config.probe.interval_s
     next_at = time.monotonic()
     while True:
-        ok, latency_ms, detail = probe_once(server.ip, config.web.port, config.probe.timeout_s)
+        ok, latency_ms, detail, health = probe_once(server.ip, config.web.port, config.probe.timeout_s)
         message = {
             "server": server.name,
             "ok": ok,
             "latency_ms": round(latency_ms, 3),
             "detail": detail,
             "time": time.time(),
+            "gtid": health.get("gtid"),
+            "read_only": health.get("read_only"),
         }
         try:
             report.sendto(json.dumps(message).encode(), target)

@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     from experiments.run import run_experiment
     from services.runner import StartupError
 
+    # Both set here: a shell that starts a job in the background makes it ignore SIGINT, and
+    # Python then leaves SIGINT ignored; a run must stop cleanly on either signal regardless.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         run_dir, summary = run_experiment(config, SCENARIOS[args.scenario], args.out, args.trials)

@@ -19,12 +19,15 @@ import socket
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from controller.app import EVENT_LOG
-from services.mariadb import MariaDB, Secrets
+from services.mariadb import MariaDB
 from services.runner import ProcessRunner, RunState, StartupError
+from services.secrets import RunSecrets
 from services.web import PROJECT_ROOT, WebService
 from topology.config import TestbedConfig
 from topology.network import build_network, host_interfaces, start_network
@@ -70,7 +73,8 @@ class Testbed:
     def start(self) -> None:
         config_path = self.dir / "config.json"
         config_path.write_text(json.dumps(self.config.to_dict(), indent=2))
-        secrets = Secrets.generate(self.secrets_dir)
+        secrets = RunSecrets.generate(self.secrets_dir)
+        self.token = secrets.controller_token
         self._start_controller(config_path)
         self._start_network()
         self._start_databases(secrets)
@@ -86,6 +90,13 @@ class Testbed:
             "the virtual IP answers the client",
             lambda: self.http_status("client", f"http://{self.config.network.vip}/health") == 200,
             timeout=20,
+            process="controller",
+        )
+        first = self.databases[self.config.servers[0].name]
+        self.runner.wait_for(
+            "the controller makes the active server's database writable",
+            lambda: first.query("SELECT @@read_only") == [(0,)],
+            timeout=10,
             process="controller",
         )
         self.record("testbed_ready", active=self.config.servers[0].name)
@@ -120,7 +131,9 @@ class Testbed:
         self.runner.start(
             "controller",
             [sys.executable, "-m", "controller", "--config", str(config_path),
-             "--run-dir", str(self.dir), "--probe-socket", str(self.probe_socket)],
+             "--run-dir", str(self.dir), "--probe-socket", str(self.probe_socket),
+             "--socket-dir", str(self.socket_dir),
+             "--token-file", str(self.secrets_dir / RunSecrets.FILES["controller_token"])],
             cwd=PROJECT_ROOT,
         )
         port = self.config.network.controller_port
@@ -156,7 +169,7 @@ class Testbed:
         self.state.save()
         self._wait_vip_placed(0)
 
-    def _start_databases(self, secrets: Secrets) -> None:
+    def _start_databases(self, secrets: RunSecrets) -> None:
         for name, db in self.databases.items():
             db.write_config()
             self.runner.run(f"install-{db.name}", db.install_command(), timeout=120)
@@ -249,6 +262,20 @@ class Testbed:
 
     def link_up(self, server: str) -> None:
         self.net.configLinkStatus(server, self.config.network.switch, "up")
+
+    def controller(self, command: str | None = None) -> tuple[int, dict]:
+        """GET /status from the controller, or POST a command with the run's token."""
+        url = f"http://127.0.0.1:{self.config.network.status_port}"
+        if command is None:
+            request = urllib.request.Request(f"{url}/status")
+        else:
+            request = urllib.request.Request(f"{url}/command/{command}", data=b"", method="POST")
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
 
     def kill_controller(self) -> None:
         """The controller crashes; the switch (fail-mode secure) keeps forwarding on its flows."""

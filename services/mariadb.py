@@ -9,19 +9,17 @@ Administration goes through the local UNIX socket as root (authenticated by the 
 has no password and cannot log in over the network). The web service uses an `app` user with
 data rights on the app schema only; replication uses a `repl` user with only
 `REPLICATION SLAVE`, accepted only from the peer's address. Both passwords are generated for
-each run and kept in 0600 files under the run folder (`Secrets`), never on a command line.
+each run (services/secrets.py), never on a command line.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
 
+from services.secrets import RunSecrets
 from topology.config import HostPlan
 
 APP_SCHEMA = "app"
@@ -39,35 +37,22 @@ APP_TABLES = {
 }
 
 
-@dataclass(frozen=True)
-class Secrets:
-    """Passwords generated for one run, stored in files only root can read."""
-
-    app_password: str
-    repl_password: str
-
-    @classmethod
-    def generate(cls, directory: Path) -> Secrets:
-        created = cls(secrets.token_urlsafe(18), secrets.token_urlsafe(18))
-        directory.mkdir(parents=True, exist_ok=True)
-        for name, value in (("app", created.app_password), ("repl", created.repl_password)):
-            path = directory / f"{name}.password"
-            fd = os_open_private(path)
-            with open(fd, "w") as f:
-                f.write(value)
-        return created
-
-    @classmethod
-    def read(cls, directory: Path) -> Secrets:
-        return cls(
-            (directory / "app.password").read_text().strip(),
-            (directory / "repl.password").read_text().strip(),
-        )
+def socket_path(socket_dir: Path, server: str) -> Path:
+    """Where the MariaDB server of `server` listens locally (short: socket paths max 107 bytes)."""
+    return socket_dir / f"mariadb-{server}.sock"
 
 
-def os_open_private(path: Path) -> int:
-    """Open `path` for writing with mode 0600 from the start (no window where others can read)."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def set_read_only(socket: Path, read_only: bool, timeout: float) -> None:
+    """Make a server's database read-only or writable, as root over its local socket.
+
+    `read_only` stops every account without the READ ONLY ADMIN privilege (the app has none)
+    from writing; replication still applies the peer's changes.
+    """
+    with pymysql.connect(
+        unix_socket=str(socket), user="root", connect_timeout=timeout,
+        read_timeout=timeout, write_timeout=timeout, autocommit=True,
+    ) as conn, conn.cursor() as cur:
+        cur.execute(f"SET GLOBAL read_only = {'ON' if read_only else 'OFF'}")
 
 
 class MariaDB:
@@ -81,7 +66,7 @@ class MariaDB:
         self.server_count = server_count
         self.dir = run_dir / plan.name / "mariadb"
         self.datadir = self.dir / "data"
-        self.socket = socket_dir / f"mariadb-{plan.name}.sock"  # short path: sockets max 107 bytes
+        self.socket = socket_path(socket_dir, plan.name)
         self.pid_file = self.dir / "mariadb.pid"
         self.config_file = self.dir / "my.cnf"
         self.error_log = self.dir / "error.log"
@@ -100,6 +85,8 @@ log-error = {self.error_log}
 bind-address = {self.plan.ip}
 port = 3306
 skip-name-resolve
+# Every database starts read-only: the controller makes the one holding the VIP writable.
+read-only = ON
 server-id = {self.server_id}
 gtid-domain-id = {self.server_id}
 log-bin = {self.dir / "binlog"}
@@ -157,7 +144,7 @@ max-connections = 300
     def is_ready(self) -> bool:
         return self.query("SELECT 1") == [(1,)]
 
-    def create_users(self, secrets_: Secrets, peer_ips: list[str]) -> None:
+    def create_users(self, secrets_: RunSecrets, peer_ips: list[str]) -> None:
         """Create the app and replication users on this server only (not replicated)."""
         statements = ["SET sql_log_bin = 0"]
         statements.append(f"CREATE USER 'app'@'%' IDENTIFIED BY '{secrets_.app_password}'")
@@ -177,7 +164,7 @@ max-connections = 300
             for ddl in APP_TABLES.values():
                 cur.execute(ddl)
 
-    def replicate_from(self, source: MariaDB, secrets_: Secrets) -> None:
+    def replicate_from(self, source: MariaDB, secrets_: RunSecrets) -> None:
         """Make this server a GTID replica of `source` and start replicating."""
         self.execute(
             f"CHANGE MASTER TO MASTER_HOST='{source.plan.ip}', MASTER_PORT=3306, "

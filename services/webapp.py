@@ -3,7 +3,9 @@
     GET  /                 an HTML page: which server answered, and the latest rows
     POST /api/items        insert a row ({"write_id": ..., "payload": ...}); answers its id
     GET  /api/items/<id>   one row as JSON
-    GET  /health           200 only when the local database answers a query, else 503
+    GET  /health           200 only when the local database answers a query, else 503; the
+                           JSON also says whether the database is read-only and its GTID
+                           position (the controller never fails back to a lagging server)
 
 Every response carries `X-Served-By: <node>`, so a client can tell which server answered
 through the virtual IP. The app talks to its own host's MariaDB over the local socket with
@@ -80,10 +82,11 @@ def _json(status: str, data: dict) -> Response:
 
 def health() -> Response:
     try:
-        rows, _ = _query("SELECT @@read_only")
+        rows, _ = _query("SELECT @@read_only, @@gtid_current_pos")
     except pymysql.MySQLError as exc:
         return _json("503 Service Unavailable", {"node": NODE, "db": "down", "error": str(exc)})
-    return _json("200 OK", {"node": NODE, "db": "up", "read_only": bool(rows[0][0])})
+    read_only, gtid = rows[0]
+    return _json("200 OK", {"node": NODE, "db": "up", "read_only": bool(read_only), "gtid": gtid})
 
 
 def create_item(body: bytes) -> Response:

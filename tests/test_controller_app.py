@@ -15,7 +15,7 @@ from os_ken.lib.packet import arp, ethernet, packet
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
 from controller import flows
-from controller.app import EVENT_LOG, EventProbeResult, FailoverController
+from controller.app import EVENT_LOG, EventProbeResult, EventStatusRequest, FailoverController
 from topology.config import TestbedConfig
 
 CONFIG = TestbedConfig()
@@ -44,6 +44,20 @@ class FakeDatapath:
         return [m for (_, p, _), m in self.table.items() if p == priority]
 
 
+class RecordingFence:
+    """Stands in for the databases' fence: records what the app asked, in order."""
+
+    def __init__(self, dp_log):
+        self.calls = dp_log
+
+    def make_writable(self, server):
+        self.calls.append(("make_writable", server))
+        return True
+
+    def reconcile(self, server, read_only, should_be_read_only):
+        self.calls.append(("reconcile", server, read_only, should_be_read_only))
+
+
 @pytest.fixture
 def app(tmp_path):
     config_path = tmp_path / "config.json"
@@ -56,7 +70,9 @@ def app(tmp_path):
         ],
         project="os_ken",
     )
-    return FailoverController()
+    controller = FailoverController()
+    controller.fence = RecordingFence([])
+    return controller
 
 
 def switch_connects(app, vip_holder=None):
@@ -142,6 +158,27 @@ def test_port_down_moves_the_vip_with_one_flow_message(connected):
     assert flows.server_for_cookie(CONFIG, new[0].cookie) == "secondary"
 
 
+def test_the_new_active_database_is_made_writable_before_its_vip_flow_is_sent(connected):
+    app, dp = connected
+    order = []
+    app.fence.calls = order
+    real_send = dp.send_msg
+    dp.send_msg = lambda msg: (order.append(("send", type(msg).__name__)), real_send(msg))
+    app.port_status_handler(port_status(dp, PRIMARY.port, down=True))
+    assert order[:2] == [("make_writable", "secondary"), ("send", "OFPFlowMod")]
+
+
+@pytest.mark.parametrize(
+    "server, read_only, expected",
+    [("primary", True, ("reconcile", "primary", True, False)),  # the active must be writable
+     ("secondary", False, ("reconcile", "secondary", False, True))],  # the others read-only
+)
+def test_probes_reporting_the_database_mode_drive_the_fence(connected, server, read_only, expected):
+    app, dp = connected
+    app.probe_result_handler(EventProbeResult(server, True, 2.0, "", "1-1-1", read_only))
+    assert app.fence.calls[-1] == expected
+
+
 def test_probe_failures_move_the_vip_after_fall(connected, tmp_path):
     app, dp = connected
     for i in range(CONFIG.probe.fall):
@@ -215,3 +252,67 @@ def test_event_log_is_json_lines(connected, tmp_path):
     app, dp = connected
     lines = (tmp_path / EVENT_LOG).read_text().splitlines()
     assert [json.loads(line)["kind"] for line in lines[-2:]] == ["switch_connected", "vip_installed"]
+
+
+def ask(app, command):
+    """What the status endpoint's thread does, done inline: a request, and its reply."""
+    import queue
+
+    request = EventStatusRequest(app.name, command)
+    request.src, request.sync, request.reply_q = "test", True, queue.Queue()
+    app.status_request_handler(request)
+    reply = request.reply_q.get_nowait()
+    return reply.status, reply.body
+
+
+def test_status_reports_the_active_server_and_each_probe(connected):
+    app, dp = connected
+    app.probe_result_handler(EventProbeResult("secondary", True, 3.5, "", "1-1-7", True))
+    status, body = ask(app, None)
+    assert status == 200 and body["active"] == "primary" and body["vip"] == CONFIG.network.vip
+    assert body["servers"]["secondary"]["last_probe_latency_ms"] == 3.5
+    assert body["servers"]["secondary"]["gtid"] == "1-1-7"
+    assert body["recent_events"][-1]["kind"] == "vip_installed"
+
+
+def test_a_failover_command_moves_the_vip_and_a_bad_one_is_refused(connected):
+    app, dp = connected
+    status, body = ask(app, "failover")
+    assert (status, body["active"]) == (200, "secondary")
+    assert vip_target(dp)[0] == SECONDARY.ip
+    status, body = ask(app, "reboot")
+    assert status == 409 and body["decisions"][0]["kind"] == "command_refused"
+
+
+def test_the_status_server_needs_the_token_for_commands():
+    import urllib.error
+    import urllib.request
+
+    from os_ken.lib import hub
+
+    from controller.status import StatusServer
+
+    asked = []
+    server = StatusServer(0, "s3cret", lambda command: (asked.append(command), (200, {"ok": True}))[1])
+    assert server.server_address[0] == "127.0.0.1"
+    hub.spawn(server.serve_forever)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        def post(path, token=None):
+            request = urllib.request.Request(base + path, method="POST", data=b"")
+            if token:
+                request.add_header("Authorization", f"Bearer {token}")
+            try:
+                return urllib.request.urlopen(request, timeout=5).status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        assert urllib.request.urlopen(base + "/status", timeout=5).status == 200
+        assert post("/command/failover") == 401
+        assert post("/command/failover", "wrong") == 401
+        assert post("/command/failover", "s3cret") == 200
+        assert post("/elsewhere", "s3cret") == 404
+        assert asked == [None, "failover"]
+    finally:
+        server.shutdown()
+        server.server_close()

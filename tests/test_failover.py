@@ -1,19 +1,23 @@
 """The failover state machine, tested with tables: input history -> expected decisions.
 
 Each case is a list of steps at increasing times. A step is
-    ("probe", server, ok)  or  ("port", server, up)
-and the case lists the decisions expected over the whole history, as
+    ("probe", server, ok)  or  ("probe", server, ok, gtid)  or  ("port", server, up)
+(a passed probe without a GTID position reports "1-1-10": every database caught up) and the
+case lists the decisions expected over the whole history, as
     (time, kind, server)
 """
 
 import pytest
 
 from controller.failover import (
+    COMMAND_REFUSED,
     NO_HEALTHY_SERVER,
     SERVER_DOWN,
     SERVER_UP,
     VIP_MOVED,
     FailoverMachine,
+    caught_up,
+    gtid_positions,
 )
 
 P, S, T = "primary", "secondary", "third"
@@ -22,8 +26,11 @@ P, S, T = "primary", "secondary", "third"
 def run(steps, servers=(P, S), fall=3, rise=2, failback="never", hold_down_s=0.0):
     machine = FailoverMachine(servers, fall=fall, rise=rise, failback=failback, hold_down_s=hold_down_s)
     seen = []
-    for now, (what, server, value) in steps:
-        decisions = machine.probe(server, value, now) if what == "probe" else machine.port(server, value, now)
+    for now, (what, server, value, *gtid) in steps:
+        if what == "probe":
+            decisions = machine.probe(server, value, now, gtid=(gtid or ["1-1-10"])[0])
+        else:
+            decisions = machine.port(server, value, now)
         seen += [(now, d.kind, d.server) for d in decisions]
     return machine, seen
 
@@ -67,13 +74,14 @@ CASES = {
         [(0.05, SERVER_DOWN, P), (0.05, VIP_MOVED, S), (0.15, SERVER_UP, P)], S,
     ),
     "failback auto: back after rise probes once the hold-down passed": (
-        dict(fall=2, rise=2, failback="auto", hold_down_s=0.0), timed(*fails(P, 2), *passes(P, 2)),
-        [(0.05, SERVER_DOWN, P), (0.05, VIP_MOVED, S), (0.15, SERVER_UP, P), (0.15, VIP_MOVED, P)], P,
+        dict(fall=2, rise=2, failback="auto", hold_down_s=0.0),
+        timed(*fails(P, 2), *passes(S, 1), *passes(P, 2)),
+        [(0.05, SERVER_DOWN, P), (0.05, VIP_MOVED, S), (0.2, SERVER_UP, P), (0.2, VIP_MOVED, P)], P,
     ),
     "failback auto waits for the hold-down": (
         dict(fall=1, rise=1, failback="auto", hold_down_s=0.2),
-        timed(*fails(P, 1), *passes(P, 6)),
-        [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S), (0.05, SERVER_UP, P), (0.2, VIP_MOVED, P)], P,
+        timed(*fails(P, 1), *passes(S, 1), *passes(P, 6)),
+        [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S), (0.1, SERVER_UP, P), (0.2, VIP_MOVED, P)], P,
     ),
     "a flapping primary with failback auto moves the VIP at most once per hold-down": (
         dict(fall=1, rise=1, failback="auto", hold_down_s=1.0),
@@ -83,6 +91,12 @@ CASES = {
            for t, kind in ((0.1 * i - 0.05, SERVER_UP), (0.1 * i, SERVER_DOWN))]
         + [(0.55, SERVER_UP, P)],
         S,
+    ),
+    "failback auto never goes to a lagging database; it waits until it caught up": (
+        dict(fall=1, rise=1, failback="auto"),
+        timed(("probe", P, False), ("probe", S, True, "1-1-10,2-2-40"), ("probe", P, True, "1-1-10,2-2-30"),
+              ("probe", P, True, "1-1-10,2-2-39"), ("probe", P, True, "1-1-10,2-2-40")),
+        [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S), (0.1, SERVER_UP, P), (0.2, VIP_MOVED, P)], P,
     ),
     "both down: the VIP stays, said once; it moves to the first server back": (
         dict(fall=1, rise=2),
@@ -123,5 +137,48 @@ def test_adopting_the_switch_state_starts_the_hold_down():
     machine = FailoverMachine([P, S], fall=1, rise=1, failback="auto", hold_down_s=2.0)
     (decision,) = machine.adopt(S, now=10.0)
     assert (decision.kind, decision.server, machine.active) == ("vip_adopted", S, S)
-    assert machine.probe(P, True, 11.0) == []  # healthy primary, but inside the hold-down
-    assert [d.kind for d in machine.probe(P, True, 12.5)] == [VIP_MOVED]
+    machine.probe(S, True, 10.5, gtid="1-1-10")
+    assert machine.probe(P, True, 11.0, gtid="1-1-10") == []  # healthy, but inside the hold-down
+    assert [d.kind for d in machine.probe(P, True, 12.5, gtid="1-1-10")] == [VIP_MOVED]
+
+
+@pytest.mark.parametrize(
+    "candidate, reference, expected",
+    [
+        ("1-1-10", "1-1-10", True),
+        ("1-1-11", "1-1-10", True),
+        ("1-1-9", "1-1-10", False),
+        ("1-1-10,2-2-5", "1-1-10,2-2-6", False),
+        ("1-1-10,2-2-6", "2-2-6", True),
+        ("1-1-10", "1-1-10,2-2-1", False),  # a domain the candidate never saw
+        ("", "", True),  # two empty databases
+        (None, "1-1-1", False),  # unknown: never trusted
+        ("1-1-1", None, False),
+    ],
+)
+def test_caught_up_compares_gtid_positions_per_domain(candidate, reference, expected):
+    assert caught_up(candidate, reference) is expected
+
+
+def test_gtid_positions_parse():
+    assert gtid_positions("0-1-100,2-2-57") == {0: 100, 2: 57}
+    assert gtid_positions("") == {}
+
+
+@pytest.mark.parametrize(
+    "steps, command, expected_kind, expected_server",
+    [
+        ([], "failover", VIP_MOVED, S),
+        ([("port", S, False)], "failover", COMMAND_REFUSED, P),  # nowhere to go
+        ([], "failback", COMMAND_REFUSED, P),  # already on the preferred server
+        ([("port", P, False), ("port", P, True), ("probe", S, True), ("probe", P, True), ("probe", P, True)],
+         "failback", VIP_MOVED, P),
+        ([("port", P, False), ("port", P, True), ("probe", P, True, "1-1-1"), ("probe", S, True, "1-1-10"),
+          ("probe", P, True, "1-1-1")], "failback", COMMAND_REFUSED, P),  # lagging
+        ([], "reboot", COMMAND_REFUSED, None),
+    ],
+)
+def test_commands(steps, command, expected_kind, expected_server):
+    machine, _ = run(timed(*steps), rise=2, failback="never", hold_down_s=100.0)
+    (decision,) = machine.command(command, now=50.0)
+    assert (decision.kind, decision.server) == (expected_kind, expected_server)

@@ -64,6 +64,7 @@ class NetworkConfig:
     client_ip: str = "10.0.0.1"
     monitor_ip: str = "10.0.0.250"
     controller_port: int = 6653
+    status_port: int = 8181  # the controller's status endpoint, on 127.0.0.1 only
     switch: str = "s1"
 
 
@@ -281,6 +282,8 @@ def _check(c: TestbedConfig) -> None:
         raise ConfigError("network.vmac", f"{net.vmac!r} is not a MAC like 02:00:00:00:01:00")
     if not 1024 <= net.controller_port <= 65535:
         raise ConfigError("network.controller_port", "must be between 1024 and 65535")
+    if not 1024 <= net.status_port <= 65535 or net.status_port == net.controller_port:
+        raise ConfigError("network.status_port", "must be between 1024 and 65535, not the controller_port")
     if not re.match(r"^s[0-9]{1,4}$", net.switch):
         raise ConfigError("network.switch", f"{net.switch!r} must be 's' and a number, like s1")
 

@@ -33,7 +33,9 @@ def curl(testbed, host, args):
 def test_each_server_answers_http_through_the_switch(testbed, server):
     plan = CONFIG.server(server)
     body = json.loads(curl(testbed, "monitor", f"http://{plan.ip}/health"))
-    assert body == {"node": server, "db": "up", "read_only": False}
+    assert (body["node"], body["db"]) == (server, "up")
+    # Fencing: only the database of the server holding the VIP is writable.
+    assert body["read_only"] is (server != CONFIG.servers[0].name)
     assert "1 received" in testbed.host("client").cmd(f"ping -c1 -W1 {plan.ip}")
 
 
@@ -97,3 +99,40 @@ def test_the_weaker_secondary_runs_in_its_cpu_cgroup(testbed):
     cores = os.cpu_count()
     share = next(s.cpu for s in CONFIG.servers if s.name == "secondary")
     assert quota / period == pytest.approx(share * cores, rel=0.01)
+
+
+def test_the_app_account_cannot_write_to_a_fenced_database(testbed):
+    import pymysql
+
+    password = (testbed.secrets_dir / "app.password").read_text()
+    conn = pymysql.connect(unix_socket=str(testbed.databases["secondary"].socket), user="app",
+                           password=password, database="app", autocommit=True)
+    with conn, conn.cursor() as cur, pytest.raises(pymysql.err.OperationalError) as error:
+        cur.execute("INSERT INTO items (write_id, served_by) VALUES ('fenced', 'test')")
+    assert error.value.args[0] == 1290  # ER_OPTION_PREVENTS_STATEMENT: --read-only
+
+
+def test_status_endpoint_answers_on_loopback_only(testbed):
+    status, body = testbed.controller()
+    assert status == 200 and body["active"] == "primary"
+    assert body["servers"]["secondary"]["last_probe_ok"] is True
+    assert body["servers"]["primary"]["last_probe_latency_ms"] > 0
+    # No Mininet host reaches the status endpoint or the OpenFlow port (by loopback or by
+    # the root namespace's own addresses, which are not on the emulated network).
+    for host in ("client", "monitor", "primary"):
+        for port in (CONFIG.network.status_port, CONFIG.network.controller_port):
+            probe = f"timeout 1 bash -c 'echo > /dev/tcp/127.0.0.1/{port}' 2>/dev/null"
+            probe += " && echo open || echo closed"
+            assert testbed.host(host).cmd(probe).strip().endswith("closed"), f"{host} reached port {port}"
+
+
+def test_a_command_without_the_token_is_refused(testbed):
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"http://127.0.0.1:{CONFIG.network.status_port}/command/failover",
+                                     data=b"", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=5)
+    assert error.value.code == 401
+    assert testbed.controller()[1]["active"] == "primary"

@@ -1,0 +1,65 @@
+"""Fencing by the database: only the server that holds the VIP can be written to.
+
+Flows are the first fence (an old primary gets no client traffic). This is the second: every
+database starts read-only, the controller makes the active server's database writable when
+the VIP lands on it, and sets any other server's database back to read-only as soon as a probe
+shows it writable (a primary that comes back, a restart). The app's account cannot bypass
+`read_only`, so even a request that reached a fenced server could not write.
+
+The controller reaches each database over its local UNIX socket in the run's socket folder:
+the databases are the testbed's own, on this machine. Making the new active writable is done
+at once, bounded by a short time-out, before its VIP flow is sent; setting read-only is done
+in a background thread, because the server being fenced may be hung.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pymysql
+
+from services.mariadb import set_read_only, socket_path
+
+PROMOTE_TIMEOUT_S = 0.2
+RETRY_AFTER_S = 1.0  # a failed or repeated attempt on the same server waits this long
+
+
+class DatabaseFence:
+    def __init__(self, socket_dir: Path, log: Callable[..., None]) -> None:
+        self.socket_dir = socket_dir
+        self.log = log
+        self.last_attempt: dict[tuple[str, bool], float] = {}
+        self.lock = threading.Lock()
+
+    def make_writable(self, server: str) -> bool:
+        """Promote `server`'s database now (bounded wait); False if it did not answer."""
+        self._note_attempt(server, False)
+        return self._set(server, False, PROMOTE_TIMEOUT_S)
+
+    def reconcile(self, server: str, read_only: bool, should_be_read_only: bool) -> None:
+        """A probe saw `server`'s database `read_only`; correct it in the background if wrong."""
+        if read_only == should_be_read_only or not self._note_attempt(server, should_be_read_only):
+            return
+        threading.Thread(target=self._set, args=(server, should_be_read_only, 2.0), daemon=True).start()
+
+    def _note_attempt(self, server: str, read_only: bool) -> bool:
+        """Record an attempt; False if the same one was made less than RETRY_AFTER_S ago."""
+        now = time.monotonic()
+        with self.lock:
+            last = self.last_attempt.get((server, read_only))
+            if last is not None and now - last < RETRY_AFTER_S:
+                return False
+            self.last_attempt[(server, read_only)] = now
+            return True
+
+    def _set(self, server: str, read_only: bool, timeout: float) -> bool:
+        try:
+            set_read_only(socket_path(self.socket_dir, server), read_only, timeout)
+        except (pymysql.MySQLError, OSError) as exc:
+            self.log("fence_failed", server=server, read_only=read_only, detail=str(exc))
+            return False
+        self.log("db_read_only" if read_only else "db_writable", server=server)
+        return True

@@ -1,0 +1,71 @@
+"""The controller's status endpoint: JSON on 127.0.0.1 only, and commands that need a token.
+
+    GET  /status               who holds the VIP, each server's probe state and last probe
+                               latency, the failback policy and the last events
+    POST /command/failover     move the VIP to the next server that is up
+    POST /command/failback     move it back to the most preferred server (if caught up)
+
+A command needs `Authorization: Bearer <token>`, the token generated for the run and kept in
+a file only root can read. The server listens on the root namespace's loopback: no Mininet
+host can reach it (each host has its own loopback, and the root namespace has no address in
+the emulated network).
+
+The HTTP server runs in its own thread; it never touches the controller's state. It hands
+each request to `ask`, which passes it to the app's event loop and waits for the answer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+COMMAND_PREFIX = "/command/"
+
+# ask(command or None for status) -> (HTTP status, JSON body)
+Ask = Callable[[str | None], tuple[int, dict[str, Any]]]
+
+
+class StatusServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, token: str, ask: Ask) -> None:
+        super().__init__(("127.0.0.1", port), StatusHandler)
+        self.token = token
+        self.ask = ask
+
+
+class StatusHandler(BaseHTTPRequestHandler):
+    server: StatusServer
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        if self.path != "/status":
+            self._answer(404, {"error": "try GET /status"})
+            return
+        self._answer(*self.server.ask(None))
+
+    def do_POST(self) -> None:  # noqa: N802
+        if not self.path.startswith(COMMAND_PREFIX):
+            self._answer(404, {"error": "try POST /command/failover or /command/failback"})
+            return
+        given = self.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.server.token}".encode()):
+            self._answer(401, {"error": "a command needs the run's token: Authorization: Bearer <token>"})
+            return
+        self._answer(*self.server.ask(self.path[len(COMMAND_PREFIX):]))
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body, indent=2).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+        pass  # no access log; and never a reverse DNS look-up of the client
+
+    def address_string(self) -> str:
+        return self.client_address[0]
