@@ -6,19 +6,23 @@ web server or database fails it the way it fails a client. The controller itself
 the root namespace, which has no route to the hosts (and must not get one), so each result
 is sent to it as one JSON datagram on a UNIX socket in the run folder.
 
-    python -m controller.prober --config RUN/config.json --socket RUN/probes.sock
+    python -m controller.prober --config RUN/config.json --socket RUN/probes.sock --out RUN/probes.csv
 
 One thread per server, each probing every `probe.interval_s` on a fixed schedule with a
 fresh connection (a kept-alive one could hide a dead server) and `probe.timeout_s` to
-answer; a probe passes only on HTTP 200.
+answer; a probe passes only on HTTP 200. Every result is also written to `--out` (CSV:
+time, server, ok, latency_ms, detail), so a run shows what the controller was told.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import http.client
 import json
+import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -46,7 +50,30 @@ def probe_once(ip: str, port: int, timeout: float) -> tuple[bool, float, str, di
         conn.close()
 
 
-def probe_loop(server: HostPlan, config: TestbedConfig, report: socket.socket, target: str) -> None:
+class ProbeRecorder:
+    """The probes' CSV, shared by the probing threads; flushed about every half second."""
+
+    COLUMNS = ["time", "server", "ok", "latency_ms", "detail"]
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "w", newline="")
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(self.COLUMNS)
+        self.lock = threading.Lock()
+        self.flushed_at = time.monotonic()
+
+    def record(self, message: dict) -> None:
+        with self.lock:
+            self.writer.writerow([f"{message['time']:.6f}", message["server"], int(message["ok"]),
+                                  message["latency_ms"], message["detail"]])
+            if time.monotonic() - self.flushed_at > 0.5:
+                self.file.flush()
+                self.flushed_at = time.monotonic()
+
+
+def probe_loop(
+    server: HostPlan, config: TestbedConfig, report: socket.socket, target: str, recorder: ProbeRecorder
+) -> None:
     interval = config.probe.interval_s
     next_at = time.monotonic()
     while True:
@@ -64,6 +91,7 @@ def probe_loop(server: HostPlan, config: TestbedConfig, report: socket.socket, t
             report.sendto(json.dumps(message).encode(), target)
         except OSError:
             pass  # the controller is not listening (yet, or any more): the next probe tries again
+        recorder.record(message)
         next_at += interval
         delay = next_at - time.monotonic()
         if delay > 0:
@@ -78,18 +106,22 @@ def main() -> None:
     )
     parser.add_argument("--config", type=Path, required=True, help="resolved config (JSON)")
     parser.add_argument("--socket", required=True, help="the controller's probe socket")
+    parser.add_argument("--out", type=Path, required=True, help="CSV file of every probe result")
     args = parser.parse_args()
     config = TestbedConfig.from_dict(json.loads(args.config.read_text()))
-    threads = []
+    recorder = ProbeRecorder(args.out)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit through `finally`: flush the CSV
     for server in config.server_plans:
         report = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         thread = threading.Thread(
-            target=probe_loop, args=(server, config, report, args.socket), daemon=True
+            target=probe_loop, args=(server, config, report, args.socket, recorder), daemon=True
         )
         thread.start()
-        threads.append(thread)
-    for thread in threads:
-        thread.join()
+    try:
+        while True:
+            time.sleep(3600)  # the probing threads do the work; this one waits for SIGTERM
+    finally:
+        recorder.file.flush()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
     python -m experiments run web-crash --rate 500 --trials 5 --out results/
     python -m experiments report results/primary-crash-20261126-204730
     python -m experiments compare results/baseline-* results/primary-crash-*
+    python -m experiments bench failover --trials 20 --rate 500
 
 Bad input (an unknown scenario, a config value out of range) is a one-line error and exit
 code 2, checked before anything starts. Ctrl-C or SIGTERM stops everything the run started
@@ -62,6 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trials", type=int, default=1, help="how many times to repeat the trial (default 1)")
     run.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                      help="folder for the results (default: results/)")
+
+    bench = commands.add_parser(
+        "bench",
+        help="the failover benchmark: many trials per scenario, gap median/p95 against targets",
+        description="Runs primary-crash, web-crash and link-down --trials times each (6 s of load, "
+        "fault at 3 s), then measures wrk throughput through the VIP and straight to the primary, "
+        "and checks the figures against the controller's targets.",
+    )
+    bench.add_argument("what", choices=["failover"], help="what to benchmark")
+    bench.add_argument("--config", type=Path, metavar="FILE", help="TOML config (default: built-in defaults)")
+    bench.add_argument("--trials", type=int, default=20, help="trials per scenario (default 20)")
+    bench.add_argument("--rate", type=float, default=500.0, help="requests per second (default 500)")
+    bench.add_argument("--scenarios", nargs="+", metavar="NAME", default=None,
+                       help="only these scenarios (default: primary-crash web-crash link-down)")
+    bench.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                       help="folder for the results (default: results/)")
 
     report = commands.add_parser("report", help="(re)write report.md and its pictures for a run folder")
     report.add_argument("run_dir", type=Path, metavar="DIR", help="a results/<scenario>-<timestamp> folder")
@@ -150,11 +167,14 @@ def main(argv: list[str] | None = None) -> int:
         return report_or_compare(args)
 
     try:
-        if args.scenario not in SCENARIOS:
-            raise UsageError(f"unknown scenario {args.scenario!r}; choose one of: {', '.join(SCENARIOS)}")
+        scenarios = [args.scenario] if args.command == "run" else (args.scenarios or [])
+        for name in scenarios:
+            if name not in SCENARIOS:
+                raise UsageError(f"unknown scenario {name!r}; choose one of: {', '.join(SCENARIOS)}")
         if not 1 <= args.trials <= 1000:
             raise UsageError("--trials must be between 1 and 1000")
-        config = load_config(args.config, overrides_from(args))
+        overrides = overrides_from(args) if args.command == "run" else {"load.rate": args.rate}
+        config = load_config(args.config, overrides)
         try:
             args.out.mkdir(parents=True, exist_ok=True)
             probe = args.out / ".write-test"
@@ -171,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
 
+    from experiments.bench import BENCH_SCENARIOS, bench_table, run_bench
     from experiments.results import summary_table
     from experiments.run import run_experiment
     from services.runner import StartupError
@@ -180,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if args.command == "bench":
+            folder, results = run_bench(config, args.trials, args.rate, args.out,
+                                        tuple(args.scenarios or BENCH_SCENARIOS))
+            print(bench_table(results))
+            print(f"results: {folder}")
+            return 0
         run_dir, summary = run_experiment(config, SCENARIOS[args.scenario], args.out, args.trials)
     except KeyboardInterrupt:
         print("interrupted: everything the run started was stopped; results so far are kept", file=sys.stderr)

@@ -129,12 +129,15 @@ def get_item(item_id: int) -> Response:
 
 
 def index() -> Response:
+    status = "200 OK"
     try:
         rows, _ = _query(
             "SELECT id, write_id, served_by, created_at FROM items ORDER BY id DESC LIMIT 10"
         )
         error = ""
     except pymysql.MySQLError as exc:
+        # A page without its data is a failure to the user: say so with the status, too.
+        status = "503 Service Unavailable"
         rows, error = [], f"<p>database error: {html.escape(str(exc))}</p>"
     cells = "".join(
         f"<tr><td>{r[0]}</td><td>{html.escape(r[1])}</td><td>{html.escape(r[2])}</td>"
@@ -147,7 +150,7 @@ def index() -> Response:
         "<table><tr><th>id</th><th>write id</th><th>written by</th><th>at</th></tr>"
         f"{cells}</table>"
     )
-    return "200 OK", "text/html; charset=utf-8", page.encode()
+    return status, "text/html; charset=utf-8", page.encode()
 
 
 def route(method: str, path: str, body: bytes) -> Response:

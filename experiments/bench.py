@@ -1,0 +1,161 @@
+"""The failover benchmark: how fast the VIP moves, over many trials, against stated targets.
+
+    python -m experiments bench failover --trials 20 --rate 500
+
+For each scenario (primary-crash, web-crash, link-down) it runs `--trials` trials of a short
+load (6 s, the fault at 3 s) and takes the median, p95 and max of the failover gap (last
+success served by the primary to the first served by the secondary). Then, in one testbed,
+it measures the throughput `wrk` gets through the VIP and straight to the primary's IP, side
+by side, alternating. It writes `results/bench-<timestamp>/` (every run's folder, `bench.json`
+and `bench.md`) and prints the table with each target and whether it was met.
+
+Straight to the primary means from the monitor host: the client reaches the web port only
+through the VIP (the switch rewrites replies from port 80 to come from the VIP), while the
+monitor's traffic crosses the same switch untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from experiments.run import run_experiment
+from experiments.scenarios import SCENARIOS
+from experiments.testbed import Testbed
+from topology.config import TestbedConfig
+
+# Targets from the issue "Failover controller": (scenario, statistic, limit in ms).
+GAP_TARGETS = [
+    ("primary-crash", "median", 100.0),
+    ("primary-crash", "p95", 200.0),
+    ("web-crash", "median", 100.0),
+    ("web-crash", "p95", 200.0),
+    ("link-down", "median", 30.0),
+]
+THROUGHPUT_TARGET = 0.95  # VIP throughput as a share of the direct throughput
+BENCH_SCENARIOS = ("primary-crash", "web-crash", "link-down")
+WRK_SECONDS = 5
+WRK_ROUNDS = 2
+
+
+def bench_config(config: TestbedConfig, rate: float) -> TestbedConfig:
+    return replace(config, load=replace(config.load, rate=rate, duration_s=6.0, fault_at_s=3.0))
+
+
+def wrk_requests_per_s(testbed: Testbed, host: str, url: str, seconds: int) -> float:
+    """Closed-loop throughput of GET `url` from `host`, as wrk measures it (2 threads, 16 connections)."""
+    out = testbed.host(host).cmd(f"wrk -t2 -c16 -d{seconds}s --timeout 2s {url}")
+    match = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    if not match:
+        raise RuntimeError(f"wrk printed no Requests/sec line:\n{out}")
+    return float(match.group(1))
+
+
+def measure_throughput(config: TestbedConfig, folder: Path) -> dict[str, Any]:
+    """wrk through the VIP (from the client) and straight to the primary (from the monitor)."""
+    primary = config.server_plans[0]
+    vip_url = f"http://{config.network.vip}:{config.web.port}/"
+    direct_url = f"http://{primary.ip}:{config.web.port}/"
+    through_vip, direct = [], []
+    with Testbed(config, folder) as testbed:
+        for _ in range(WRK_ROUNDS):
+            through_vip.append(wrk_requests_per_s(testbed, "client", vip_url, WRK_SECONDS))
+            direct.append(wrk_requests_per_s(testbed, "monitor", direct_url, WRK_SECONDS))
+    vip_rps, direct_rps = sum(through_vip) / len(through_vip), sum(direct) / len(direct)
+    return {
+        "through_vip_rps": round(vip_rps, 1),
+        "direct_rps": round(direct_rps, 1),
+        "ratio": round(vip_rps / direct_rps, 3) if direct_rps else None,
+        "rounds": {"through_vip": through_vip, "direct": direct},
+        "wrk": f"-t2 -c16 -d{WRK_SECONDS}s, GET /",
+    }
+
+
+def run_bench(
+    config: TestbedConfig,
+    trials: int,
+    rate: float,
+    out: Path,
+    scenarios: tuple[str, ...] = BENCH_SCENARIOS,
+    progress: Callable[[str], None] = print,
+) -> tuple[Path, dict[str, Any]]:
+    folder = out.resolve() / f"bench-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    folder.mkdir(parents=True)
+    config = bench_config(config, rate)
+    started = time.monotonic()
+    results: dict[str, Any] = {"rate": rate, "trials": trials, "scenarios": {}}
+    for name in scenarios:
+        progress(f"bench: {name}, {trials} trial(s) at {rate:g} req/s")
+        run_dir, summary = run_experiment(config, SCENARIOS[name], folder, trials, progress)
+        results["scenarios"][name] = {"run_dir": str(run_dir), **_gap_figures(summary, trials)}
+    progress("bench: throughput through the VIP and straight to the primary (wrk)")
+    results["throughput"] = measure_throughput(config, folder / "throughput")
+    results["targets"] = check_targets(results)
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    (folder / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / "bench.md").write_text(bench_table(results) + "\n")
+    return folder, results
+
+
+def _gap_figures(summary: dict[str, Any], trials: int) -> dict[str, Any]:
+    """The failover gap and detection figures of one scenario, whether 1 trial or many."""
+    if trials == 1:
+        gap, detection = summary.get("failover_gap_ms"), summary.get("detection_ms")
+        one = lambda v: {"n": int(v is not None), "median": v, "p95": v, "max": v}  # noqa: E731
+        return {"failover_gap_ms": one(gap), "detection_ms": one(detection),
+                "availability_pct": one(summary.get("availability_pct"))}
+    return {key: summary[key] for key in ("failover_gap_ms", "detection_ms", "availability_pct")}
+
+
+def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    checks = []
+    for scenario, statistic, limit in GAP_TARGETS:
+        figures = results["scenarios"].get(scenario)
+        if figures is None:
+            continue
+        value = figures["failover_gap_ms"][statistic]
+        checks.append({
+            "what": f"{scenario} failover gap {statistic}", "limit": f"<= {limit:g} ms",
+            "measured": value, "met": value is not None and value <= limit,
+        })
+    ratio = results["throughput"]["ratio"]
+    checks.append({
+        "what": "throughput through the VIP / straight to the primary", "limit": f">= {THROUGHPUT_TARGET}",
+        "measured": ratio, "met": ratio is not None and ratio >= THROUGHPUT_TARGET,
+    })
+    return checks
+
+
+def bench_table(results: dict[str, Any]) -> str:
+    lines = [
+        f"Failover benchmark: {results['trials']} trial(s) per scenario at {results['rate']:g} req/s",
+        "",
+        "| scenario | trials | failover gap median / p95 / max (ms) | detection median (ms) "
+        "| availability median (%) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, figures in results["scenarios"].items():
+        gap, det, avail = figures["failover_gap_ms"], figures["detection_ms"], figures["availability_pct"]
+        lines.append(
+            f"| {name} | {gap['n']} | {gap['median']} / {gap['p95']} / {gap['max']} | "
+            f"{det['median']} | {avail['median']} |"
+        )
+    tp = results["throughput"]
+    lines += [
+        "",
+        f"Throughput (wrk {tp['wrk']}): through the VIP {tp['through_vip_rps']} req/s, "
+        f"straight to the primary {tp['direct_rps']} req/s, ratio {tp['ratio']}",
+        "",
+        "| target | limit | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for check in results["targets"]:
+        lines.append(f"| {check['what']} | {check['limit']} | {check['measured']} | "
+                     f"{'yes' if check['met'] else 'NO'} |")
+    return "\n".join(lines)
