@@ -62,9 +62,10 @@ class EventProbeResult(event.EventBase):
 
     def __init__(
         self, server: str, ok: bool, latency_ms: float, detail: str,
-        gtid: str | None = None, read_only: bool | None = None,
+        gtid: str | None = None, read_only: bool | None = None, timed_out: bool = False,
     ) -> None:
         super().__init__()
+        self.timed_out = timed_out
         self.server = server
         self.ok = ok
         self.latency_ms = latency_ms
@@ -115,6 +116,7 @@ class FailoverController(app_manager.OSKenApp):
         self.machine = FailoverMachine(
             [plan.name for plan in self.config.server_plans],
             fall=self.config.probe.fall,
+            timeout_fall=self.config.probe.timeout_fall,
             rise=self.config.probe.rise,
             failback=self.config.failover.failback,
             hold_down_s=self.config.failover.hold_down_s,
@@ -157,6 +159,7 @@ class FailoverController(app_manager.OSKenApp):
                     float(message["latency_ms"]), str(message.get("detail", "")),
                     str(gtid) if gtid is not None else None,
                     bool(read_only) if read_only is not None else None,
+                    bool(message.get("timed_out", False)),
                 )
             except (ValueError, KeyError, TypeError):
                 self.logger.warning("dropped a malformed probe message: %r", data[:200])
@@ -229,7 +232,7 @@ class FailoverController(app_manager.OSKenApp):
         self.last_probe_at[ev.server] = time.time()
         if not self.vip_placed:
             return
-        self.apply(self.machine.probe(ev.server, ev.ok, time.time(), ev.detail, ev.gtid))
+        self.apply(self.machine.probe(ev.server, ev.ok, time.time(), ev.detail, ev.gtid, ev.timed_out))
         if ev.ok and ev.read_only is not None:
             should_be_read_only = ev.server != self.machine.active
             self.fence.reconcile(ev.server, ev.read_only, should_be_read_only)
@@ -281,13 +284,12 @@ class FailoverController(app_manager.OSKenApp):
 
     def apply(self, decisions: list[Decision]) -> None:
         for decision in decisions:
-            if decision.kind in (VIP_MOVED, VIP_ADOPTED):
-                # Writable before the first request can reach it; bounded if it does not answer.
-                self.fence.make_writable(decision.server)
             if decision.kind == VIP_MOVED and self.datapath is not None:
                 dp = self.datapath
                 dp.send_msg(flows.vip_flow(dp, self.config, self.config.server(decision.server)))
                 dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
+            if decision.kind in (VIP_MOVED, VIP_ADOPTED):
+                self.fence.make_writable(decision.server)  # in the background: never delays the flow
             self.event_log.write(
                 decision.kind, server=decision.server, reason=decision.reason, previous=decision.previous
             )

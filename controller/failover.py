@@ -8,8 +8,12 @@ app (`controller/app.py`) turns the decisions into OpenFlow messages.
 
 The rules:
 - A server is marked down after `fall` failed probes in a row, or at once when its switch
-  port goes down. It is marked up again after `rise` successful probes in a row (a port
-  coming back up is not enough: the service on it must answer).
+  port goes down. A probe that timed out is weaker evidence than one the server answered
+  with a refusal or an error: a busy server answers late, a dead one refuses at once. So
+  time-outs alone mark a server down only after `timeout_fall` of them in a row (a hung
+  server), and they break no run of definite failures. A server is marked up again after
+  `rise` successful probes in a row (a port coming back up is not enough: the service on it
+  must answer).
 - When the server holding the VIP goes down, the VIP moves at once to the first server, in
   priority order, that is up. If none is, the VIP stays and a `no_healthy_server` decision
   says so; it moves to the first server that comes back up.
@@ -79,7 +83,8 @@ class ServerState:
     name: str
     up: bool = True
     port_up: bool = True
-    failures: int = 0  # consecutive failed probes
+    failures: int = 0  # consecutive failed probes, time-outs included
+    definite_failures: int = 0  # consecutive failed probes that were not time-outs
     successes: int = 0  # consecutive successful probes
     gtid: str | None = None  # the database's GTID position at the last passed probe
 
@@ -95,12 +100,14 @@ class FailoverMachine:
         failback: str = "never",
         hold_down_s: float = 0.0,
         active: str | None = None,
+        timeout_fall: int | None = None,
     ) -> None:
         if len(servers) < 1:
             raise ValueError("at least one server is needed")
         self.order = list(servers)
         self.servers = {name: ServerState(name) for name in servers}
         self.fall = fall
+        self.timeout_fall = timeout_fall or fall
         self.rise = rise
         self.failback = failback
         self.hold_down_s = hold_down_s
@@ -111,15 +118,17 @@ class FailoverMachine:
     # -- inputs -------------------------------------------------------------------------
 
     def probe(
-        self, server: str, ok: bool, now: float, detail: str = "", gtid: str | None = None
+        self, server: str, ok: bool, now: float, detail: str = "", gtid: str | None = None,
+        timed_out: bool = False,
     ) -> list[Decision]:
-        """A health probe of `server` passed (`ok`) or failed at `now`; `gtid` is its DB position."""
+        """A health probe of `server` passed (`ok`) or failed (`timed_out`, or answered with an
+        error) at `now`; `gtid` is the database's GTID position reported by a passed probe."""
         state = self.servers[server]
         decisions: list[Decision] = []
         if ok and state.port_up:
             if gtid is not None:
                 state.gtid = gtid
-            state.failures = 0
+            state.failures = state.definite_failures = 0
             state.successes += 1
             if not state.up and state.successes >= self.rise:
                 state.up = True
@@ -127,10 +136,16 @@ class FailoverMachine:
         elif not ok:
             state.successes = 0
             state.failures += 1
-            if state.up and state.failures >= self.fall:
+            if not timed_out:
+                state.definite_failures += 1
+            if state.up and state.definite_failures >= self.fall:
                 state.up = False
                 reason = f"{self.fall} probes in a row failed" + (f" ({detail})" if detail else "")
                 decisions.append(Decision(SERVER_DOWN, server, reason))
+            elif state.up and state.failures >= self.timeout_fall:
+                state.up = False
+                decisions.append(Decision(SERVER_DOWN, server, f"{self.timeout_fall} probes in a row failed "
+                                          "or timed out"))
         return decisions + self._place_vip(now)
 
     def adopt(self, server: str, now: float) -> list[Decision]:
@@ -152,7 +167,8 @@ class FailoverMachine:
             state.successes = 0
             if state.up:
                 state.up = False
-                state.failures = max(state.failures, self.fall)
+                state.failures = max(state.failures, self.timeout_fall)
+                state.definite_failures = max(state.definite_failures, self.fall)
                 decisions.append(Decision(SERVER_DOWN, server, "switch port went down"))
         return decisions + self._place_vip(now)
 

@@ -7,9 +7,10 @@ shows it writable (a primary that comes back, a restart). The app's account cann
 `read_only`, so even a request that reached a fenced server could not write.
 
 The controller reaches each database over its local UNIX socket in the run's socket folder:
-the databases are the testbed's own, on this machine. Making the new active writable is done
-at once, bounded by a short time-out, before its VIP flow is sent; setting read-only is done
-in a background thread, because the server being fenced may be hung.
+the databases are the testbed's own, on this machine. Every change is made in a background
+thread, after the VIP flow is sent: the server being fenced may be hung, and a CPU-limited
+server can take tens of milliseconds to answer, which must not delay the failover itself
+(a write reaching the new active in those milliseconds gets a clear "read-only" error).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pymysql
 
 from services.mariadb import set_read_only, socket_path
 
-PROMOTE_TIMEOUT_S = 0.2
+PROMOTE_TIMEOUT_S = 2.0
 RETRY_AFTER_S = 1.0  # a failed or repeated attempt on the same server waits this long
 
 
@@ -34,10 +35,10 @@ class DatabaseFence:
         self.last_attempt: dict[tuple[str, bool], float] = {}
         self.lock = threading.Lock()
 
-    def make_writable(self, server: str) -> bool:
-        """Promote `server`'s database now (bounded wait); False if it did not answer."""
+    def make_writable(self, server: str) -> None:
+        """Promote `server`'s database (the VIP just landed on it), in the background."""
         self._note_attempt(server, False)
-        return self._set(server, False, PROMOTE_TIMEOUT_S)
+        threading.Thread(target=self._set, args=(server, False, PROMOTE_TIMEOUT_S), daemon=True).start()
 
     def reconcile(self, server: str, read_only: bool, should_be_read_only: bool) -> None:
         """A probe saw `server`'s database `read_only`; correct it in the background if wrong."""

@@ -29,6 +29,8 @@ from pathlib import Path
 
 from topology.config import HostPlan, TestbedConfig
 
+TIMED_OUT = "timeout"  # the detail of a probe not answered within probe.timeout_s
+
 
 def probe_once(ip: str, port: int, timeout: float) -> tuple[bool, float, str, dict]:
     """One GET /health: (passed, latency in ms, detail, the JSON body of a passed probe)."""
@@ -40,10 +42,12 @@ def probe_once(ip: str, port: int, timeout: float) -> tuple[bool, float, str, di
         body = response.read()
         latency_ms = (time.monotonic() - start) * 1000
         if latency_ms > timeout * 1000:
-            return False, latency_ms, "answered too late", {}
+            return False, latency_ms, TIMED_OUT, {}
         if response.status != 200:
             return False, latency_ms, f"HTTP {response.status}", {}
         return True, latency_ms, "", json.loads(body)
+    except TimeoutError:
+        return False, (time.monotonic() - start) * 1000, TIMED_OUT, {}
     except (OSError, http.client.HTTPException, ValueError) as exc:
         return False, (time.monotonic() - start) * 1000, type(exc).__name__, {}
     finally:
@@ -83,6 +87,7 @@ def probe_loop(
             "ok": ok,
             "latency_ms": round(latency_ms, 3),
             "detail": detail,
+            "timed_out": detail == TIMED_OUT,
             "time": time.time(),
             "gtid": health.get("gtid"),
             "read_only": health.get("read_only"),

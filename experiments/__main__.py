@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, metavar="FILE",
                      help="TOML config (default: built-in defaults, as in config/default.toml)")
     run.add_argument("--rate", type=float, help="requests per second, sent open-loop (default 200)")
-    run.add_argument("--duration", type=float, metavar="SECONDS", help="seconds of load (default 20)")
+    run.add_argument("--duration", type=float, metavar="SECONDS",
+                     help="seconds of load (default 20); the fault then comes at half of it, "
+                     "unless --fault-at says otherwise")
     run.add_argument("--fault-at", type=float, metavar="SECONDS",
                      help="seconds into the load when the fault is injected (default 10)")
     run.add_argument("--post-ratio", type=float, metavar="SHARE",
@@ -91,10 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    fault_at = args.fault_at
+    if fault_at is None and args.duration is not None:
+        fault_at = args.duration / 2
     pairs = {
         "load.rate": args.rate,
         "load.duration_s": args.duration,
-        "load.fault_at_s": args.fault_at,
+        "load.fault_at_s": fault_at,
         "load.post_ratio": args.post_ratio,
     }
     return {key: value for key, value in pairs.items() if value is not None}

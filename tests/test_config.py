@@ -33,6 +33,7 @@ def test_network_plan_is_derived_from_the_config():
         ({"probe.timeout_s": 0.05}, "probe.timeout_s"),  # not below the interval
         ({"probe.fall": 0}, "probe.fall"),
         ({"probe.rise": 0}, "probe.rise"),
+        ({"probe.timeout_fall": 1}, "probe.timeout_fall"),  # below fall
         ({"probe.fall": "3"}, "probe.fall"),  # wrong type
         ({"probe.fall": True}, "probe.fall"),  # a bool is not an int here
         ({"probe.bogus": 1}, "probe.bogus"),  # unknown key

@@ -2,6 +2,7 @@
 
 Each case is a list of steps at increasing times. A step is
     ("probe", server, ok)  or  ("probe", server, ok, gtid)  or  ("port", server, up)
+(ok is True, False for a definite failure such as a refused connection, or "timeout")
 (a passed probe without a GTID position reports "1-1-10": every database caught up) and the
 case lists the decisions expected over the whole history, as
     (time, kind, server)
@@ -23,12 +24,15 @@ from controller.failover import (
 P, S, T = "primary", "secondary", "third"
 
 
-def run(steps, servers=(P, S), fall=3, rise=2, failback="never", hold_down_s=0.0):
-    machine = FailoverMachine(servers, fall=fall, rise=rise, failback=failback, hold_down_s=hold_down_s)
+def run(steps, servers=(P, S), fall=3, rise=2, failback="never", hold_down_s=0.0, timeout_fall=6):
+    machine = FailoverMachine(servers, fall=fall, rise=rise, failback=failback, hold_down_s=hold_down_s,
+                              timeout_fall=timeout_fall)
     seen = []
     for now, (what, server, value, *gtid) in steps:
         if what == "probe":
-            decisions = machine.probe(server, value, now, gtid=(gtid or ["1-1-10"])[0])
+            timed_out = value == "timeout"
+            decisions = machine.probe(server, value is True, now, gtid=(gtid or ["1-1-10"])[0],
+                                      timed_out=timed_out)
         else:
             decisions = machine.port(server, value, now)
         seen += [(now, d.kind, d.server) for d in decisions]
@@ -57,6 +61,19 @@ CASES = {
     "fall failures in a row fail over": (
         dict(fall=3), timed(*fails(P, 3)),
         [(0.1, SERVER_DOWN, P), (0.1, VIP_MOVED, S)], S,
+    ),
+    "a slow primary: fewer than timeout_fall time-outs in a row are tolerated": (
+        dict(fall=3, timeout_fall=6), timed(*[("probe", P, "timeout")] * 5, *passes(P, 1),
+                                            *[("probe", P, "timeout")] * 5), [], P,
+    ),
+    "a hung primary: timeout_fall time-outs in a row fail over": (
+        dict(fall=3, timeout_fall=6), timed(*[("probe", P, "timeout")] * 6),
+        [(0.25, SERVER_DOWN, P), (0.25, VIP_MOVED, S)], S,
+    ),
+    "time-outs do not break a run of definite failures, nor count in it": (
+        dict(fall=3, timeout_fall=6),
+        timed(*fails(P, 2), ("probe", P, "timeout"), *fails(P, 1)),
+        [(0.15, SERVER_DOWN, P), (0.15, VIP_MOVED, S)], S,
     ),
     "port down fails over at once, without probes": (
         dict(fall=3), timed(("port", P, False)),

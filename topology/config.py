@@ -70,9 +70,10 @@ class NetworkConfig:
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    interval_s: float = 0.05
-    timeout_s: float = 0.04
-    fall: int = 3
+    interval_s: float = 0.04
+    timeout_s: float = 0.035
+    fall: int = 2  # failed probes in a row (refused, reset, an error status) before down
+    timeout_fall: int = 10  # failed or timed-out probes in a row before down
     rise: int = 3
 
 
@@ -309,6 +310,8 @@ def _check(c: TestbedConfig) -> None:
         raise ConfigError("probe.timeout_s", f"must be > 0 and below probe.interval_s ({p.interval_s})")
     if p.fall < 1:
         raise ConfigError("probe.fall", "must be >= 1")
+    if p.timeout_fall < p.fall:
+        raise ConfigError("probe.timeout_fall", f"must be >= probe.fall ({p.fall})")
     if p.rise < 1:
         raise ConfigError("probe.rise", "must be >= 1")
 
