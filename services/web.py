@@ -47,5 +47,6 @@ class WebService:
             "TESTBED_NODE": self.plan.name,
             "TESTBED_DB_SOCKET": str(self.db.socket),
             "TESTBED_SECRETS_DIR": str(self.secrets_dir),
+            "TESTBED_DB_POOL": str(self.web.threads),  # one connection per thread, opened at start
             "PYTHONPATH": str(PROJECT_ROOT),
         }

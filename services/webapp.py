@@ -18,8 +18,8 @@ from __future__ import annotations
 import html
 import json
 import os
+import queue
 import re
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -31,46 +31,54 @@ SECRETS_DIR = Path(os.environ.get("TESTBED_SECRETS_DIR", "."))
 WRITE_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 ITEM_PATH_RE = re.compile(r"^/api/items/([0-9]{1,19})$")
 
-_local = threading.local()
-_password: str | None = None
+POOL_SIZE = int(os.environ.get("TESTBED_DB_POOL", "4"))
+
+# Open connections to the local database, shared by the worker's threads. It is filled when
+# the worker starts, so that a standby taking over the VIP does not first spend its CPU
+# opening connections while requests queue up.
+_pool: queue.LifoQueue[pymysql.Connection] = queue.LifoQueue()
 
 
-def _db() -> pymysql.Connection:
-    """This thread's connection to the local database, opened on first use."""
-    global _password
-    conn = getattr(_local, "conn", None)
-    if conn is None:
-        if _password is None:
-            _password = (SECRETS_DIR / "app.password").read_text().strip()
-        conn = pymysql.connect(
-            unix_socket=DB_SOCKET,
-            user="app",
-            password=_password,
-            database="app",
-            autocommit=True,
-            connect_timeout=1,
-            read_timeout=2,
-            write_timeout=2,
-        )
-        _local.conn = conn
-    return conn
+def _connect() -> pymysql.Connection:
+    password = (SECRETS_DIR / "app.password").read_text().strip()
+    return pymysql.connect(
+        unix_socket=DB_SOCKET,
+        user="app",
+        password=password,
+        database="app",
+        autocommit=True,
+        connect_timeout=1,
+        read_timeout=2,
+        write_timeout=2,
+    )
 
 
 def _query(sql: str, args: tuple = ()) -> tuple[list[tuple], int | None]:
-    """Run one statement; on any database error drop the connection so the next call reconnects."""
+    """Run one statement on a pooled connection; a connection that failed is closed, not reused."""
     try:
-        with _db().cursor() as cur:
+        conn = _pool.get_nowait()
+    except queue.Empty:
+        conn = _connect()
+    try:
+        with conn.cursor() as cur:
             cur.execute(sql, args)
-            return list(cur.fetchall()), cur.lastrowid
+            result = list(cur.fetchall()), cur.lastrowid
     except pymysql.MySQLError:
-        conn = getattr(_local, "conn", None)
-        _local.conn = None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - the connection is already broken
-                pass
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - the connection is already broken
+            pass
         raise
+    _pool.put(conn)
+    return result
+
+
+def _fill_pool() -> None:
+    for _ in range(POOL_SIZE):
+        try:
+            _pool.put(_connect())
+        except (pymysql.MySQLError, OSError):
+            return  # the database is not there (yet): connections are opened on demand
 
 
 Response = tuple[str, str, bytes]  # status line, content type, body
@@ -186,3 +194,6 @@ def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
         ],
     )
     return [payload]
+
+
+_fill_pool()

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from mininet.net import Mininet
 
 
+CPU_PERIOD_US = 10_000  # the CFS period of a CPU-limited host
+
+
 def build_network(config: TestbedConfig) -> Mininet:
     """Create (but do not start) the Mininet network described by `config`."""
     # Imported here so that the config and the pure parts stay importable without Mininet.
@@ -55,7 +58,9 @@ def build_network(config: TestbedConfig) -> Mininet:
         params = {"ip": f"{plan.ip}/{config.prefix_len}", "mac": plan.mac}
         if cpu < 1.0:
             # Mininet applies `cpu` (a share of the whole machine) when it configures the host.
-            host = net.addHost(plan.name, cls=CPULimitedHost, cpu=cpu, **params)
+            # A short CFS period makes it a slower machine, not one that stalls: with the
+            # default 100 ms, a burst uses up the quota and the host freezes for tens of ms.
+            host = net.addHost(plan.name, cls=CPULimitedHost, cpu=cpu, period_us=CPU_PERIOD_US, **params)
         else:
             host = net.addHost(plan.name, cls=Host, **params)
         net.addLink(host, switch, port2=plan.port)
