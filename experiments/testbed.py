@@ -47,7 +47,8 @@ class Testbed:
         self.dir.mkdir(parents=True, exist_ok=True)
         # UNIX socket paths are limited to 107 bytes, so sockets live in a short private folder.
         self.socket_dir = Path(tempfile.mkdtemp(prefix="hatb-"))
-        self.state = RunState(self.dir / "state.json")
+        self.state = RunState(self.dir / "state.json", folders=[str(self.socket_dir)])
+        self.state.save()
         self.runner = ProcessRunner(self.dir, self.state)
         self.net: Any = None
         self.secrets_dir = self.socket_dir / "secrets"
@@ -116,6 +117,8 @@ class Testbed:
             for db in self.databases.values():
                 shutil.rmtree(db.datadir, ignore_errors=True)  # large and of no use after the run
             shutil.rmtree(self.socket_dir, ignore_errors=True)
+            self.state.folders = []
+            self.state.save()
             self.event_file.flush()
         finally:
             for sig, handler in previous.items():

@@ -38,6 +38,7 @@ class RunState:
     bridges: list[str] = field(default_factory=list)
     interfaces: list[str] = field(default_factory=list)
     cgroups: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)  # temporary folders (sockets, secrets)
 
     def save(self) -> None:
         data = {
@@ -46,6 +47,7 @@ class RunState:
             "bridges": self.bridges,
             "interfaces": self.interfaces,
             "cgroups": self.cgroups,
+            "folders": self.folders,
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
