@@ -178,7 +178,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(f"unknown scenario {name!r}; choose one of: {', '.join(SCENARIOS)}")
         if not 1 <= args.trials <= 1000:
             raise UsageError("--trials must be between 1 and 1000")
-        overrides = overrides_from(args) if args.command == "run" else {"load.rate": args.rate}
+        if args.command == "run":
+            # What the scenario needs (a failback policy, say), unless the command line says otherwise.
+            overrides = {**SCENARIOS[args.scenario].overrides, **overrides_from(args)}
+        else:
+            overrides = {"load.rate": args.rate}
         config = load_config(args.config, overrides)
         try:
             args.out.mkdir(parents=True, exist_ok=True)

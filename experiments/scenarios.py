@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from experiments.testbed import Testbed
 
@@ -19,6 +20,8 @@ class Scenario:
     name: str
     inject: Callable[[Testbed], None] | None  # None: no fault
     expect_failover: bool
+    # Config values the scenario needs (dotted keys, as on the command line), e.g. a policy.
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def summary(self) -> str:
@@ -75,6 +78,62 @@ def controller_restart(testbed: Testbed) -> None:
     testbed.start_controller_again()
 
 
+HANG_S = 3.0  # how long primary-hang keeps the primary frozen
+FLAPS = 5  # link-down/up cycles of the flap scenario
+FLAP_DOWN_S = 0.1
+FLAP_UP_S = 0.2
+FAILBACK_AFTER_S = 2.0  # how long the failback scenario's primary stays down
+
+
+def primary_hang(testbed: Testbed) -> None:
+    """The primary freezes (SIGSTOP) for 3 s, then resumes: it must get no client traffic after.
+
+    A frozen server accepts connections but answers nothing, so only probe time-outs tell
+    (`probe.timeout_fall` of them in a row). When it wakes up, the flows are the fence: the
+    VIP stays on the secondary, and the controller sets the old primary's database read-only.
+    """
+    primary = testbed.config.servers[0].name
+    testbed.hang(primary)
+    time.sleep(HANG_S)  # the length of the fault itself
+    testbed.resume(primary)
+
+
+def flap(testbed: Testbed) -> None:
+    """The primary's link goes down and up five times, faster than `rise`: one failover, no ping-pong.
+
+    The first port-down moves the VIP; each time the link comes back the primary would need
+    `rise` probes in a row to count as up again, and with failback "never" the VIP stays.
+    """
+    primary = testbed.config.servers[0].name
+    for _ in range(FLAPS):
+        testbed.link_down(primary)
+        time.sleep(FLAP_DOWN_S)
+        testbed.link_up(primary)
+        time.sleep(FLAP_UP_S)
+
+
+def failback(testbed: Testbed) -> None:
+    """The primary's web server dies and comes back 2 s later; with failback "auto" the VIP returns.
+
+    It returns only after `rise` passed probes, the hold-down time, and once the primary's
+    database has applied every transaction the secondary took meanwhile (GTID positions).
+    """
+    primary = testbed.config.servers[0].name
+    testbed.kill_web(primary)
+    time.sleep(FAILBACK_AFTER_S)
+    testbed.start_web(primary)
+
+
+def both_down(testbed: Testbed) -> None:
+    """Both web servers die: no server is left; the controller says so and does not ping-pong.
+
+    Every request fails from then on; the events show one `no_healthy_server`, not a VIP
+    moving back and forth between two dead servers.
+    """
+    for server in testbed.config.servers:
+        testbed.kill_web(server.name)
+
+
 SCENARIOS = {
     s.name: s
     for s in (
@@ -84,5 +143,10 @@ SCENARIOS = {
         Scenario("db-crash", db_crash, expect_failover=True),
         Scenario("link-down", link_down, expect_failover=True),
         Scenario("controller-restart", controller_restart, expect_failover=False),
+        Scenario("primary-hang", primary_hang, expect_failover=True),
+        Scenario("flap", flap, expect_failover=True),
+        Scenario("failback", failback, expect_failover=True,
+                 overrides={"failover.failback": "auto", "failover.hold_down_s": 1.0}),
+        Scenario("both-down", both_down, expect_failover=False),
     )
 }

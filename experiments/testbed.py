@@ -194,17 +194,28 @@ class Testbed:
 
     def _start_web(self) -> None:
         for plan in self.config.server_plans:
-            web = WebService(plan, self.config.web, self.databases[plan.name], self.secrets_dir)
-            self.webs[plan.name] = web
-            self.runner.start(web.name, web.start_command(), host=self.host(plan.name),
-                              env=web.environment(), cwd=PROJECT_ROOT)
-        for web in self.webs.values():
-            self.runner.wait_for(
-                f"{web.name} answers /health",
-                lambda web=web: self.http_status("monitor", f"{web.url}/health") == 200,
-                timeout=30,
-                process=web.name,
-            )
+            database = self.databases[plan.name]
+            self.webs[plan.name] = WebService(plan, self.config.web, database, self.secrets_dir)
+            self.start_web(plan.name, wait=False)
+        for name in self.webs:
+            self._wait_web(name)
+
+    def start_web(self, server: str, wait: bool = True) -> None:
+        """Start `server`'s web service (again, after a crash); by default wait until it answers."""
+        web = self.webs[server]
+        self.runner.start(web.name, web.start_command(), host=self.host(server),
+                          env=web.environment(), cwd=PROJECT_ROOT)
+        if wait:
+            self._wait_web(server)
+
+    def _wait_web(self, server: str) -> None:
+        web = self.webs[server]
+        self.runner.wait_for(
+            f"{web.name} answers /health",
+            lambda: self.http_status("monitor", f"{web.url}/health") == 200,
+            timeout=30,
+            process=web.name,
+        )
 
     def _all_plans(self) -> list:
         return [self.config.client, self.config.monitor, *self.config.server_plans]
@@ -260,6 +271,15 @@ class Testbed:
 
     def kill_database(self, server: str) -> None:
         self.runner.signal(self.databases[server].name, signal.SIGKILL)
+
+    def hang(self, server: str) -> None:
+        """Freeze `server`'s web server and database (SIGSTOP): alive, but answering nothing."""
+        for name in (self.webs[server].name, self.databases[server].name):
+            self.runner.signal(name, signal.SIGSTOP)
+
+    def resume(self, server: str) -> None:
+        for name in (self.databases[server].name, self.webs[server].name):
+            self.runner.signal(name, signal.SIGCONT)
 
     def link_down(self, server: str) -> None:
         """Cut `server`'s cable: the switch's side first, so the switch sees it at once."""

@@ -39,3 +39,33 @@ def leftovers(switch: str = "s1", cgroups: tuple[str, ...] = ("secondary",)) -> 
               if line.split(": ")[1].startswith(f"{switch}-eth")]
     found += [f"cgroup {name}" for name in cgroups if os.path.isdir(f"/sys/fs/cgroup/cpu/{name}")]
     return found
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_cli(scenario: str, out, *options: str):
+    """`python -m experiments run SCENARIO ...` as a user runs it; returns (result, run folder)."""
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments", "run", scenario, "--out", str(out), *options],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = Path(out).iterdir()
+    return result, run_dir
+
+
+def read_results(run_dir):
+    """The summary, the requests and the events a run wrote."""
+    import csv
+    import json
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    with open(run_dir / "requests.csv") as f:
+        requests = list(csv.DictReader(f))
+    with open(run_dir / "events.csv") as f:
+        events = list(csv.DictReader(f))
+    return summary, requests, events

@@ -1,16 +1,11 @@
 """A controller restart changes nothing: traffic flows while it is down, the VIP stays put."""
 
-import csv
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 from experiments.testbed import Testbed
-from tests.integration.conftest import leftovers
+from tests.integration.conftest import leftovers, read_results, run_cli
 from topology.config import load_config
 
-ROOT = Path(__file__).resolve().parents[2]
 VIP = load_config().network.vip
 
 
@@ -38,16 +33,9 @@ def test_after_a_failover_a_restarted_controller_keeps_the_vip_on_the_secondary(
 
 
 def test_controller_restart_under_load_loses_no_request(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "experiments", "run", "controller-restart",
-         "--duration", "8", "--fault-at", "2", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = tmp_path.iterdir()
-    summary = json.loads((run_dir / "summary.json").read_text())
+    _, run_dir = run_cli("controller-restart", tmp_path, "--duration", "8", "--fault-at", "2")
+    summary, _, events = read_results(run_dir)
     assert summary["requests_failed"] == 0
     assert set(summary["served_by_before"]) == set(summary["served_by_after"]) == {"primary"}
-    events = list(csv.DictReader(open(run_dir / "events.csv")))
     assert [e["kind"] for e in events if e["kind"] in ("vip_moved", "vip_adopted")] == ["vip_adopted"]
     assert (run_dir / "report.md").exists()

@@ -1,27 +1,13 @@
 """The whole default experiment, run as a user runs it: `python -m experiments run primary-crash`."""
 
-import csv
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-from tests.integration.conftest import leftovers
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.conftest import leftovers, read_results, run_cli
 
 
 def test_primary_crash_fails_over_and_the_summary_matches_requests_csv(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "experiments", "run", "primary-crash",
-         "--duration", "8", "--fault-at", "4", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = tmp_path.iterdir()
-    summary = json.loads((run_dir / "summary.json").read_text())
-    with open(run_dir / "requests.csv") as f:
-        rows = list(csv.DictReader(f))
+    result, run_dir = run_cli("primary-crash", tmp_path, "--duration", "8", "--fault-at", "4")
+    summary, rows, events = read_results(run_dir)
     fault_at = summary["fault_at"]
 
     # The summary's figures, recomputed from requests.csv.
@@ -42,7 +28,6 @@ def test_primary_crash_fails_over_and_the_summary_matches_requests_csv(tmp_path)
     assert summary["availability_pct"] > 95
 
     # The controller decided, and said when.
-    events = list(csv.DictReader(open(run_dir / "events.csv")))
     moves = [e for e in events if e["kind"] == "vip_moved"]
     assert [e["server"] for e in moves] == ["secondary"]
     assert summary["detection_ms"] is not None and 0 <= summary["detection_ms"] < 3000
