@@ -3,7 +3,7 @@ PYTHON := .venv/bin/python
 SCENARIO ?= primary-crash
 ARGS ?=
 
-.PHONY: setup run test lint
+.PHONY: setup run test lint clean
 
 setup:
 	@bash setup/install.sh
@@ -16,3 +16,7 @@ test: setup
 
 lint: setup
 	$(PYTHON) -m ruff check .
+
+# Removes what runs killed with SIGKILL left, exactly as their state.json files list it.
+clean:
+	$(PYTHON) -m experiments clean $(ARGS)

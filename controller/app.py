@@ -290,6 +290,8 @@ class FailoverController(app_manager.OSKenApp):
                 dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
             if decision.kind in (VIP_MOVED, VIP_ADOPTED):
                 self.fence.make_writable(decision.server)  # in the background: never delays the flow
+            if decision.kind == VIP_MOVED and decision.previous:
+                self.fence.make_read_only(decision.previous)
             self.event_log.write(
                 decision.kind, server=decision.server, reason=decision.reason, previous=decision.previous
             )

@@ -2,8 +2,9 @@
 
 Flows are the first fence (an old primary gets no client traffic). This is the second: every
 database starts read-only, the controller makes the active server's database writable when
-the VIP lands on it, and sets any other server's database back to read-only as soon as a probe
-shows it writable (a primary that comes back, a restart). The app's account cannot bypass
+the VIP lands on it, sets the database of the server that lost the VIP read-only (trying again
+every second until it answers: a frozen server may wake up), and sets any other server's
+database back to read-only as soon as a probe shows it writable (a restart, say). The app's account cannot bypass
 `read_only`, so even a request that reached a fenced server could not write.
 
 The controller reaches each database over its local UNIX socket in the run's socket folder:
@@ -26,6 +27,7 @@ from services.mariadb import set_read_only, socket_path
 
 PROMOTE_TIMEOUT_S = 2.0
 RETRY_AFTER_S = 1.0  # a failed or repeated attempt on the same server waits this long
+FENCE_FOR_S = 60.0  # how long the controller keeps trying to fence a server that lost the VIP
 
 
 class DatabaseFence:
@@ -39,6 +41,21 @@ class DatabaseFence:
         """Promote `server`'s database (the VIP just landed on it), in the background."""
         self._note_attempt(server, False)
         threading.Thread(target=self._set, args=(server, False, PROMOTE_TIMEOUT_S), daemon=True).start()
+
+    def make_read_only(self, server: str) -> None:
+        """Fence `server`'s database (it just lost the VIP): keep trying in the background until
+        it answers, for a server that lost the VIP may be frozen and wake up later."""
+        self._note_attempt(server, True)
+        threading.Thread(target=self._fence_until_done, args=(server,), daemon=True).start()
+
+    def _fence_until_done(self, server: str) -> None:
+        deadline = time.monotonic() + FENCE_FOR_S
+        reported = False
+        while time.monotonic() < deadline:
+            if self._set(server, True, RETRY_AFTER_S, report_failure=not reported):
+                return
+            reported = True  # one "fence_failed" is enough; the success, if it comes, is logged too
+            time.sleep(RETRY_AFTER_S)
 
     def reconcile(self, server: str, read_only: bool, should_be_read_only: bool) -> None:
         """A probe saw `server`'s database `read_only`; correct it in the background if wrong."""
@@ -56,11 +73,12 @@ class DatabaseFence:
             self.last_attempt[(server, read_only)] = now
             return True
 
-    def _set(self, server: str, read_only: bool, timeout: float) -> bool:
+    def _set(self, server: str, read_only: bool, timeout: float, report_failure: bool = True) -> bool:
         try:
             set_read_only(socket_path(self.socket_dir, server), read_only, timeout)
         except (pymysql.MySQLError, OSError) as exc:
-            self.log("fence_failed", server=server, read_only=read_only, detail=str(exc))
+            if report_failure:
+                self.log("fence_failed", server=server, read_only=read_only, detail=str(exc))
             return False
         self.log("db_read_only" if read_only else "db_writable", server=server)
         return True

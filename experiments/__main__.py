@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         "inject the scenario's fault, and write requests.csv, events.csv and summary.json. "
         "Options given here override the config file.",
     )
-    run.add_argument("scenario", help=f"one of: {', '.join(SCENARIOS)}")
+    run.add_argument("scenario", help=f"one of: {', '.join(SCENARIOS)}; or the experiment "
+                     "compare-replication (primary-crash under both replication modes)")
     run.add_argument("--config", type=Path, metavar="FILE",
                      help="TOML config (default: built-in defaults, as in config/default.toml)")
     run.add_argument("--rate", type=float, help="requests per second, sent open-loop (default 200)")
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds into the load when the fault is injected (default 10)")
     run.add_argument("--post-ratio", type=float, metavar="SHARE",
                      help="share of requests that are writes, 0 to 1 (default 0.3)")
+    run.add_argument("--replication", choices=["async", "semi-sync"],
+                     help="how the databases replicate (default async, or the config's)")
     run.add_argument("--trials", type=int, default=1, help="how many times to repeat the trial (default 1)")
     run.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                      help="folder for the results (default: results/)")
@@ -73,10 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         "fault at 3 s), then measures wrk throughput through the VIP and straight to the primary, "
         "and checks the figures against the controller's targets.",
     )
-    bench.add_argument("what", choices=["failover"], help="what to benchmark")
+    bench.add_argument("what", choices=["failover", "loadgen"],
+                       help="failover: the controller's targets; loadgen: is the load generator the "
+                       "bottleneck (open loop at --rate, default 2000 for it, then wrk)")
     bench.add_argument("--config", type=Path, metavar="FILE", help="TOML config (default: built-in defaults)")
     bench.add_argument("--trials", type=int, default=20, help="trials per scenario (default 20)")
-    bench.add_argument("--rate", type=float, default=500.0, help="requests per second (default 500)")
+    bench.add_argument("--rate", type=float, help="requests per second (default 500; loadgen: 2000)")
     bench.add_argument("--scenarios", nargs="+", metavar="NAME", default=None,
                        help="only these scenarios (default: primary-crash web-crash link-down)")
     bench.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
@@ -89,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", type=Path, default=Path("results/compare.md"), metavar="FILE",
                          help="where to write the table as Markdown (and CSV beside it); "
                          "default results/compare.md")
+    clean = commands.add_parser(
+        "clean",
+        help="remove what killed runs left (processes, bridge, interfaces, cgroups, temp folders)",
+        description="Reads every state.json under the results folder whose run is no longer active "
+        "and removes exactly what it lists: the processes (only if still the very ones recorded), "
+        "the bridge, the interfaces, the cgroups and the run's hatb-* temporary folders. "
+        "Never matches anything by name. Waits for no run: if one is active, exits with code 2.",
+    )
+    clean.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                       help="folder to search for state.json files (default: results/)")
+    clean.add_argument("--dry-run", action="store_true", help="say what would be removed; remove nothing")
     return parser
 
 
@@ -101,6 +117,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "load.duration_s": args.duration,
         "load.fault_at_s": fault_at,
         "load.post_ratio": args.post_ratio,
+        "database.replication": args.replication,
     }
     return {key: value for key, value in pairs.items() if value is not None}
 
@@ -159,29 +176,61 @@ def report_or_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def clean_command(args: argparse.Namespace) -> int:
+    """`clean`, under the run lock: nothing may be removed while a run is creating things."""
+    from experiments.cleanup import clean
+
+    try:
+        lock = take_lock()
+    except UsageError as exc:
+        print(f"error: cannot clean now: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except OSError as exc:
+        print(f"error: cannot take the lock {LOCK_PATH} ({exc.strerror}); clean needs root", file=sys.stderr)
+        return USAGE_ERROR
+    problems: list[str] = []  # clean() prints each on stderr as it happens
+    try:
+        removed = clean(args.results, dry_run=args.dry_run, problems=problems)
+    finally:
+        lock.close()
+    print("\n".join(removed) if removed else "nothing to clean")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from experiments import compare_replication
     from experiments.scenarios import SCENARIOS
 
     if args.command == "list":
-        width = max(len(name) for name in SCENARIOS)
+        width = max(len(name) for name in [*SCENARIOS, compare_replication.NAME])
         for name, scenario in SCENARIOS.items():
             print(f"{name:<{width}}  {scenario.summary}")
+        print(f"{compare_replication.NAME:<{width}}  (an experiment) {compare_replication.SUMMARY}")
         return 0
     if args.command in ("report", "compare"):
         return report_or_compare(args)
+    if args.command == "clean":
+        return clean_command(args)
 
     try:
-        scenarios = [args.scenario] if args.command == "run" else (args.scenarios or [])
+        comparing = args.command == "run" and args.scenario == compare_replication.NAME
+        if args.command == "run":
+            scenarios = [] if comparing else [args.scenario]
+        else:
+            scenarios = args.scenarios or []
         for name in scenarios:
             if name not in SCENARIOS:
-                raise UsageError(f"unknown scenario {name!r}; choose one of: {', '.join(SCENARIOS)}")
+                raise UsageError(f"unknown scenario {name!r}; choose one of: "
+                                 f"{', '.join(SCENARIOS)}, {compare_replication.NAME}")
         if not 1 <= args.trials <= 1000:
             raise UsageError("--trials must be between 1 and 1000")
         if args.command == "run":
             # What the scenario needs (a failback policy, say), unless the command line says otherwise.
-            overrides = {**SCENARIOS[args.scenario].overrides, **overrides_from(args)}
+            needs = {} if comparing else SCENARIOS[args.scenario].overrides
+            overrides = {**needs, **overrides_from(args)}
         else:
+            args.rate = args.rate or (2000.0 if args.what == "loadgen" else 500.0)
             overrides = {"load.rate": args.rate}
         config = load_config(args.config, overrides)
         try:
@@ -200,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
 
-    from experiments.bench import BENCH_SCENARIOS, bench_table, run_bench
+    from experiments.bench import BENCH_SCENARIOS, bench_table, loadgen_table, run_bench, run_loadgen_bench
+    from experiments.consistency import ReplicationConflict
     from experiments.results import summary_table
     from experiments.run import run_experiment
     from services.runner import StartupError
@@ -210,6 +260,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if comparing:
+            folder, results = compare_replication.run_compare_replication(config, args.trials, args.out)
+            print(compare_replication.comparison_table(results))
+            print(f"results: {folder}")
+            return 0
+        if args.command == "bench" and args.what == "loadgen":
+            folder, results = run_loadgen_bench(config, args.rate, args.out)
+            print(loadgen_table(results))
+            print(f"results: {folder}")
+            return 0
         if args.command == "bench":
             folder, results = run_bench(config, args.trials, args.rate, args.out,
                                         tuple(args.scenarios or BENCH_SCENARIOS))
@@ -222,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except StartupError as exc:
         print(f"error: the testbed did not start: {exc}", file=sys.stderr)
+        return 1
+    except ReplicationConflict as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         lock.close()

@@ -412,3 +412,71 @@ def aggregate(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         }
     combined["per_trial"] = [dict(s) for s in summaries]
     return combined
+
+
+def read_replication(path: str | Path) -> list[dict[str, Any]]:
+    """replication.csv rows (time, source, target, lag_ms); [] when the file does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [
+            {**row, "time": float(row["time"]), "lag_ms": float(row["lag_ms"])} for row in csv.DictReader(f)
+        ]
+
+
+def replication_lag(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """p50, p99 and max of the heartbeats' replication lag (ms), over every measured heartbeat."""
+    lags = [row["lag_ms"] for row in rows]
+    return {
+        "n": len(lags),
+        "p50": _rounded(percentile(lags, 50)),
+        "p99": _rounded(percentile(lags, 99)),
+        "max": _rounded(max(lags)) if lags else None,
+    }
+
+
+# -- the write ledger ---------------------------------------------------------------------------
+
+# Errors that prove a write never reached the server: nothing was sent. Any other error after
+# the request left (a time-out, a reset mid-request) leaves its outcome unknown.
+NOT_SENT_ERRORS = frozenset({"refused", "unreachable"})
+
+
+def write_outcome(record: RequestRecord) -> str:
+    """A write's outcome as the client knows it: "acked", "failed" or "unknown"."""
+    if record.ok:
+        return "acked"
+    if record.status >= 400 or record.error in NOT_SENT_ERRORS:
+        return "failed"  # the server answered with an error, or the request never left
+    return "unknown"
+
+
+def write_ledger(records: Iterable[RequestRecord], present: Mapping[str, int]) -> dict[str, Any]:
+    """Check every write the load sent against the rows a database holds, as a set check.
+
+    `present` maps each write id found in the database to how many rows carry it.
+    - lost: acknowledged, but missing;
+    - unexpected: present, but never sent;
+    - recovered: outcome unknown to the client, but present (allowed);
+    - failed_but_present: answered with an error, yet present (would be a bug);
+    - duplicated: present in more than one row.
+    """
+    outcomes: dict[str, str] = {}
+    for record in records:
+        if record.kind == "POST" and record.write_id:
+            outcomes[record.write_id] = write_outcome(record)
+    by_outcome = {kind: {w for w, o in outcomes.items() if o == kind}
+                  for kind in ("acked", "failed", "unknown")}
+    found = set(present)
+    return {
+        "writes_sent": len(outcomes),
+        "acked_writes": len(by_outcome["acked"]),
+        "failed_writes": len(by_outcome["failed"]),
+        "unknown_writes": len(by_outcome["unknown"]),
+        "acked_writes_lost": len(by_outcome["acked"] - found),
+        "unexpected_writes": len(found - set(outcomes)),
+        "recovered_writes": len(by_outcome["unknown"] & found),
+        "failed_but_present_writes": len(by_outcome["failed"] & found),
+        "duplicate_writes": sum(1 for count in present.values() if count > 1),
+    }

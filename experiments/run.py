@@ -15,9 +15,12 @@ from typing import Any
 
 from controller.app import EVENT_LOG
 from experiments import metrics
+from experiments.consistency import ReplicationConflict, check_consistency
+from experiments.replication import ReplicationMonitor
 from experiments.results import write_events_csv, write_summary
 from experiments.scenarios import Scenario
 from experiments.testbed import EXPERIMENT_EVENTS, Testbed
+from services.mariadb import SEMI_SYNC_WAIT_POINT
 from topology.config import TestbedConfig
 
 # Seconds between the load generator's start and its first request: time for it to start.
@@ -37,27 +40,34 @@ def new_run_dir(out: Path, scenario: str) -> Path:
 
 
 def run_trial(config: TestbedConfig, scenario: Scenario, trial_dir: Path) -> dict[str, Any]:
-    """One trial from a clean start to a clean stop; returns its summary (also on disk)."""
+    """One trial from a clean start to a clean stop; returns its summary (also on disk).
+
+    A replication conflict found after the load still writes the summary (with the
+    database's message under "replication_error") before it fails the trial.
+    """
     fault_at: float | None = None
     active_at_end = config.servers[0].name
-    acked_present: set[str] | None = None
+    data: dict[str, Any] = {}
     try:
         with Testbed(config, trial_dir) as testbed:
-            start_at = time.time() + LOAD_START_DELAY_S
-            testbed.start_load(start_at)
-            load = config.load
-            testbed.record("load_started", detail=f"{load.rate:g} req/s for {load.duration_s:g} s")
-            if scenario.inject is not None:
-                _sleep_until(start_at + config.load.fault_at_s)
-                fault_at = testbed.record("fault", detail=scenario.name, server=config.servers[0].name)
-                scenario.inject(testbed)
-                testbed.record("fault_injected", detail=scenario.name)
-            testbed.wait_load_done()
-            testbed.record("load_finished")
+            lag_file = trial_dir / "replication.csv"
+            semi_sync = config.database.replication == "semi-sync"
+            monitor = ReplicationMonitor(testbed.databases, testbed.active_server, lag_file, semi_sync)
+            monitor.start()
+            try:
+                fault_at = _load_and_fault(testbed, scenario)
+            finally:
+                monitor.stop()
+                for at, server in monitor.fallbacks:
+                    testbed.record("semi_sync_fell_back", server=server, detail=f"at {at:.6f}")
+            data["semi_sync_fell_back"] = len(monitor.fallbacks) if semi_sync else None
             active_at_end = _active_server(trial_dir, active_at_end)
-            db = testbed.databases[active_at_end]
-            db.wait_relay_applied(timeout=10)
-            acked_present = db.write_ids()
+            testbed.databases[active_at_end].wait_relay_applied(timeout=10)
+            records = metrics.read_requests(trial_dir / "requests.csv")
+            try:
+                data.update(check_consistency(testbed, active_at_end, records))
+            except ReplicationConflict as conflict:
+                data["replication_error"] = str(conflict)
     finally:
         # Whatever happened, turn what was recorded into results.
         events = metrics.read_events(
@@ -70,14 +80,43 @@ def run_trial(config: TestbedConfig, scenario: Scenario, trial_dir: Path) -> dic
         "trial_dir": str(trial_dir),
         "fault_at": fault_at,
         "active_at_end": active_at_end,
+        "replication": replication_settings(config),
         **metrics.summarize(
             records, events, fault_at, config.servers[0].name, config.servers[1].name
         ),
+        **data,
     }
-    acked = metrics.acked_write_ids(records)
-    summary["acked_writes_lost"] = len(acked - acked_present) if acked_present is not None else None
+    replication = metrics.read_replication(trial_dir / "replication.csv")
+    summary["replication_lag_ms"] = metrics.replication_lag(replication)
     write_summary(trial_dir / "summary.json", summary)
+    if "replication_error" in data:
+        raise ReplicationConflict(f"{data['replication_error']} (results kept in {trial_dir})")
     return summary
+
+
+def replication_settings(config: TestbedConfig) -> dict[str, Any]:
+    """How the databases replicated, as the summary records it."""
+    if config.database.replication != "semi-sync":
+        return {"mode": "async"}
+    return {"mode": "semi-sync", "wait_point": SEMI_SYNC_WAIT_POINT,
+            "timeout_ms": config.database.semi_sync_timeout_ms}
+
+
+def _load_and_fault(testbed: Testbed, scenario: Scenario) -> float | None:
+    """Send the load, inject the scenario's fault on time, wait for the load to end."""
+    load = testbed.config.load
+    start_at = time.time() + LOAD_START_DELAY_S
+    testbed.start_load(start_at)
+    testbed.record("load_started", detail=f"{load.rate:g} req/s for {load.duration_s:g} s")
+    fault_at = None
+    if scenario.inject is not None:
+        _sleep_until(start_at + load.fault_at_s)
+        fault_at = testbed.record("fault", detail=scenario.name, server=testbed.config.servers[0].name)
+        scenario.inject(testbed)
+        testbed.record("fault_injected", detail=scenario.name)
+    testbed.wait_load_done()
+    testbed.record("load_finished")
+    return fault_at
 
 
 def run_experiment(

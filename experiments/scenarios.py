@@ -83,6 +83,7 @@ FLAPS = 5  # link-down/up cycles of the flap scenario
 FLAP_DOWN_S = 0.1
 FLAP_UP_S = 0.2
 FAILBACK_AFTER_S = 2.0  # how long the failback scenario's primary stays down
+PARTITION_S = 3.0  # how long db-partition cuts replication
 
 
 def primary_hang(testbed: Testbed) -> None:
@@ -124,6 +125,18 @@ def failback(testbed: Testbed) -> None:
     testbed.start_web(primary)
 
 
+def db_partition(testbed: Testbed) -> None:
+    """Replication between the databases is cut for 3 s: no failover; the lag grows, then catches up.
+
+    Clients and probes still reach both servers, so nothing fails over: the only witness is
+    the replication lag, which grows for as long as the cut lasts and falls back once the
+    replica catches up. A failover in that window would lose what the replica has not got.
+    """
+    testbed.cut_replication()
+    time.sleep(PARTITION_S)
+    testbed.restore_replication()
+
+
 def both_down(testbed: Testbed) -> None:
     """Both web servers die: no server is left; the controller says so and does not ping-pong.
 
@@ -147,6 +160,7 @@ SCENARIOS = {
         Scenario("flap", flap, expect_failover=True),
         Scenario("failback", failback, expect_failover=True,
                  overrides={"failover.failback": "auto", "failover.hold_down_s": 1.0}),
+        Scenario("db-partition", db_partition, expect_failover=False),
         Scenario("both-down", both_down, expect_failover=False),
     )
 }

@@ -34,6 +34,7 @@ from topology.config import TestbedConfig
 from topology.network import build_network, host_interfaces, start_network
 
 EXPERIMENT_EVENTS = "experiment-events.jsonl"
+FAULT_COOKIE = "0xfa17"  # marks the flows a fault adds to the switch (never the controller's)
 
 
 class Testbed:
@@ -53,10 +54,11 @@ class Testbed:
         self.net: Any = None
         self.secrets_dir = self.socket_dir / "secrets"
         self.databases = {
-            plan.name: MariaDB(plan, i + 1, len(config.servers), self.dir, self.socket_dir)
+            plan.name: MariaDB(plan, i + 1, len(config.servers), self.dir, self.socket_dir, config.database)
             for i, plan in enumerate(config.server_plans)
         }
         self.webs: dict[str, WebService] = {}
+        self.links_down: set[str] = set()
         self.event_file = open(self.dir / EXPERIMENT_EVENTS, "a", buffering=1)
 
     # -- life cycle ---------------------------------------------------------------------
@@ -111,8 +113,12 @@ class Testbed:
             self.runner.stop_all()
             if self.net is not None:
                 self.net.stop()
+                # Mininet stops a RemoteController without ending the shell it started for it.
+                for controller in self.net.controllers:
+                    controller.terminate()
                 self.net = None
                 self.state.bridges, self.state.interfaces, self.state.cgroups = [], [], []
+                self.state.shells = {}
                 self.state.save()
             for db in self.databases.values():
                 shutil.rmtree(db.datadir, ignore_errors=True)  # large and of no use after the run
@@ -163,6 +169,8 @@ class Testbed:
 
     def _start_network(self) -> None:
         self.net = build_network(self.config)
+        # Mininet has just started a shell per node; they hold the hosts' namespaces.
+        self.state.record_mininet_shells(self.net)
         # Recorded before anything exists, so that a run killed mid-way leaves a full list.
         self.state.bridges = [self.config.network.switch]
         self.state.interfaces = [f"{self.config.network.switch}-eth{p.port}" for p in self._all_plans()]
@@ -218,7 +226,8 @@ class Testbed:
         )
 
     def _all_plans(self) -> list:
-        return [self.config.client, self.config.monitor, *self.config.server_plans]
+        config = self.config
+        return [config.client, config.monitor, *config.server_plans, *config.extra_clients]
 
     # -- using the running testbed ------------------------------------------------------
 
@@ -272,6 +281,29 @@ class Testbed:
     def kill_database(self, server: str) -> None:
         self.runner.signal(self.databases[server].name, signal.SIGKILL)
 
+    def start_database(self, server: str) -> None:
+        """Start `server`'s database again (after a crash) and wait until it answers."""
+        db = self.databases[server]
+        self.runner.start(db.name, db.start_command(), host=self.host(server))
+        self.runner.wait_for(f"{db.name} accepts queries", db.is_ready, timeout=60, process=db.name)
+
+    def bring_back(self) -> list[str]:
+        """Undo what a fault left: links up, frozen processes resumed, dead databases restarted.
+
+        Returns what it did, one line each. Web servers stay as they are: only the data matters
+        after a trial.
+        """
+        done = []
+        for server in sorted(self.links_down):
+            self.link_up(server)
+            done.append(f"link of {server} up")
+        for server, db in self.databases.items():
+            self.runner.signal(db.name, signal.SIGCONT)
+            if not self.runner.processes[db.name].running():
+                self.start_database(server)
+                done.append(f"database of {server} restarted")
+        return done
+
     def hang(self, server: str) -> None:
         """Freeze `server`'s web server and database (SIGSTOP): alive, but answering nothing."""
         for name in (self.webs[server].name, self.databases[server].name):
@@ -281,6 +313,18 @@ class Testbed:
         for name in (self.databases[server].name, self.webs[server].name):
             self.runner.signal(name, signal.SIGCONT)
 
+    def cut_replication(self) -> None:
+        """Drop the databases' traffic (TCP 3306) in the switch; clients and probes still pass."""
+        for direction in ("tp_dst", "tp_src"):
+            self._ofctl("add-flow", f"cookie={FAULT_COOKIE},priority=400,tcp,{direction}=3306,actions=drop")
+
+    def restore_replication(self) -> None:
+        self._ofctl("del-flows", f"cookie={FAULT_COOKIE}/-1")
+
+    def _ofctl(self, command: str, flow: str) -> None:
+        subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", command, self.config.network.switch, flow],
+                       check=True, capture_output=True)
+
     def link_down(self, server: str) -> None:
         """Cut `server`'s cable: the switch's side first, so the switch sees it at once."""
         self._set_link(server, "down")
@@ -289,6 +333,10 @@ class Testbed:
         self._set_link(server, "up")
 
     def _set_link(self, server: str, state: str) -> None:
+        if state == "down":
+            self.links_down.add(server)
+        else:
+            self.links_down.discard(server)
         # `ip` straight on the switch's interface (root namespace): a fault is injected in a
         # few milliseconds, not the tens that a round trip through Mininet's shells costs.
         switch_side = f"{self.config.network.switch}-eth{self.config.server(server).port}"
@@ -308,6 +356,13 @@ class Testbed:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")
+
+    def active_server(self) -> str | None:
+        """Who holds the VIP, as the controller says; None while it cannot say."""
+        try:
+            return self.controller()[1].get("active")
+        except (OSError, ValueError):
+            return None
 
     def kill_controller(self) -> None:
         """The controller crashes; the switch (fail-mode secure) keeps forwarding on its flows."""

@@ -20,7 +20,12 @@ from pathlib import Path
 import pymysql
 
 from services.secrets import RunSecrets
-from topology.config import HostPlan
+from topology.config import DatabaseConfig, HostPlan
+
+# Semi-synchronous replication waits for a replica's acknowledgement after the transaction is
+# in the binary log and before it is committed: a client is never told "done" about a write
+# that no replica has.
+SEMI_SYNC_WAIT_POINT = "AFTER_SYNC"
 
 APP_SCHEMA = "app"
 APP_TABLES = {
@@ -32,6 +37,14 @@ APP_TABLES = {
             served_by VARCHAR(32) NOT NULL,
             created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
             UNIQUE KEY write_id (write_id)
+        ) ENGINE=InnoDB
+    """,
+    # One row per server, rewritten every 50 ms while it holds the VIP: replication lag.
+    "heartbeat": """
+        CREATE TABLE heartbeat (
+            server VARCHAR(32) NOT NULL PRIMARY KEY,
+            seq BIGINT UNSIGNED NOT NULL,
+            written_at TIMESTAMP(6) NOT NULL
         ) ENGINE=InnoDB
     """,
 }
@@ -59,8 +72,10 @@ class MariaDB:
     """One MariaDB server: renders its config, gives its commands, answers admin queries."""
 
     def __init__(
-        self, plan: HostPlan, server_id: int, server_count: int, run_dir: Path, socket_dir: Path
+        self, plan: HostPlan, server_id: int, server_count: int, run_dir: Path, socket_dir: Path,
+        settings: DatabaseConfig | None = None,
     ) -> None:
+        self.settings = settings or DatabaseConfig()
         self.plan = plan
         self.server_id = server_id
         self.server_count = server_count
@@ -100,6 +115,16 @@ slave-net-timeout = 5
 innodb-buffer-pool-size = 64M
 innodb-log-file-size = 16M
 max-connections = 300
+""" + self._semi_sync_config()
+
+    def _semi_sync_config(self) -> str:
+        if self.settings.replication != "semi-sync":
+            return ""
+        # Both roles on every server: in master-master either may be the one taking writes.
+        return f"""rpl-semi-sync-master-enabled = ON
+rpl-semi-sync-slave-enabled = ON
+rpl-semi-sync-master-wait-point = {SEMI_SYNC_WAIT_POINT}
+rpl-semi-sync-master-timeout = {self.settings.semi_sync_timeout_ms}
 """
 
     def write_config(self) -> None:
@@ -208,3 +233,38 @@ max-connections = 300
                 return True
             time.sleep(0.05)
         return False
+
+    # -- after a trial: positions, conflicts and contents -----------------------------------
+
+    def gtid_binlog_pos(self) -> str:
+        return str(self.query("SELECT @@gtid_binlog_pos")[0][0])
+
+    def wait_gtid(self, position: str, timeout: float) -> bool:
+        """Wait until this replica has applied `position` (GTIDs it received from others)."""
+        rows = self.query("SELECT MASTER_GTID_WAIT(%s, %s)", (position, timeout))
+        return rows[0][0] == 0
+
+    def stop_replica(self) -> None:
+        self.execute("STOP SLAVE")
+
+    def replication_error(self) -> str | None:
+        """The replica's own words when it stopped on an error (a conflict), else None."""
+        status = self.replica_status()
+        if status.get("Last_SQL_Errno"):
+            return f"error {status['Last_SQL_Errno']}: {status['Last_SQL_Error']}"
+        if status.get("Last_IO_Errno") == 1236:  # the source cannot serve what the replica needs
+            return f"error 1236: {status['Last_IO_Error']}"
+        return None
+
+    def write_id_counts(self) -> dict[str, int]:
+        rows = self.query(f"SELECT write_id, COUNT(*) FROM `{APP_SCHEMA}`.items GROUP BY write_id")
+        return {write_id: count for write_id, count in rows}
+
+    def table_checksums(self) -> dict[str, tuple[int, int]]:
+        """(row count, CHECKSUM TABLE) of every app table."""
+        result = {}
+        for table in APP_TABLES:
+            count = self.query(f"SELECT COUNT(*) FROM `{APP_SCHEMA}`.`{table}`")[0][0]
+            checksum = self.query(f"CHECKSUM TABLE `{APP_SCHEMA}`.`{table}`")[0][1]
+            result[table] = (int(count), int(checksum or 0))
+        return result

@@ -2,14 +2,17 @@
 
 Every process a run starts (in a Mininet host, or in the root namespace for the controller)
 goes through `ProcessRunner.start`, which sends its output to
-`<run>/logs/<name>.log` and records its PID in the run's state file before returning.
+`<run>/logs/<name>.log` and records the process in the run's state file before returning.
 Stopping is by those recorded PIDs only: each process is started in a session of its own,
 so signalling its process group reaches its children too (gunicorn's workers) and nothing
 that the run did not start. Never `pkill`, `killall` or `mn -c`.
 
-`RunState` is that state file (`<run>/state.json`): the processes, bridges, interfaces
-and cgroups the run created, written as soon as each is created, so that even a run killed
-with SIGKILL leaves a list of exactly what must be removed.
+`RunState` is that state file (`<run>/state.json`): the processes, Mininet's node shells,
+bridges, interfaces, cgroups and temporary folders the run created, written as soon as each
+is created, so that even a run killed with SIGKILL leaves a list of exactly what must be
+removed (`python -m experiments clean` removes it). A process is recorded with what
+identifies that very process, not only its PID (see `process_record`), because a PID is
+reused once its process has gone: a later clean-up must never kill a stranger.
 """
 
 from __future__ import annotations
@@ -29,21 +32,118 @@ class StartupError(RuntimeError):
     """Something the run waits for did not happen; the message says what and where to look."""
 
 
+# -- what identifies a process ----------------------------------------------------------------
+
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str:
+    """This boot's random id: start times count from boot, so they only compare within one boot."""
+    try:
+        return BOOT_ID_PATH.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat from field 3 (state) on; None if there is no such process."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 2 is the command name in parentheses, and may itself hold spaces or ")".
+    end = text.rfind(")")
+    return text[end + 2:].split() if end != -1 else None
+
+
+def start_time(pid: int) -> int | None:
+    """When `pid` started, in clock ticks since boot (field 22 of /proc/PID/stat); None if gone."""
+    fields = _stat_fields(pid)
+    return int(fields[22 - 3]) if fields else None
+
+
+def process_group(pid: int) -> int | None:
+    """The process group of `pid` (field 5 of /proc/PID/stat); None if gone."""
+    fields = _stat_fields(pid)
+    return int(fields[5 - 3]) if fields else None
+
+
+def cmdline(pid: int) -> list[str]:
+    """The argument list of `pid` (/proc/PID/cmdline); empty if gone or a zombie."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    if not raw:  # a zombie, or a kernel thread
+        return []
+    # Each argument ends with a NUL; split on them, without the empty word after the last one.
+    args = raw[:-1] if raw.endswith(b"\0") else raw
+    return [arg.decode(errors="replace") for arg in args.split(b"\0")]
+
+
+def process_record(pid: int) -> dict[str, Any]:
+    """What the state file keeps of a process: its PID, start time and command line."""
+    return {"pid": pid, "start_time": start_time(pid), "cmdline": cmdline(pid)}
+
+
+def is_recorded_process(record: dict[str, Any]) -> bool:
+    """Whether the very process `record` describes is still running (a zombie is not).
+
+    The PID must exist with the recorded start time: a reused PID has a later one. And its
+    command line must be the recorded one or a tail of it: `nsenter` and `cgexec` replace
+    themselves with the command they run (exec), which keeps the PID and start time but drops
+    the wrapper's leading words; a different program is never a tail. A record without a start
+    time or a command line never matches, so nothing unverified is ever taken for ours.
+    """
+    pid, started, recorded = record.get("pid"), record.get("start_time"), record.get("cmdline")
+    if not isinstance(pid, int) or pid <= 0 or not isinstance(started, int) or not recorded:
+        return False
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X") or int(fields[22 - 3]) != started:
+        return False
+    current = cmdline(pid)
+    return bool(current) and len(current) <= len(recorded) and recorded[-len(current):] == current
+
+
 @dataclass
 class RunState:
     """What a run created, kept on disk as it happens."""
 
     path: Path
-    processes: dict[str, int] = field(default_factory=dict)
+    # name -> process_record(): the processes this run started, until they are stopped.
+    processes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Mininet node name -> process_record(): the shells Mininet starts, one per node.
+    shells: dict[str, dict[str, Any]] = field(default_factory=dict)
     bridges: list[str] = field(default_factory=list)
     interfaces: list[str] = field(default_factory=list)
     cgroups: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)  # temporary folders (sockets, secrets)
 
+    def add_process(self, name: str, pid: int) -> None:
+        """Record the process `pid` (started by this run) as `name`, and save at once."""
+        self.processes[name] = process_record(pid)
+        self.save()
+
+    def record_mininet_shells(self, net: Any) -> None:
+        """Record the shell of every node of the Mininet network `net`, and save at once.
+
+        Mininet starts a shell per node (hosts, switch, controller) when it creates the node,
+        outside ProcessRunner. A host's shell holds the host's network namespace, and none of
+        them is stopped if the run is killed with SIGKILL, so the clean-up must know them.
+        """
+        for node in [*net.controllers, *net.switches, *net.hosts]:
+            if getattr(node, "shell", None) is not None and node.pid:
+                self.shells[node.name] = process_record(node.pid)
+        self.save()
+
     def save(self) -> None:
         data = {
             "owner_pid": os.getpid(),
+            # With the boot id, tells the owner from a later process that reuses its PID.
+            "owner_start_time": start_time(os.getpid()),
+            "boot_id": boot_id(),
             "processes": self.processes,
+            "shells": self.shells,
             "bridges": self.bridges,
             "interfaces": self.interfaces,
             "cgroups": self.cgroups,
@@ -124,8 +224,7 @@ class ProcessRunner:
             popen = subprocess.Popen(in_host(host, cmd), start_new_session=True, **params)
         process = ManagedProcess(name, popen, log_path)
         self.processes[name] = process
-        self.state.processes[name] = popen.pid
-        self.state.save()
+        self.state.add_process(name, popen.pid)
         return process
 
     def run(self, name: str, cmd: list[str], host: Any = None, timeout: float = 60.0) -> None:

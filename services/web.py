@@ -38,6 +38,8 @@ class WebService:
             # No reverse DNS, no access log: both cost time at hundreds of requests a second.
             "--no-sendfile",
             "--graceful-timeout", "2",
+            # Its default control socket is one path in root's home for every server: not ours.
+            "--no-control-socket",
             "--chdir", str(PROJECT_ROOT),
             "services.webapp:application",
         ]

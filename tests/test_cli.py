@@ -40,7 +40,7 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message):
 
 def test_list_prints_every_scenario_with_one_line():
     lines = cli("list").stdout.strip().splitlines()
-    assert [line.split()[0] for line in lines] == list(SCENARIOS)
+    assert [line.split()[0] for line in lines] == [*SCENARIOS, "compare-replication"]
 
 
 def test_duration_alone_puts_the_fault_in_the_middle():

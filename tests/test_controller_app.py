@@ -53,6 +53,9 @@ class RecordingFence:
     def make_writable(self, server):
         self.calls.append(("make_writable", server))
 
+    def make_read_only(self, server):
+        self.calls.append(("make_read_only", server))
+
     def reconcile(self, server, read_only, should_be_read_only):
         self.calls.append(("reconcile", server, read_only, should_be_read_only))
 
@@ -166,6 +169,7 @@ def test_the_vip_flow_is_sent_before_the_new_active_database_is_made_writable(co
     app.port_status_handler(port_status(dp, PRIMARY.port, down=True))
     assert order[:2] == [("send", "OFPFlowMod"), ("send", "OFPBarrierRequest")]
     assert ("make_writable", "secondary") in order
+    assert ("make_read_only", "primary") in order  # the server that lost the VIP is fenced
 
 
 @pytest.mark.parametrize(

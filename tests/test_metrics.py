@@ -387,3 +387,37 @@ def test_aggregate_takes_median_p95_and_max_and_skips_missing_figures():
     assert combined["failover_gap_ms"] == {"n": 3, "median": 20.0, "p95": 29.0, "max": 30.0}
     assert combined["detection_ms"] == {"n": 0, "median": None, "p95": None, "max": None}
     assert len(combined["per_trial"]) == 3
+
+
+def _write(write_id, status=201, error=""):
+    return RequestRecord(
+        request_id=int(write_id[1:]), kind="POST", write_id=write_id, scheduled_at=1.0, sent_at=1.0,
+        latency_ms=2.0 if status else None, status=status, served_by="p" if status else "", error=error,
+        item_id=1 if status == 201 else None,
+    )
+
+
+@pytest.mark.parametrize(
+    "record, outcome",
+    [
+        (_write("w1"), "acked"),
+        (_write("w2", 503), "failed"),  # the server said no
+        (_write("w3", 0, "refused"), "failed"),  # never left the client
+        (_write("w4", 0, "timeout"), "unknown"),
+        (_write("w5", 0, "reset"), "unknown"),
+        (_write("w6", 0, "IncompleteResponse"), "unknown"),
+    ],
+)
+def test_write_outcome(record, outcome):
+    assert metrics.write_outcome(record) == outcome
+
+
+def test_write_ledger_is_a_set_check():
+    records = [_write("w1"), _write("w2"), _write("w3", 0, "timeout"), _write("w4", 0, "timeout"),
+               _write("w5", 503)]
+    present = {"w1": 1, "w3": 1, "w5": 1, "w9": 2}  # w2 lost, w3 recovered, w5 a bug, w9 unexpected
+    assert metrics.write_ledger(records, present) == {
+        "writes_sent": 5, "acked_writes": 2, "failed_writes": 1, "unknown_writes": 2,
+        "acked_writes_lost": 1, "unexpected_writes": 1, "recovered_writes": 1,
+        "failed_but_present_writes": 1, "duplicate_writes": 1,
+    }

@@ -28,7 +28,8 @@ from typing import Any
 HOST_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 FAILBACK_POLICIES = ("never", "auto")
-REPLICATION_MODES = ("async",)  # semi-synchronous replication is a later issue
+EXTRA_CLIENT_OFFSET = 150  # client2 is client_ip + 150
+REPLICATION_MODES = ("async", "semi-sync")
 
 
 class ConfigError(ValueError):
@@ -62,6 +63,10 @@ class NetworkConfig:
     vip: str = "10.0.0.100"
     vmac: str = "02:00:00:00:01:00"
     client_ip: str = "10.0.0.1"
+    # Client hosts: the first is `client` at client_ip (it sends the load); the others,
+    # client2, client3, ..., sit at client_ip + 150, + 151, ... (to show that the flow table
+    # does not grow with the number of clients).
+    clients: int = 1
     monitor_ip: str = "10.0.0.250"
     controller_port: int = 6653
     status_port: int = 8181  # the controller's status endpoint, on 127.0.0.1 only
@@ -102,6 +107,9 @@ class WebConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     replication: str = "async"
+    # semi-sync only: how long a commit waits for a replica's acknowledgement before the
+    # primary falls back to asynchronous replication (and says so in its status).
+    semi_sync_timeout_ms: int = 250
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,16 @@ class TestbedConfig:
     @property
     def client(self) -> HostPlan:
         return HostPlan("client", self.network.client_ip, mac_for(self.network.client_ip), 1)
+
+    @property
+    def extra_clients(self) -> tuple[HostPlan, ...]:
+        """client2 ... clientN, on the switch ports after the servers'."""
+        first_port = 3 + len(self.servers)
+        plans = []
+        for k in range(2, self.network.clients + 1):
+            ip = str(ipaddress.ip_address(self.network.client_ip) + EXTRA_CLIENT_OFFSET + k - 2)
+            plans.append(HostPlan(f"client{k}", ip, mac_for(ip), first_port + k - 2))
+        return tuple(plans)
 
     @property
     def monitor(self) -> HostPlan:
@@ -275,6 +293,15 @@ def _check(c: TestbedConfig) -> None:
 
     host_ip("network.client_ip", net.client_ip)
     host_ip("network.monitor_ip", net.monitor_ip)
+    if not 1 <= net.clients <= 64:
+        raise ConfigError("network.clients", "must be between 1 and 64")
+    try:
+        for plan in c.extra_clients:
+            host_ip("network.clients", plan.ip)
+    except ValueError as exc:  # an address past the end of IPv4 (ConfigError is a ValueError too)
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError("network.clients", f"too many clients after {net.client_ip}") from None
     for i, s in enumerate(c.servers):
         host_ip(f"servers[{i}].ip", s.ip)
     host_ip("network.vip", net.vip)
@@ -342,3 +369,5 @@ def _check(c: TestbedConfig) -> None:
 
     if c.database.replication not in REPLICATION_MODES:
         raise ConfigError("database.replication", f"must be one of {', '.join(REPLICATION_MODES)}")
+    if not 10 <= c.database.semi_sync_timeout_ms <= 60000:
+        raise ConfigError("database.semi_sync_timeout_ms", "must be between 10 and 60000")

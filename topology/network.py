@@ -69,6 +69,8 @@ def build_network(config: TestbedConfig) -> Mininet:
     add_host(config.monitor)
     for server, plan in zip(config.servers, config.server_plans, strict=True):
         add_host(plan, server.cpu)
+    for plan in config.extra_clients:
+        add_host(plan)
     return net
 
 

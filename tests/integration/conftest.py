@@ -38,7 +38,26 @@ def leftovers(switch: str = "s1", cgroups: tuple[str, ...] = ("secondary",)) -> 
     found += [f"interface {line.split(': ')[1].split('@')[0]}" for line in links.splitlines()
               if line.split(": ")[1].startswith(f"{switch}-eth")]
     found += [f"cgroup {name}" for name in cgroups if os.path.isdir(f"/sys/fs/cgroup/cpu/{name}")]
+    found += [f"Mininet shell {pid}" for pid in mininet_shells()]
     return found
+
+
+def mininet_shells() -> list[int]:
+    """PIDs of Mininet's node shells (`bash ... mininet:<node>`) still alive on the machine.
+
+    Only a check for the tests (the machine runs no other Mininet): nothing is killed by name.
+    """
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    words = f.read().split(b"\0")
+            except OSError:
+                continue
+            if words[:1] == [b"bash"] and any(w.startswith(b"mininet:") for w in words):
+                pids.append(int(entry))
+    return pids
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

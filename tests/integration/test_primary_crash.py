@@ -44,3 +44,17 @@ def test_primary_crash_fails_over_and_the_summary_matches_requests_csv(tmp_path)
     assert state["processes"] == {}
     for name in ("controller", "prober", "web-primary", "mariadb-secondary", "loadgen"):
         assert (run_dir / "logs" / f"{name}.log").exists()
+
+
+def test_every_figure_of_the_summary_is_recomputed_from_the_csv_files(tmp_path):
+    from experiments import metrics
+
+    _, run_dir = run_cli("primary-crash", tmp_path, "--duration", "6", "--fault-at", "3")
+    summary, _, events = read_results(run_dir)
+    records = metrics.read_requests(run_dir / "requests.csv")
+    events = [{**e, "time": float(e["time"])} for e in events]  # events.csv, not the raw logs
+    recomputed = metrics.summarize(records, events, summary["fault_at"], "primary", "secondary")
+    for key, value in recomputed.items():
+        assert summary[key] == value, key
+    lag = metrics.replication_lag(metrics.read_replication(run_dir / "replication.csv"))
+    assert summary["replication_lag_ms"] == lag and lag["n"] > 0

@@ -4,6 +4,8 @@
 200 req/s, the fault at 2 s.
 """
 
+import csv
+
 import pytest
 
 from tests.integration.conftest import leftovers, read_results, run_cli
@@ -73,3 +75,13 @@ def test_both_down_says_so_once_and_does_not_ping_pong(tmp_path):
     assert len(moves(events)) <= 1
     assert [e["kind"] for e in events].count("no_healthy_server") == 1
     assert served_after(requests, summary["fault_at"] + 1.0) == set()
+
+
+def test_a_replication_partition_shows_as_lag_not_as_a_failover(tmp_path):
+    summary, requests, events = run_scenario("db-partition", tmp_path)
+    assert moves(events) == [] and summary["requests_failed"] == 0
+    lag = summary["replication_lag_ms"]
+    assert lag["n"] > 50 and lag["p50"] < 100  # heartbeats every 50 ms, mostly applied at once
+    assert lag["max"] > 2000  # the 3 s cut shows
+    rows = list(csv.DictReader(open(tmp_path.iterdir().__next__() / "replication.csv")))
+    assert float(rows[-1]["lag_ms"]) < 200  # and it caught up before the end
