@@ -4,8 +4,9 @@ Flows are the first fence (an old primary gets no client traffic). This is the s
 database starts read-only, the controller makes the active server's database writable when
 the VIP lands on it, sets the database of the server that lost the VIP read-only (trying again
 every second until it answers: a frozen server may wake up), and sets any other server's
-database back to read-only as soon as a probe shows it writable (a restart, say). The app's account cannot bypass
-`read_only`, so even a request that reached a fenced server could not write.
+database back to read-only as soon as a probe shows it writable (a restart, say). The app's
+account cannot bypass `read_only`, so even a request that reached a fenced server could not
+write.
 
 The controller reaches each database over its local UNIX socket in the run's socket folder:
 the databases are the testbed's own, on this machine. Every change is made in a background
