@@ -301,8 +301,25 @@ def summarize(
     else:
         summary["detection_ms"] = _rounded(detection_ms(events, fault_at))
         summary["outage_window_ms"] = _rounded(outage_window_ms(records, fault_at))
+    summary["request_loss_pct"] = round((total - ok) / total * 100, 3) if total else None
+    outage_ms = summary["outage_window_ms"]
+    summary["request_loss_pct_outage"] = _rounded(outage_loss_pct(records, fault_at, outage_ms))
     summary["acked_writes"] = sum(1 for r in records if _is_acked_write(r))
     return summary
+
+
+def outage_loss_pct(
+    records: Iterable[RequestRecord], fault_at: float | None, outage_ms: float | None
+) -> float | None:
+    """Failed / sent (%) among the requests sent during the outage: from the fault until the
+    first request that succeeded after it was sent (None without a fault or an outage)."""
+    if fault_at is None or outage_ms is None:
+        return None
+    end = fault_at + outage_ms / 1000
+    during = [r for r in records if fault_at <= r.sent_at < end]
+    if not during:
+        return 0.0
+    return sum(1 for r in during if not r.ok) / len(during) * 100
 
 
 @dataclass(frozen=True)

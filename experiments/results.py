@@ -54,6 +54,8 @@ def summary_table(summary: dict[str, Any]) -> str:
         ("requests sent", summary.get("requests_total")),
         ("requests failed", summary.get("requests_failed")),
         ("availability", _fmt(summary.get("availability_pct"), " %")),
+        ("request loss overall / during the outage", f"{_fmt(summary.get('request_loss_pct'), ' %')} / "
+                                                     f"{_fmt(summary.get('request_loss_pct_outage'), ' %')}"),
         ("throughput before / after fault", f"{_fmt(summary.get('throughput_rps_before'))} / "
                                             f"{_fmt(summary.get('throughput_rps_after'))} req/s"),
         ("latency p50 before / after", f"{_fmt(before.get('p50'))} / {_fmt(after.get('p50'))} ms"),
@@ -65,6 +67,9 @@ def summary_table(summary: dict[str, Any]) -> str:
         ("served by after", _fmt(summary.get("served_by_after"))),
         ("acknowledged writes", summary.get("acked_writes")),
         ("acknowledged writes lost", summary.get("acked_writes_lost")),
+        ("databases consistent after the trial", summary.get("db_consistent")),
+        ("replication lag p50 / p99", f"{_fmt((summary.get('replication_lag_ms') or {}).get('p50'))} / "
+                                      f"{_fmt((summary.get('replication_lag_ms') or {}).get('p99'))} ms"),
     ]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)

@@ -147,6 +147,8 @@ FAILOVER_SUMMARY = {
     "failover_gap_ms": 270.0,  # T0 + 0.72 - (T0 + 0.45)
     "detection_ms": 150.0,  # T0 + 0.6 - (T0 + 0.45)
     "outage_window_ms": 250.0,  # request 7, sent at T0 + 0.7
+    "request_loss_pct": 20.0,
+    "request_loss_pct_outage": 100.0,  # requests 5 and 6, sent during the 250 ms outage, both failed
     "acked_writes": 2,
 }
 
@@ -170,6 +172,8 @@ NO_FAULT_SUMMARY = {
     "failover_gap_ms": None,  # h2 never answered
     "detection_ms": None,
     "outage_window_ms": None,
+    "request_loss_pct": 0.0,
+    "request_loss_pct_outage": None,
     "acked_writes": 0,
 }
 
@@ -193,6 +197,8 @@ ALL_FAILED_SUMMARY = {
     "failover_gap_ms": None,
     "detection_ms": None,
     "outage_window_ms": None,
+    "request_loss_pct": 100.0,
+    "request_loss_pct_outage": None,
     "acked_writes": 0,
 }
 
@@ -228,6 +234,8 @@ PRIMARY_KEEPS_FAILING_SUMMARY = {
     "failover_gap_ms": 210.0,  # T0 + 0.52 - (T0 + 0.31)
     "detection_ms": None,  # no vip_moved event
     "outage_window_ms": 150.0,  # request 5, sent at T0 + 0.5
+    "request_loss_pct": 40.0,
+    "request_loss_pct_outage": 100.0,  # request 4, a 503
     "acked_writes": 0,
 }
 
@@ -249,6 +257,8 @@ EMPTY_SUMMARY = {
     "failover_gap_ms": None,
     "detection_ms": None,
     "outage_window_ms": None,
+    "request_loss_pct": None,
+    "request_loss_pct_outage": None,
     "acked_writes": 0,
 }
 
