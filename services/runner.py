@@ -81,9 +81,13 @@ def cmdline(pid: int) -> list[str]:
     return [arg.decode(errors="replace") for arg in args.split(b"\0")]
 
 
-def process_record(pid: int) -> dict[str, Any]:
-    """What the state file keeps of a process: its PID, start time and command line."""
-    return {"pid": pid, "start_time": start_time(pid), "cmdline": cmdline(pid)}
+def process_record(pid: int, argv: list[str] | None = None) -> dict[str, Any]:
+    """What the state file keeps of a process: its PID, start time and command line.
+
+    For a process the runner started, `argv` is the command it asked for: read from /proc
+    right after the start, the command line can still be empty (the exec is under way).
+    """
+    return {"pid": pid, "start_time": start_time(pid), "cmdline": list(argv) if argv else cmdline(pid)}
 
 
 def is_recorded_process(record: dict[str, Any]) -> bool:
@@ -119,9 +123,9 @@ class RunState:
     cgroups: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)  # temporary folders (sockets, secrets)
 
-    def add_process(self, name: str, pid: int) -> None:
+    def add_process(self, name: str, pid: int, argv: list[str] | None = None) -> None:
         """Record the process `pid` (started by this run) as `name`, and save at once."""
-        self.processes[name] = process_record(pid)
+        self.processes[name] = process_record(pid, argv)
         self.save()
 
     def record_mininet_shells(self, net: Any) -> None:
@@ -224,7 +228,7 @@ class ProcessRunner:
             popen = subprocess.Popen(in_host(host, cmd), start_new_session=True, **params)
         process = ManagedProcess(name, popen, log_path)
         self.processes[name] = process
-        self.state.add_process(name, popen.pid)
+        self.state.add_process(name, popen.pid, in_host(host, cmd))
         return process
 
     def run(self, name: str, cmd: list[str], host: Any = None, timeout: float = 60.0) -> None:

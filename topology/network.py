@@ -28,6 +28,23 @@ if TYPE_CHECKING:
 CPU_PERIOD_US = 10_000  # the CFS period of a CPU-limited host
 
 
+def _project_controller() -> type:
+    from mininet.node import RemoteController
+
+    class ProjectController(RemoteController):
+        """The testbed's own controller, which the experiment starts and waits for itself.
+
+        Mininet's RemoteController checks the port with `telnet` and decodes what comes back
+        as UTF-8; our controller answers with a binary OpenFlow hello, which can crash that
+        check. The testbed has already waited for the port when the network is built.
+        """
+
+        def checkListening(self) -> None:  # noqa: N802 - Mininet's name
+            pass
+
+    return ProjectController
+
+
 def build_network(config: TestbedConfig) -> Mininet:
     """Create (but do not start) the Mininet network described by `config`."""
     # Imported here so that the config and the pure parts stay importable without Mininet.
@@ -35,7 +52,7 @@ def build_network(config: TestbedConfig) -> Mininet:
 
     from mininet.link import Link
     from mininet.net import Mininet
-    from mininet.node import CPULimitedHost, Host, OVSSwitch, RemoteController
+    from mininet.node import CPULimitedHost, Host, OVSSwitch
 
     net = Mininet(
         topo=None,
@@ -47,7 +64,7 @@ def build_network(config: TestbedConfig) -> Mininet:
         waitConnected=False,
     )
     net.addController(
-        RemoteController("c0", ip="127.0.0.1", port=config.network.controller_port)
+        _project_controller()("c0", ip="127.0.0.1", port=config.network.controller_port)
     )
     switch = net.addSwitch(
         config.network.switch,
