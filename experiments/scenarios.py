@@ -84,6 +84,7 @@ FLAP_DOWN_S = 0.1
 FLAP_UP_S = 0.2
 FAILBACK_AFTER_S = 2.0  # how long the failback scenario's primary stays down
 PARTITION_S = 3.0  # how long db-partition cuts replication
+PARTITION_BEFORE_CRASH_S = 1.0  # partition-crash: how long replication is cut before the crash
 
 
 def primary_hang(testbed: Testbed) -> None:
@@ -137,6 +138,21 @@ def db_partition(testbed: Testbed) -> None:
     testbed.restore_replication()
 
 
+def partition_crash(testbed: Testbed) -> None:
+    """Replication is cut, then 1 s later the primary crashes: what the replica never got is lost.
+
+    With asynchronous replication every write the primary acknowledged during that second is
+    gone from the secondary. Semi-synchronous replication waits for the replica's
+    acknowledgement, but only for `database.semi_sync_timeout_ms`: then it falls back to
+    asynchronous (the summary says so) and loses writes too. No acknowledged write is lost
+    only if a commit waits for the replica as long as it takes.
+    """
+    testbed.cut_replication()
+    time.sleep(PARTITION_BEFORE_CRASH_S)
+    primary_crash(testbed)
+    testbed.restore_replication()  # the cut was between the databases: the crash replaces it
+
+
 def both_down(testbed: Testbed) -> None:
     """Both web servers die: no server is left; the controller says so and does not ping-pong.
 
@@ -161,6 +177,7 @@ SCENARIOS = {
         Scenario("failback", failback, expect_failover=True,
                  overrides={"failover.failback": "auto", "failover.hold_down_s": 1.0}),
         Scenario("db-partition", db_partition, expect_failover=False),
+        Scenario("partition-crash", partition_crash, expect_failover=True),
         Scenario("both-down", both_down, expect_failover=False),
     )
 }

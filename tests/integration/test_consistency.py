@@ -78,3 +78,14 @@ def test_compare_replication_writes_a_table_and_a_picture(tmp_path):
     assert (folder / "compare-replication.png").stat().st_size > 10_000
     assert "| acknowledged writes lost, total |" in (folder / "compare-replication.md").read_text()
     assert leftovers() == []
+
+
+def test_asynchronous_replication_loses_what_the_replica_never_got_and_says_so(tmp_path):
+    _, run_dir = run_cli("partition-crash", tmp_path, "--duration", "8", "--fault-at", "3")
+    summary, _, _ = read_results(run_dir)
+    # A second of writes acknowledged by the primary while replication was cut: all lost.
+    assert summary["acked_writes_lost"] > 20
+    assert summary["diverged_transactions"]["primary"] >= summary["acked_writes_lost"]
+    assert summary["db_consistent"] is False
+    assert "replication_error" not in summary
+    assert leftovers() == []
