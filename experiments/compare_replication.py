@@ -124,6 +124,11 @@ def draw(results: dict[str, Any], path: Path) -> None:
         if latencies:
             latency_ax.plot(latencies, [(k + 1) / len(latencies) for k in range(len(latencies))],
                             color=colours[mode], linewidth=2, label=mode)
+    if not any(v for mode in MODES for v in results["modes"][mode]["acked_writes_lost_per_trial"]):
+        # Bars of height zero draw nothing: say it in words, on a sensible scale.
+        lost_ax.set_ylim(0, 1)
+        lost_ax.text(0.5, 0.5, "no acknowledged write lost in any trial", transform=lost_ax.transAxes,
+                     ha="center", va="center", fontsize=13)
     lost_ax.set_xlabel("trial")
     lost_ax.set_ylabel("acknowledged writes lost")
     lost_ax.set_title("writes the client was told were saved, missing after the crash")

@@ -244,12 +244,13 @@ class Testbed:
         except ValueError:
             return 0
 
-    def start_load(self, start_at: float) -> None:
+    def start_load(self, start_at: float, url: str | None = None) -> None:
+        """Open-loop load from the client, to the VIP (or to `url`), starting at `start_at`."""
         load = self.config.load
         self.runner.start(
             "loadgen",
             [sys.executable, "-m", "experiments.loadgen",
-             "--url", f"http://{self.config.network.vip}:{self.config.web.port}",
+             "--url", url or f"http://{self.config.network.vip}:{self.config.web.port}",
              "--rate", str(load.rate), "--duration", str(load.duration_s),
              "--post-ratio", str(load.post_ratio), "--timeout", str(load.timeout_s),
              "--start-at", f"{start_at:.6f}", "--out", str(self.dir / "requests.csv")],
