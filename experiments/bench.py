@@ -186,7 +186,8 @@ def run_loadgen_bench(config: TestbedConfig, rate: float, out: Path) -> tuple[Pa
     config = replace(config, load=replace(config.load, rate=rate, duration_s=5.0, fault_at_s=4.0))
     sink = f"http://{config.monitor.ip}:{SINK_PORT}"
     with Testbed(config, folder) as testbed:
-        command = [sys.executable, "-m", "experiments.sink", "--host", config.monitor.ip, "--port", str(SINK_PORT)]
+        command = [sys.executable, "-m", "experiments.sink",
+                   "--host", config.monitor.ip, "--port", str(SINK_PORT)]
         testbed.runner.start("sink", command, host=testbed.host("monitor"), cwd=PROJECT_ROOT)
         testbed.runner.wait_for("the sink answers", lambda: testbed.http_status("client", sink) == 200,
                                 timeout=10, process="sink")
