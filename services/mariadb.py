@@ -112,6 +112,12 @@ auto-increment-increment = {self.server_count}
 auto-increment-offset = {self.server_id}
 # A replica notices a dead primary within seconds, not the default minute.
 slave-net-timeout = 5
+# The testbed crashes processes, never the machine: what a killed mariadbd wrote is safe in
+# the OS page cache, so a commit need not wait for the disk. Waiting for it (the default)
+# ties every write to the fsync latency of a shared virtual disk, which stalls for hundreds of
+# milliseconds at times and then looks like a dead server.
+innodb-flush-log-at-trx-commit = 2
+sync-binlog = 0
 innodb-buffer-pool-size = 64M
 innodb-log-file-size = 16M
 max-connections = 300

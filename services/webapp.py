@@ -20,6 +20,7 @@ import json
 import os
 import queue
 import re
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -53,21 +54,43 @@ def _connect() -> pymysql.Connection:
     )
 
 
+# After the database failed to answer, requests fail at once for this long instead of trying
+# again: a failed connection attempt costs pymysql about 20 ms of CPU, and a server whose
+# database is gone must say so quickly (to the client, and to the health probe).
+DB_RETRY_AFTER_S = 0.25
+_db_down_until = 0.0
+
+
+def _connection() -> pymysql.Connection:
+    global _db_down_until
+    try:
+        return _pool.get_nowait()
+    except queue.Empty:
+        pass
+    if time.monotonic() < _db_down_until:
+        raise pymysql.OperationalError(2003, "the local database is down (not retried yet)")
+    try:
+        return _connect()
+    except pymysql.OperationalError:
+        _db_down_until = time.monotonic() + DB_RETRY_AFTER_S
+        raise
+
+
 def _query(sql: str, args: tuple = ()) -> tuple[list[tuple], int | None]:
     """Run one statement on a pooled connection; a connection that failed is closed, not reused."""
-    try:
-        conn = _pool.get_nowait()
-    except queue.Empty:
-        conn = _connect()
+    conn = _connection()
     try:
         with conn.cursor() as cur:
             cur.execute(sql, args)
             result = list(cur.fetchall()), cur.lastrowid
-    except pymysql.MySQLError:
+    except (pymysql.OperationalError, pymysql.InterfaceError):
         try:
             conn.close()
         except Exception:  # noqa: BLE001 - the connection is already broken
             pass
+        raise
+    except pymysql.MySQLError:
+        _pool.put(conn)  # the statement failed (a duplicate, say), the connection is fine
         raise
     _pool.put(conn)
     return result

@@ -78,7 +78,7 @@ class ProbeConfig:
     interval_s: float = 0.04
     timeout_s: float = 0.035
     fall: int = 2  # failed probes in a row (refused, reset, an error status) before down
-    timeout_fall: int = 10  # failed or timed-out probes in a row before down
+    timeout_fall: int = 20  # failed or timed-out probes in a row before down
     rise: int = 3
 
 
