@@ -21,6 +21,15 @@ from experiments import cleanup
 from experiments.cleanup import clean
 from services.runner import ProcessRunner, RunState, boot_id, is_recorded_process, process_record, start_time
 
+# The command the throw-away processes run. Records are made from it, as ProcessRunner makes
+# them from the command it started: /proc/PID/cmdline read right after the start can still be
+# empty while the exec is under way.
+SLEEP = ["sleep", "60"]
+
+
+def record_of(process: subprocess.Popen) -> dict:
+    return process_record(process.pid, SLEEP)
+
 
 @pytest.fixture
 def sleeper():
@@ -29,7 +38,7 @@ def sleeper():
     started: list[subprocess.Popen] = []
 
     def start() -> subprocess.Popen:
-        process = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        process = subprocess.Popen(SLEEP, start_new_session=True)
         started.append(process)
         return process
 
@@ -73,7 +82,7 @@ def write_state(folder: Path, owner_pid: int | None = None, **lists) -> Path:
 
 def test_a_dead_runs_process_is_killed_and_the_state_emptied(tmp_path, sleeper):
     sleep = sleeper()
-    path = write_state(tmp_path / "run", processes={"db": process_record(sleep.pid)})
+    path = write_state(tmp_path / "run", processes={"db": record_of(sleep)})
     problems: list[str] = []
 
     removed = clean(tmp_path, problems=problems)
@@ -87,7 +96,7 @@ def test_a_dead_runs_process_is_killed_and_the_state_emptied(tmp_path, sleeper):
 
 def test_a_pid_whose_start_time_differs_is_not_killed(tmp_path, sleeper):
     sleep = sleeper()
-    reused = process_record(sleep.pid)
+    reused = record_of(sleep)
     reused["start_time"] -= 1  # the recorded process started earlier: this PID was reused since
     write_state(tmp_path / "run", processes={"db": reused})
 
@@ -97,7 +106,7 @@ def test_a_pid_whose_start_time_differs_is_not_killed(tmp_path, sleeper):
 
 def test_a_pid_whose_command_line_differs_is_not_killed(tmp_path, sleeper):
     sleep = sleeper()
-    other = process_record(sleep.pid)
+    other = record_of(sleep)
     other["cmdline"] = ["sleep", "61"]
     write_state(tmp_path / "run", processes={"db": other})
 
@@ -119,8 +128,7 @@ def test_the_command_line_may_have_lost_its_wrapper(sleeper):
     # nsenter and cgexec exec the command: the process keeps its PID and start time, and its
     # command line becomes the tail of the one recorded when it started.
     sleep = sleeper()
-    record = process_record(sleep.pid)
-    assert record["cmdline"] == ["sleep", "60"]
+    record = record_of(sleep)
     record["cmdline"] = ["nsenter", "--net=/proc/1/ns/net", "cgexec", "-g", "cpu:/x", "sleep", "60"]
     assert is_recorded_process(record)
     assert not is_recorded_process({**record, "cmdline": []})
@@ -176,7 +184,7 @@ def test_names_that_are_not_ours_never_reach_a_command(tmp_path):
 
 def test_a_live_owner_means_an_active_run_and_is_skipped(tmp_path, sleeper):
     sleep = sleeper()
-    path = write_state(tmp_path / "run", owner_pid=os.getpid(), processes={"db": process_record(sleep.pid)})
+    path = write_state(tmp_path / "run", owner_pid=os.getpid(), processes={"db": record_of(sleep)})
     before = path.read_text()
     problems: list[str] = []
 
@@ -188,7 +196,7 @@ def test_a_live_owner_means_an_active_run_and_is_skipped(tmp_path, sleeper):
 
 def test_an_owner_pid_reused_by_another_process_is_not_the_run(tmp_path, sleeper):
     sleep = sleeper()
-    path = write_state(tmp_path / "run", owner_pid=os.getpid(), processes={"db": process_record(sleep.pid)})
+    path = write_state(tmp_path / "run", owner_pid=os.getpid(), processes={"db": record_of(sleep)})
     data = json.loads(path.read_text())
     data["owner_start_time"] -= 1
     path.write_text(json.dumps(data))
@@ -200,7 +208,7 @@ def test_an_owner_pid_reused_by_another_process_is_not_the_run(tmp_path, sleeper
 def test_cleaning_twice_does_nothing_the_second_time(tmp_path, sleeper):
     sleep = sleeper()
     ours = Path(tempfile.mkdtemp(prefix="hatb-"))
-    path = write_state(tmp_path / "run", processes={"db": process_record(sleep.pid)}, folders=[str(ours)])
+    path = write_state(tmp_path / "run", processes={"db": record_of(sleep)}, folders=[str(ours)])
     try:
         assert len(clean(tmp_path)) == 2
         after_first = path.read_text()
@@ -215,7 +223,7 @@ def test_cleaning_twice_does_nothing_the_second_time(tmp_path, sleeper):
 def test_dry_run_removes_nothing(tmp_path, sleeper):
     sleep = sleeper()
     ours = Path(tempfile.mkdtemp(prefix="hatb-"))
-    path = write_state(tmp_path / "run", processes={"db": process_record(sleep.pid)}, folders=[str(ours)])
+    path = write_state(tmp_path / "run", processes={"db": record_of(sleep)}, folders=[str(ours)])
     before = path.read_text()
     try:
         assert clean(tmp_path, dry_run=True) == [
