@@ -30,6 +30,12 @@ LOCK_PATH = Path("/run/sdn-ha-testbed.lock")
 USAGE_ERROR = 2
 
 
+def usage_error(message: str) -> int:
+    """Say what to change, on one line, and give the exit code of bad input."""
+    print(message, file=sys.stderr)
+    return USAGE_ERROR
+
+
 class UsageError(Exception):
     """A problem the user can fix; printed as one line, exit code 2."""
 
@@ -168,11 +174,9 @@ def report_or_compare(args: argparse.Namespace) -> int:
             write_comparison(args.run_dirs, args.out)
             print(f"written: {args.out} and {args.out.with_suffix('.csv')}")
     except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return USAGE_ERROR
+        return usage_error(f"error: {exc}")
     except OSError as exc:
-        print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return USAGE_ERROR
+        return usage_error(f"error: {exc.filename}: {exc.strerror}")
     return 0
 
 
@@ -183,11 +187,9 @@ def clean_command(args: argparse.Namespace) -> int:
     try:
         lock = take_lock()
     except UsageError as exc:
-        print(f"error: cannot clean now: {exc}", file=sys.stderr)
-        return USAGE_ERROR
+        return usage_error(f"error: cannot clean now: {exc}")
     except OSError as exc:
-        print(f"error: cannot take the lock {LOCK_PATH} ({exc.strerror}); clean needs root", file=sys.stderr)
-        return USAGE_ERROR
+        return usage_error(f"error: cannot take the lock {LOCK_PATH} ({exc.strerror}); clean needs root")
     problems: list[str] = []  # clean() prints each on stderr as it happens
     try:
         removed = clean(args.results, dry_run=args.dry_run, problems=problems)
@@ -243,11 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         check_prerequisites()
         lock = take_lock()
     except ConfigError as exc:
-        print(f"error: config {exc}", file=sys.stderr)
-        return USAGE_ERROR
+        return usage_error(f"error: config {exc}")
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return USAGE_ERROR
+        return usage_error(f"error: {exc}")
 
     from experiments.bench import BENCH_SCENARIOS, bench_table, loadgen_table, run_bench, run_loadgen_bench
     from experiments.consistency import ReplicationConflict
