@@ -3,7 +3,7 @@ PYTHON := .venv/bin/python
 SCENARIO ?= primary-crash
 ARGS ?=
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint clean demo soak
 
 setup:
 	@bash setup/install.sh
@@ -13,6 +13,16 @@ run: setup
 
 test: setup
 	$(PYTHON) -m pytest -q $(ARGS)
+
+# A live view a teacher drives from the keyboard (`help` lists the commands);
+# SCRIPT=file plays timed commands, one per line: `<seconds> <command>`.
+SCRIPT ?=
+demo: setup
+	$(PYTHON) -m experiments demo $(if $(SCRIPT),--script $(SCRIPT)) $(ARGS)
+
+# Ten minutes of load with a fault every 60 s: outside `make test`, figures in the README.
+soak: setup
+	$(PYTHON) -m pytest -q -m soak tests/soak $(ARGS)
 
 lint: setup
 	$(PYTHON) -m ruff check .

@@ -59,6 +59,7 @@ class Testbed:
         }
         self.webs: dict[str, WebService] = {}
         self.links_down: set[str] = set()
+        self.hung: set[str] = set()
         self.event_file = open(self.dir / EXPERIMENT_EVENTS, "a", buffering=1)
 
     # -- life cycle ---------------------------------------------------------------------
@@ -305,12 +306,37 @@ class Testbed:
                 done.append(f"database of {server} restarted")
         return done
 
+    def recover(self, server: str) -> list[str]:
+        """Bring `server` back whole after any fault: link up, frozen processes resumed, the
+        database and web server started again if dead (each waited for). Returns what it did.
+
+        Its database rejoins as a replica and catches up on its own; it holds no VIP until the
+        controller decides so (a failback, or the next failure of the active server).
+        """
+        done = []
+        if server in self.links_down:
+            self.link_up(server)
+            done.append(f"link of {server} up")
+        db, web = self.databases[server], self.webs[server]
+        if server in self.hung:
+            self.resume(server)
+            done.append(f"{db.name} and {web.name} resumed")
+        if not self.runner.processes[db.name].running():
+            self.start_database(server)
+            done.append(f"{db.name} restarted")
+        if not self.runner.processes[web.name].running():
+            self.start_web(server)
+            done.append(f"{web.name} restarted")
+        return done
+
     def hang(self, server: str) -> None:
         """Freeze `server`'s web server and database (SIGSTOP): alive, but answering nothing."""
+        self.hung.add(server)
         for name in (self.webs[server].name, self.databases[server].name):
             self.runner.signal(name, signal.SIGSTOP)
 
     def resume(self, server: str) -> None:
+        self.hung.discard(server)
         for name in (self.databases[server].name, self.webs[server].name):
             self.runner.signal(name, signal.SIGCONT)
 
