@@ -21,10 +21,11 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from topology.config import ConfigError, load_config
+from topology.config import ConfigError, TestbedConfig, load_config
 
 LOCK_PATH = Path("/run/sdn-ha-testbed.lock")
 USAGE_ERROR = 2
@@ -199,60 +200,114 @@ def clean_command(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def list_command(args: argparse.Namespace) -> int:
     from experiments import compare_replication
     from experiments.scenarios import SCENARIOS
 
-    if args.command == "list":
-        width = max(len(name) for name in [*SCENARIOS, compare_replication.NAME])
-        for name, scenario in SCENARIOS.items():
-            print(f"{name:<{width}}  {scenario.summary}")
-        print(f"{compare_replication.NAME:<{width}}  (an experiment) {compare_replication.SUMMARY}")
-        return 0
-    if args.command in ("report", "compare"):
-        return report_or_compare(args)
-    if args.command == "clean":
-        return clean_command(args)
+    width = max(len(name) for name in [*SCENARIOS, compare_replication.NAME])
+    for name, scenario in SCENARIOS.items():
+        print(f"{name:<{width}}  {scenario.summary}")
+    print(f"{compare_replication.NAME:<{width}}  (an experiment) {compare_replication.SUMMARY}")
+    return 0
 
+
+def check_scenarios(names: list[str]) -> None:
+    from experiments import compare_replication
+    from experiments.scenarios import SCENARIOS
+
+    for name in names:
+        if name not in SCENARIOS:
+            raise UsageError(f"unknown scenario {name!r}; choose one of: "
+                             f"{', '.join(SCENARIOS)}, {compare_replication.NAME}")
+
+
+def check_out_folder(out: Path, option: str = "--out") -> None:
     try:
-        comparing = args.command == "run" and args.scenario == compare_replication.NAME
-        if args.command == "run":
-            scenarios = [] if comparing else [args.scenario]
-        else:
-            scenarios = args.scenarios or []
-        for name in scenarios:
-            if name not in SCENARIOS:
-                raise UsageError(f"unknown scenario {name!r}; choose one of: "
-                                 f"{', '.join(SCENARIOS)}, {compare_replication.NAME}")
-        if not 1 <= args.trials <= 1000:
-            raise UsageError("--trials must be between 1 and 1000")
-        if args.command == "run":
-            # What the scenario needs (a failback policy, say), unless the command line says otherwise.
-            needs = {} if comparing else SCENARIOS[args.scenario].overrides
-            overrides = {**needs, **overrides_from(args)}
-        else:
-            args.rate = args.rate or (2000.0 if args.what == "loadgen" else 500.0)
-            overrides = {"load.rate": args.rate}
-        config = load_config(args.config, overrides)
-        try:
-            args.out.mkdir(parents=True, exist_ok=True)
-            probe = args.out / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise UsageError(f"--out {args.out}: cannot write there ({exc.strerror})") from None
-        check_prerequisites()
-        lock = take_lock()
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"{option} {out}: cannot write there ({exc.strerror})") from None
+
+
+def prepare(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[TestbedConfig, Any]:
+    """Everything checked before a testbed starts: config, out folder, machine, lock."""
+    config = load_config(args.config, overrides)
+    check_out_folder(args.out)
+    check_prerequisites()
+    return config, take_lock()
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from experiments import compare_replication
+    from experiments.scenarios import SCENARIOS
+
+    comparing = args.scenario == compare_replication.NAME
+    try:
+        if not comparing:
+            check_scenarios([args.scenario])
+        check_trials(args.trials)
+        # What the scenario needs (a failback policy, say), unless the command line says otherwise.
+        needs = {} if comparing else SCENARIOS[args.scenario].overrides
+        config, lock = prepare(args, {**needs, **overrides_from(args)})
     except ConfigError as exc:
         return usage_error(f"error: config {exc}")
     except UsageError as exc:
         return usage_error(f"error: {exc}")
 
-    from experiments.bench import BENCH_SCENARIOS, bench_table, loadgen_table, run_bench, run_loadgen_bench
-    from experiments.consistency import ReplicationConflict
     from experiments.results import summary_table
     from experiments.run import run_experiment
+
+    def work() -> Path:
+        if comparing:
+            folder, results = compare_replication.run_compare_replication(config, args.trials, args.out)
+            print(compare_replication.comparison_table(results))
+            return folder
+        run_dir, summary = run_experiment(config, SCENARIOS[args.scenario], args.out, args.trials)
+        print(summary_table(summary))
+        return run_dir
+
+    return run_with_testbed(work, lock, report=not comparing)
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    from experiments.bench import BENCH_SCENARIOS, bench_table, loadgen_table, run_bench, run_loadgen_bench
+
+    try:
+        check_scenarios(args.scenarios or [])
+        check_trials(args.trials)
+        args.rate = args.rate or (2000.0 if args.what == "loadgen" else 500.0)
+        config, lock = prepare(args, {"load.rate": args.rate})
+    except ConfigError as exc:
+        return usage_error(f"error: config {exc}")
+    except UsageError as exc:
+        return usage_error(f"error: {exc}")
+
+    def work() -> Path:
+        if args.what == "loadgen":
+            folder, results = run_loadgen_bench(config, args.rate, args.out)
+            print(loadgen_table(results))
+        else:
+            folder, results = run_bench(config, args.trials, args.rate, args.out,
+                                        tuple(args.scenarios or BENCH_SCENARIOS))
+            print(bench_table(results))
+        return folder
+
+    return run_with_testbed(work, lock, report=False)
+
+
+def check_trials(trials: int) -> None:
+    if not 1 <= trials <= 1000:
+        raise UsageError("--trials must be between 1 and 1000")
+
+
+def run_with_testbed(work: Callable[[], Path], lock: Any, report: bool) -> int:
+    """Run `work` (which starts testbeds) under the lock, stopping cleanly on Ctrl-C or SIGTERM.
+
+    Returns the exit code: 0, 1 for a failed run, 130 when interrupted (what was recorded is kept).
+    """
+    from experiments.consistency import ReplicationConflict
     from services.runner import StartupError
 
     # Both set here: a shell that starts a job in the background makes it ignore SIGINT, and
@@ -260,23 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if comparing:
-            folder, results = compare_replication.run_compare_replication(config, args.trials, args.out)
-            print(compare_replication.comparison_table(results))
-            print(f"results: {folder}")
-            return 0
-        if args.command == "bench" and args.what == "loadgen":
-            folder, results = run_loadgen_bench(config, args.rate, args.out)
-            print(loadgen_table(results))
-            print(f"results: {folder}")
-            return 0
-        if args.command == "bench":
-            folder, results = run_bench(config, args.trials, args.rate, args.out,
-                                        tuple(args.scenarios or BENCH_SCENARIOS))
-            print(bench_table(results))
-            print(f"results: {folder}")
-            return 0
-        run_dir, summary = run_experiment(config, SCENARIOS[args.scenario], args.out, args.trials)
+        folder = work()
+        print(f"results: {folder}")
+        return 0 if not report or report_written(folder) else 1
     except KeyboardInterrupt:
         print("interrupted: everything the run started was stopped; results so far are kept", file=sys.stderr)
         return 130
@@ -288,9 +329,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         lock.close()
-    print(summary_table(summary))
-    print(f"results: {run_dir}")
-    return 0 if report_written(run_dir) else 1
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "list": list_command,
+    "run": run_command,
+    "bench": bench_command,
+    "report": report_or_compare,
+    "compare": report_or_compare,
+    "clean": clean_command,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)
 
 
 def report_written(run_dir: Path) -> bool:
@@ -303,6 +356,10 @@ def report_written(run_dir: Path) -> bool:
     except ReportError as exc:
         print(f"error: no report ({exc}); the results are kept in {run_dir}", file=sys.stderr)
         return False
+    except KeyboardInterrupt:
+        print(f"interrupted while writing the report; the results are kept in {run_dir}: "
+              f"`python -m experiments report {run_dir}` writes it", file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":
