@@ -39,12 +39,24 @@ def new_run_dir(out: Path, scenario: str) -> Path:
     return run_dir
 
 
-def run_trial(config: TestbedConfig, scenario: Scenario, trial_dir: Path) -> dict[str, Any]:
+# What happens between the testbed's start and its stop: load and faults; returns the time
+# of the fault the figures are measured around (None: no fault).
+Drive = Callable[[Testbed], "float | None"]
+
+
+def run_trial(
+    config: TestbedConfig, scenario: Scenario, trial_dir: Path, drive: Drive | None = None
+) -> dict[str, Any]:
     """One trial from a clean start to a clean stop; returns its summary (also on disk).
 
-    A replication conflict found after the load still writes the summary (with the
-    database's message under "replication_error") before it fails the trial.
+    `drive` runs the load and faults (default: the scenario's load and fault, on time; the
+    live demo passes its own). A replication conflict found after the load still writes the
+    summary (with the database's message under "replication_error") before it fails the trial.
     """
+    if drive is None:
+        def drive(testbed: Testbed) -> float | None:
+            return _load_and_fault(testbed, scenario)
+
     fault_at: float | None = None
     active_at_end = config.servers[0].name
     data: dict[str, Any] = {}
@@ -55,7 +67,7 @@ def run_trial(config: TestbedConfig, scenario: Scenario, trial_dir: Path) -> dic
             monitor = ReplicationMonitor(testbed.databases, testbed.active_server, lag_file, semi_sync)
             monitor.start()
             try:
-                fault_at = _load_and_fault(testbed, scenario)
+                fault_at = drive(testbed)
             finally:
                 monitor.stop()
                 for at, server in monitor.fallbacks:
