@@ -15,6 +15,10 @@ Each request opens its own TCP connection, sends hand-written HTTP/1.1 with
 A fraction `--post-ratio` of the requests (drawn with `random.Random(seed)`) are writes,
 `POST /api/items` with a write id unique to the run; the others are `GET /`.
 
+With `--rate-file FILE` the rate can change while it runs (the live demo's `load N`): the
+file holds one number, re-read when it changes; the next request then comes 1/rate after
+the one before.
+
 Rows are written as requests finish (so not in request order) and flushed every 0.25 s.
 On SIGTERM or SIGINT it stops scheduling, cancels the requests still in flight and records
 them with error "interrupted" (status 0, no latency), flushes and exits 0; requests whose
@@ -37,7 +41,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -104,7 +108,7 @@ class Response:
 class LoadResult:
     """What a run did: `sent` requests (one CSV row each), of which `ok` got a 2xx answer."""
 
-    planned: int
+    planned: int | None  # None: the rate could change while it ran
     sent: int
     ok: int
     failed: int
@@ -138,14 +142,69 @@ def request_count(rate: float, duration: float) -> int:
     return math.ceil(round(rate * duration, 6))
 
 
+class RateFile:
+    """The rate to send at, from a file another process rewrites; a bad value keeps the last good one."""
+
+    CHECK_INTERVAL_S = 0.1  # how often the file is looked at: a change takes effect this fast
+
+    def __init__(self, path: Path, rate: float) -> None:
+        self.path = path
+        self.rate = rate
+        self.checked_at = 0.0
+        self.mtime_ns: int | None = None
+
+    def __call__(self) -> float:
+        now = time.monotonic()
+        if now - self.checked_at >= self.CHECK_INTERVAL_S:
+            self.checked_at = now
+            self._read()
+        return self.rate
+
+    def _read(self) -> None:
+        try:
+            mtime_ns = self.path.stat().st_mtime_ns
+            if mtime_ns == self.mtime_ns:
+                return
+            self.mtime_ns = mtime_ns
+            rate = float(self.path.read_text())
+        except (OSError, ValueError):
+            return
+        if math.isfinite(rate) and rate > 0:
+            self.rate = rate
+
+
+def schedule(
+    rate: float, duration: float, start_at: float, rate_now: Callable[[], float] | None = None
+) -> Iterator[float]:
+    """When each request is due: every 1/rate from `start_at`, for `duration` seconds.
+
+    With `rate_now`, the rate is asked again after each request (it may change on the way).
+    """
+    if rate_now is None:
+        # Computed from the index, not summed, so that float errors do not add up.
+        for request_id in range(request_count(rate, duration)):
+            yield start_at + request_id / rate
+        return
+    at = start_at
+    while round(at - start_at, 9) < duration:  # rounded: summed float steps drift
+        yield at
+        at += 1 / rate_now()
+
+
 def plan_requests(
-    target: Target, rate: float, duration: float, post_ratio: float, start_at: float, seed: int, run_tag: str
+    target: Target,
+    rate: float,
+    duration: float,
+    post_ratio: float,
+    start_at: float,
+    seed: int,
+    run_tag: str,
+    rate_now: Callable[[], float] | None = None,
 ) -> Iterator[PlannedRequest]:
     """The requests of the run in order; the kinds depend on `seed` only."""
     rng = random.Random(seed)
     get_data = _get_request(target)  # the same bytes for every GET
-    for request_id in range(request_count(rate, duration)):
-        scheduled_at = start_at + request_id / rate
+    for request_id, scheduled_at in enumerate(schedule(rate, duration, start_at, rate_now)):
         if rng.random() < post_ratio:
             write_id = f"w{run_tag}-{request_id}"
             data = _post_request(target, write_id, f"request {request_id}")
@@ -362,12 +421,13 @@ async def run_load(
     out_path: str | Path,
     seed: int = 1,
     stop: asyncio.Event | None = None,
+    rate_file: Path | None = None,
 ) -> LoadResult:
     """Send the open-loop load and write one CSV row per request to `out_path`.
 
     `start_at` is the epoch time of the first request (None: now + 0.2 s). Setting `stop`
     ends the run early: no more requests are sent, those in flight are recorded as
-    "interrupted".
+    "interrupted". With `rate_file`, `rate` is only the first rate (see RateFile).
     """
     _check_numbers(rate, duration, post_ratio, timeout)
     target = await _resolve(parse_url(url))
@@ -377,7 +437,8 @@ async def run_load(
         stop = asyncio.Event()
     out_path = Path(out_path)
     run_tag = os.urandom(4).hex()  # makes write ids unique across runs that share a database
-    planned = request_count(rate, duration)
+    rate_now = RateFile(rate_file, rate) if rate_file is not None else None
+    planned = None if rate_now else request_count(rate, duration)
 
     recorder = Recorder(out_path)
     flusher = asyncio.create_task(_flush_periodically(recorder))
@@ -387,7 +448,7 @@ async def run_load(
         await _sleep_until(start_at, stop)
         if not stop.is_set():
             _say_start(planned, url, rate, duration, post_ratio, out_path)
-        for plan in plan_requests(target, rate, duration, post_ratio, start_at, seed, run_tag):
+        for plan in plan_requests(target, rate, duration, post_ratio, start_at, seed, run_tag, rate_now):
             await _sleep_until(plan.scheduled_at, stop)
             if stop.is_set():
                 break
@@ -427,10 +488,11 @@ def _warn_if_late(start_at: float) -> None:
 
 
 def _say_start(
-    planned: int, url: str, rate: float, duration: float, post_ratio: float, out_path: Path
+    planned: int | None, url: str, rate: float, duration: float, post_ratio: float, out_path: Path
 ) -> None:
+    how_many = "requests" if planned is None else f"{planned} requests"
     print(
-        f"loadgen: sending {planned} requests to {url} at {rate:g}/s for {duration:g} s "
+        f"loadgen: sending {how_many} to {url} at {rate:g}/s for {duration:g} s "
         f"({post_ratio:.0%} POST), rows to {out_path}",
         flush=True,
     )
@@ -488,6 +550,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, required=True, help="the CSV file to write")
     parser.add_argument("--seed", type=int, default=1, help="seed of the GET/POST choice")
+    parser.add_argument("--rate-file", type=Path, default=None,
+                        help="a file holding the rate, re-read when it changes (--rate is the first rate)")
     return parser.parse_args(argv)
 
 
@@ -521,6 +585,7 @@ async def _run_until_signal(args: argparse.Namespace) -> LoadResult:
         args.out,
         args.seed,
         stop,
+        args.rate_file,
     )
 
 

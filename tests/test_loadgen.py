@@ -249,3 +249,65 @@ def test_sigterm_records_what_was_sent_and_exits_0(tmp_path: Path) -> None:
     assert 20 <= len(rows) <= 100
     assert all(row.error == "interrupted" for row in rows)
     assert [row.request_id for row in rows] == list(range(len(rows)))
+
+
+# -- a rate that changes while the load runs (the live demo's `load N`) --------------------
+
+
+@pytest.mark.parametrize(
+    ("rates", "duration", "expected"),
+    [
+        # Asked after each request: 2/s, then 4/s from the second request on.
+        ([2, 4, 4, 4], 1.0, [0.0, 0.5, 0.75]),
+        ([10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10], 0.3, [0.0, 0.1, 0.2]),
+        ([1], 0.5, [0.0]),
+    ],
+)
+def test_schedule_follows_a_changing_rate(rates, duration, expected):
+    from experiments.loadgen import schedule
+
+    asked = iter(rates)
+    times = list(schedule(rates[0], duration, 100.0, lambda: next(asked)))
+    assert times == pytest.approx([100.0 + t for t in expected])
+
+
+def test_fixed_schedule_is_exact_without_a_rate_source():
+    from experiments.loadgen import schedule
+
+    times = list(schedule(10, 3.0, 0.0))
+    assert len(times) == 30 and times[-1] == pytest.approx(2.9)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [("500", 500.0), ("12.5\n", 12.5), ("0", 7.0), ("-3", 7.0), ("fast", 7.0), ("nan", 7.0), (None, 7.0)],
+)
+def test_rate_file_keeps_the_last_good_rate(tmp_path, content, expected):
+    from experiments.loadgen import RateFile
+
+    path = tmp_path / "rate"
+    if content is not None:
+        path.write_text(content)
+    assert RateFile(path, 7.0)() == expected
+
+
+def test_rate_file_change_is_seen_by_a_running_load(tmp_path, serve):
+    """The CSV shows the rate going from 20/s to 200/s when the file changes mid-run."""
+    rate_file = tmp_path / "rate"
+    rate_file.write_text("20")
+    out = tmp_path / "requests.csv"
+    url = serve(FakeWebApp)
+    start_at = time.time() + 0.3
+
+    def raise_rate() -> None:
+        time.sleep(start_at + 1.0 - time.time())
+        rate_file.write_text("200")
+
+    threading.Thread(target=raise_rate, daemon=True).start()
+    result = asyncio.run(run_load(url, 20, 2.0, 0.0, 1.0, start_at, out, rate_file=rate_file))
+    assert result.planned is None
+    sent = sorted(r.scheduled_at for r in read_requests(out))
+    first_second = [t for t in sent if t - start_at < 0.9]
+    last_half = [t for t in sent if t - start_at >= 1.4]
+    assert 17 <= len(first_second) <= 19
+    assert len(last_half) >= 80  # about 0.6 s at 200/s = 120
