@@ -245,19 +245,22 @@ class Testbed:
         except ValueError:
             return 0
 
-    def start_load(self, start_at: float, url: str | None = None) -> None:
-        """Open-loop load from the client, to the VIP (or to `url`), starting at `start_at`."""
+    def start_load(self, start_at: float, url: str | None = None, rate_file: Path | None = None) -> None:
+        """Open-loop load from the client, to the VIP (or to `url`), starting at `start_at`.
+
+        With `rate_file`, the rate can be changed while it runs by rewriting that file.
+        """
         load = self.config.load
-        self.runner.start(
-            "loadgen",
-            [sys.executable, "-m", "experiments.loadgen",
-             "--url", url or f"http://{self.config.network.vip}:{self.config.web.port}",
-             "--rate", str(load.rate), "--duration", str(load.duration_s),
-             "--post-ratio", str(load.post_ratio), "--timeout", str(load.timeout_s),
-             "--start-at", f"{start_at:.6f}", "--out", str(self.dir / "requests.csv")],
-            host=self.host("client"),
-            cwd=PROJECT_ROOT,
-        )
+        command = [
+            sys.executable, "-m", "experiments.loadgen",
+            "--url", url or f"http://{self.config.network.vip}:{self.config.web.port}",
+            "--rate", str(load.rate), "--duration", str(load.duration_s),
+            "--post-ratio", str(load.post_ratio), "--timeout", str(load.timeout_s),
+            "--start-at", f"{start_at:.6f}", "--out", str(self.dir / "requests.csv"),
+        ]
+        if rate_file is not None:
+            command += ["--rate-file", str(rate_file)]
+        self.runner.start("loadgen", command, host=self.host("client"), cwd=PROJECT_ROOT)
 
     def wait_load_done(self) -> None:
         load = self.config.load
