@@ -98,14 +98,16 @@ S = soak.Sample
         # steady: the start-up below the baseline does not count
         ([S(0, 20, 5, 50_000), S(10, 30, 8, 60_000), S(20, 31, 8, 61_000), S(30, 30, 8, 62_000)],
          10, {"fds": 0, "threads": 0, "rss_kb": 2_000}, True),
-        # a descriptor per sample: beyond +8
+        # a descriptor per sample: beyond +4
         ([S(10 + i, 30 + i, 8, 60_000) for i in range(12)], 10,
          {"fds": 11, "threads": 0, "rss_kb": 0}, False),
-        # memory beyond 30 MB
-        ([S(10, 30, 8, 60_000), S(20, 30, 8, 60_000 + 31 * 1024)], 10,
-         {"fds": 0, "threads": 0, "rss_kb": 31 * 1024}, False),
+        # memory beyond 16 MB
+        ([S(10, 30, 8, 60_000), S(20, 30, 8, 60_000 + 17 * 1024)], 10,
+         {"fds": 0, "threads": 0, "rss_kb": 17 * 1024}, False),
         # exactly the bound passes; shrinking passes
-        ([S(10, 30, 8, 60_000), S(20, 38, 12, 59_000)], 10, {"fds": 8, "threads": 4, "rss_kb": -1_000}, True),
+        ([S(10, 30, 8, 60_000), S(20, 34, 10, 59_000)], 10, {"fds": 4, "threads": 2, "rss_kb": -1_000}, True),
+        # one thread more than the bound
+        ([S(10, 30, 8, 60_000), S(20, 30, 11, 60_000)], 10, {"fds": 0, "threads": 3, "rss_kb": 0}, False),
         # the baseline is the first sample at or after baseline_at
         ([S(5, 10, 5, 0), S(15, 30, 8, 60_000), S(25, 30, 8, 60_000)], 12,
          {"fds": 0, "threads": 0, "rss_kb": 0}, True),
@@ -143,7 +145,7 @@ def test_the_sampler_writes_what_it_keeps(tmp_path):
 def _passing_summary(**changes):
     fault = {"fault": 1, "server": "primary", "moved_to": "secondary", "vip_moves": 1,
              "failover_gap_ms": 40.0, "detection_ms": 15.0, "healthy_again": True,
-             "at_s": 30, "requests_failed_after_fault": 3}
+             "at_s": 30, "requests_failed_after_fault": 3, "back_up_after_s": 21.04}
     summary = {
         "faults_planned": 2,
         "faults": [fault, {**fault, "fault": 2, "server": "secondary", "moved_to": "primary"}],
@@ -219,5 +221,5 @@ def test_report_names_every_fault_and_the_verdict():
                                            max={"fds": 31, "threads": 8, "rss_kb": 60100}, samples=300)
     text = soak.soak_report(summary)
     assert "**Verdict: passed**" in text
-    assert "| 1 | 30 | primary | secondary | 15.0 | 40.0 | 3 |" in text
-    assert "| open file descriptors | 30 | 30 | 31 | +0 | +8 |" in text
+    assert "| 1 | 30 | primary | secondary | 15.0 | 40.0 | 3 | 21.0 |" in text
+    assert "| open file descriptors | 30 | 30 | 31 | +0 | +4 |" in text
