@@ -19,6 +19,9 @@ first fault cycle is over, to the end.
         controller-resources.csv    time, fds, threads, rss_kb
         summary.json                per-fault figures, the write set check, growth, verdict
         soak.md                     the same, short, for people
+        controller-resources.png    descriptors, threads and memory over time, faults marked
+
+    python -m experiments.soak results/soak-<timestamp>    rewrites soak.md and the picture
 
 The pure parts (the schedule, the per-fault windows, the growth check, the verdict) are
 functions of recorded data, tested without a testbed in tests/test_soak.py.
@@ -29,6 +32,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -411,8 +415,44 @@ def run_soak(
         write_events_csv(run_dir / "events.csv", events)
     summary = summarize_soak(config, settings, run_dir, load_start, offsets, faults, events, samples, data)
     write_summary(run_dir / "summary.json", summary)
-    (run_dir / "soak.md").write_text(soak_report(summary))
+    write_report(run_dir, summary)
     return run_dir, summary
+
+
+def write_report(run_dir: Path, summary: Mapping[str, Any]) -> None:
+    """soak.md and controller-resources.png from the summary and the samples."""
+    text = soak_report(summary)
+    if (run_dir / RESOURCES_CSV).exists():
+        draw_resources(read_resources(run_dir / RESOURCES_CSV), summary, run_dir / "controller-resources.png")
+        text += "\n![controller resources](controller-resources.png)\n"
+    (run_dir / "soak.md").write_text(text)
+
+
+def draw_resources(samples: Sequence[Sample], summary: Mapping[str, Any], path: Path) -> None:
+    """Descriptors, threads and resident memory of the controller over the soak, faults marked.
+
+    A leak shows as a staircase, a step per fault; a steady controller as flat lines with
+    short spikes while a failover or recovery is handled. The dashed line is the baseline.
+    """
+    from experiments.report import _figure  # matplotlib: only when a picture is drawn
+
+    start = summary.get("load_start") or (samples[0].time if samples else 0.0)
+    baseline = (summary.get("controller_resources") or {}).get("baseline") or {}
+    panels = [("fds", "open file descriptors", 1), ("threads", "threads", 1),
+              ("rss_kb", "resident memory (MB)", 1024)]
+    with _figure(path, rows=len(panels)) as axes:
+        for ax, (key, label, scale) in zip(axes, panels, strict=True):
+            ax.plot([s.time - start for s in samples], [getattr(s, key) / scale for s in samples],
+                    drawstyle="steps-post", color="tab:blue")
+            if key in baseline:
+                ax.axhline(baseline[key] / scale, color="grey", linestyle="--", linewidth=1)
+            for fault in summary.get("faults", []):
+                ax.axvline(fault["at_s"], color="tab:red", linewidth=0.8)
+            ax.set_ylabel(label)
+            low, high = ax.get_ylim()
+            ax.set_ylim(min(0, low), high * 1.15)
+        axes[0].set_title("controller process; red: a server crashes")
+        axes[-1].set_xlabel("seconds since the load started")
 
 
 def _fault_cycle(
@@ -514,3 +554,21 @@ def _sleep_until(when: float) -> None:
     delay = when - time.time()
     if delay > 0:
         time.sleep(delay)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Rewrite a soak folder's soak.md and picture from its summary.json and samples."""
+    import json
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m experiments.soak RESULTS_FOLDER", file=sys.stderr)
+        return 2
+    run_dir = Path(args[0])
+    write_report(run_dir, json.loads((run_dir / "summary.json").read_text()))
+    print(run_dir / "soak.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
