@@ -27,7 +27,7 @@ from typing import Any
 
 from controller.app import EVENT_LOG
 from services.mariadb import MariaDB
-from services.runner import ProcessRunner, RunState, StartupError
+from services.runner import ProcessRunner, RunState, StartupError, signals_held
 from services.secrets import RunSecrets
 from services.web import PROJECT_ROOT, WebService
 from topology.config import TestbedConfig
@@ -47,20 +47,30 @@ class Testbed:
         self.dir = trial_dir.resolve()  # daemons start in other folders: every path is absolute
         self.dir.mkdir(parents=True, exist_ok=True)
         # UNIX socket paths are limited to 107 bytes, so sockets live in a short private folder.
-        self.socket_dir = Path(tempfile.mkdtemp(prefix="hatb-"))
-        self.state = RunState(self.dir / "state.json", folders=[str(self.socket_dir)])
-        self.state.save()
-        self.runner = ProcessRunner(self.dir, self.state)
-        self.net: Any = None
-        self.secrets_dir = self.socket_dir / "secrets"
-        self.databases = {
-            plan.name: MariaDB(plan, i + 1, len(config.servers), self.dir, self.socket_dir, config.database)
-            for i, plan in enumerate(config.server_plans)
-        }
-        self.webs: dict[str, WebService] = {}
-        self.links_down: set[str] = set()
-        self.hung: set[str] = set()
-        self.event_file = open(self.dir / EXPERIMENT_EVENTS, "a", buffering=1)
+        # It is listed in the state file as it is made: an interrupt between the two would
+        # leave a folder nothing knows of.
+        with signals_held():
+            self.socket_dir = Path(tempfile.mkdtemp(prefix="hatb-"))
+            self.state = RunState(self.dir / "state.json", folders=[str(self.socket_dir)])
+            self.state.save()
+        try:
+            self.runner = ProcessRunner(self.dir, self.state)
+            self.net: Any = None
+            self.secrets_dir = self.socket_dir / "secrets"
+            self.databases = {
+                plan.name: MariaDB(plan, i + 1, len(config.servers), self.dir, self.socket_dir,
+                                   config.database)
+                for i, plan in enumerate(config.server_plans)
+            }
+            self.webs: dict[str, WebService] = {}
+            self.links_down: set[str] = set()
+            self.hung: set[str] = set()
+            self.event_file = open(self.dir / EXPERIMENT_EVENTS, "a", buffering=1)
+        except BaseException:  # Ctrl-C before `with` could call stop(): remove the folder here
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+            self.state.folders = []
+            self.state.save()
+            raise
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -169,14 +179,16 @@ class Testbed:
         )
 
     def _start_network(self) -> None:
-        self.net = build_network(self.config)
-        # Mininet has just started a shell per node; they hold the hosts' namespaces.
-        self.state.record_mininet_shells(self.net)
-        # Recorded before anything exists, so that a run killed mid-way leaves a full list.
-        self.state.bridges = [self.config.network.switch]
-        self.state.interfaces = [f"{self.config.network.switch}-eth{p.port}" for p in self._all_plans()]
-        self.state.cgroups = [s.name for s in self.config.servers if s.cpu < 1.0]
-        self.state.save()
+        # Building starts a shell per node (they hold the hosts' namespaces), makes the links
+        # and the cgroups: an interrupt waits until `self.net` holds them all, for stop().
+        with signals_held():
+            # Recorded before anything exists, so that a run killed mid-way leaves a full list.
+            self.state.bridges = [self.config.network.switch]
+            self.state.interfaces = [f"{self.config.network.switch}-eth{p.port}" for p in self._all_plans()]
+            self.state.cgroups = [s.name for s in self.config.servers if s.cpu < 1.0]
+            self.state.save()
+            self.net = build_network(self.config)
+            self.state.record_mininet_shells(self.net)
         start_network(self.net)
         self.state.interfaces = host_interfaces(self.net)
         self.state.save()

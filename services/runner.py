@@ -21,8 +21,10 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,30 @@ from typing import Any
 
 class StartupError(RuntimeError):
     """Something the run waits for did not happen; the message says what and where to look."""
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while the block runs, then act on them as usual.
+
+    For what must not be cut in two: a process started but not yet recorded (Popen waits for
+    the child's exec, and a signal there raises with the child alive and its PID lost), a
+    folder created but not yet listed. The signals are not blocked: a child would inherit the
+    mask and ignore SIGTERM. Only the main thread can set handlers; elsewhere, nothing held.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        if pending:
+            signal.raise_signal(pending[0])  # the restored handler runs now (Ctrl-C: KeyboardInterrupt)
 
 
 # -- what identifies a process ----------------------------------------------------------------
@@ -217,7 +243,8 @@ class ProcessRunner:
         if name in self.processes and self.processes[name].running():
             raise RuntimeError(f"process {name} is already running")
         log_path = self.log_dir / f"{name}.log"
-        with open(log_path, "ab") as log:
+        # An interrupt waits until the process is known, so that stopping the run stops it too.
+        with signals_held(), open(log_path, "ab") as log:
             params: dict[str, Any] = {
                 "stdin": subprocess.DEVNULL,
                 "stdout": log,
@@ -226,9 +253,9 @@ class ProcessRunner:
                 "cwd": str(cwd) if cwd else None,
             }
             popen = subprocess.Popen(in_host(host, cmd), start_new_session=True, **params)
-        process = ManagedProcess(name, popen, log_path)
-        self.processes[name] = process
-        self.state.add_process(name, popen.pid, in_host(host, cmd))
+            process = ManagedProcess(name, popen, log_path)
+            self.processes[name] = process
+            self.state.add_process(name, popen.pid, in_host(host, cmd))
         return process
 
     def run(self, name: str, cmd: list[str], host: Any = None, timeout: float = 60.0) -> None:
