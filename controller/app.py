@@ -1,7 +1,9 @@
 """The failover controller: a Ryu application (run on os-ken) that owns the virtual IP.
 
 One handler per event, nothing clever, as in Ryu's simple_switch_13:
-- the switch connects: install the base flows and ask the switch for its VIP flow;
+- the switch connects: install the base flows and ask the switch for its VIP flow. Only the
+  testbed's own switch is served: any other datapath on the OpenFlow port is logged and
+  dropped, and messages from any datapath but the one served are ignored;
 - the switch answers: if a VIP flow is there (the controller restarted while the switch kept
   forwarding, fail-mode secure), adopt its server; otherwise install the VIP flow for the
   preferred server. Until then probe results are not acted on;
@@ -31,7 +33,7 @@ from typing import Any
 from os_ken import cfg
 from os_ken.base import app_manager
 from os_ken.controller import event, ofp_event
-from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
 from os_ken.lib.packet import arp, packet
 from os_ken.ofproto import ofproto_v1_3
@@ -55,6 +57,11 @@ cfg.CONF.register_cli_opts(
     ]
 )
 RECENT_EVENTS = 20  # how many events GET /status shows
+
+
+def switch_dpid(switch: str) -> int:
+    """The datapath id of the testbed's switch: Mininet derives it from the name (s1 -> 1)."""
+    return int(switch[1:])  # the config allows only "s" and digits
 
 
 class EventProbeResult(event.EventBase):
@@ -122,7 +129,8 @@ class FailoverController(app_manager.OSKenApp):
             hold_down_s=self.config.failover.hold_down_s,
         )
         self.server_on_port = {plan.port: plan.name for plan in self.config.server_plans}
-        self.datapath = None
+        self.switch_dpid = switch_dpid(self.config.network.switch)
+        self.datapath = None  # the testbed's switch, once connected: the only one served
         self.vip_placed = False  # True once the VIP flow on the switch is known or installed
         self.probe_socket_path = Path(self.CONF.testbed_probe_socket)
         self.fence = DatabaseFence(Path(self.CONF.testbed_socket_dir or "."), self.event_log.write)
@@ -169,9 +177,26 @@ class FailoverController(app_manager.OSKenApp):
 
     # -- event handlers -----------------------------------------------------------------
 
+    def _from_switch(self, ev) -> bool:
+        """Whether an OpenFlow event comes from the switch this app serves."""
+        return self.datapath is not None and ev.msg.datapath is self.datapath
+
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def switch_features_handler(self, ev) -> None:
         dp = ev.msg.datapath
+        # Anyone on the machine can connect to the OpenFlow port. Were any switch served, a
+        # foreign one would take the place of the testbed's (the VIP flow sent to it, probe
+        # results and port events ignored until it answered) and its port events or flow
+        # stats would move the VIP. So only the testbed's switch is served; another is
+        # dropped. (The features message's own dpid: os-ken sets `dp.id` only after this
+        # event is queued.)
+        if ev.msg.datapath_id != self.switch_dpid:
+            # Its messages queued before the drop arrive here too: log and close once.
+            if getattr(dp, "state", None) != DEAD_DISPATCHER:
+                self.event_log.write("foreign_switch_refused", dpid=ev.msg.datapath_id,
+                                     address=str(getattr(dp, "address", "")))
+                dp.close()
+            return
         self.datapath = dp
         self.vip_placed = False
         for flow in flows.base_flows(dp, self.config):
@@ -181,6 +206,8 @@ class FailoverController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def flow_stats_reply_handler(self, ev) -> None:
+        if not self._from_switch(ev):
+            return
         if self.vip_placed:
             return
         dp = ev.msg.datapath
@@ -200,6 +227,8 @@ class FailoverController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def packet_in_handler(self, ev) -> None:
+        if not self._from_switch(ev):
+            return
         msg = ev.msg
         try:
             request = packet.Packet(msg.data).get_protocol(arp.arp)
@@ -214,6 +243,8 @@ class FailoverController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def port_status_handler(self, ev) -> None:
+        if not self._from_switch(ev):
+            return
         desc = ev.msg.desc
         server = self.server_on_port.get(desc.port_no)
         if server is None:
@@ -277,6 +308,8 @@ class FailoverController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def barrier_reply_handler(self, ev) -> None:
+        if not self._from_switch(ev):
+            return
         # The switch has applied every flow message sent before the barrier.
         self.event_log.write("flows_installed", active=self.machine.active)
 

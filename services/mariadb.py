@@ -7,7 +7,8 @@ distinct `server_id` and GTID domain, a binary log, and `auto_increment_incremen
 
 Administration goes through the local UNIX socket as root (authenticated by the socket: root
 has no password and cannot log in over the network). The web service uses an `app` user with
-data rights on the app schema only; replication uses a `repl` user with only
+data rights on the app schema only, and only through the local socket (the web service is on
+the same host; no host of the emulated network can log in as it); replication uses a `repl` user with only
 `REPLICATION SLAVE`, accepted only from the peer's address. Both passwords are generated for
 each run (services/secrets.py), never on a command line.
 """
@@ -178,9 +179,10 @@ rpl-semi-sync-master-timeout = {self.settings.semi_sync_timeout_ms}
     def create_users(self, secrets_: RunSecrets, peer_ips: list[str]) -> None:
         """Create the app and replication users on this server only (not replicated)."""
         statements = ["SET sql_log_bin = 0"]
-        statements.append(f"CREATE USER 'app'@'%' IDENTIFIED BY '{secrets_.app_password}'")
+        # 'localhost' is the local socket (skip-name-resolve): the web service's only way in.
+        statements.append(f"CREATE USER 'app'@'localhost' IDENTIFIED BY '{secrets_.app_password}'")
         statements.append(
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{APP_SCHEMA}`.* TO 'app'@'%'"
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{APP_SCHEMA}`.* TO 'app'@'localhost'"
         )
         for ip in peer_ips:
             statements.append(f"CREATE USER 'repl'@'{ip}' IDENTIFIED BY '{secrets_.repl_password}'")

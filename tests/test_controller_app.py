@@ -80,7 +80,7 @@ def app(tmp_path):
 def switch_connects(app, vip_holder=None):
     """The switch connects and answers the app's question about its VIP flow."""
     dp = FakeDatapath()
-    features = ofproto_v1_3_parser.OFPSwitchFeatures(dp)
+    features = ofproto_v1_3_parser.OFPSwitchFeatures(dp, datapath_id=dp.id)
     app.switch_features_handler(ofp_event.EventOFPSwitchFeatures(features))
     request = dp.sent[-1]
     assert isinstance(request, ofproto_v1_3_parser.OFPFlowStatsRequest)
@@ -142,7 +142,8 @@ def test_a_restarted_controller_adopts_the_vip_from_the_switch_and_moves_nothing
 
 def test_probe_results_before_the_vip_is_known_are_not_acted_on(app):
     dp = FakeDatapath()
-    app.switch_features_handler(ofp_event.EventOFPSwitchFeatures(ofproto_v1_3_parser.OFPSwitchFeatures(dp)))
+    features = ofproto_v1_3_parser.OFPSwitchFeatures(dp, datapath_id=dp.id)
+    app.switch_features_handler(ofp_event.EventOFPSwitchFeatures(features))
     before = len(dp.sent)
     for _ in range(CONFIG.probe.fall):
         app.probe_result_handler(EventProbeResult("primary", False, 40.0, "timeout"))
@@ -320,3 +321,42 @@ def test_the_status_server_needs_the_token_for_commands():
     finally:
         server.shutdown()
         server.server_close()
+
+
+class ForeignDatapath(FakeDatapath):
+    """Another switch on the OpenFlow port: not the testbed's (s1 is datapath 1)."""
+
+    id = 0xBAD
+
+    def __init__(self):
+        super().__init__()
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_foreign_switch_is_refused_and_cannot_move_the_vip(connected, tmp_path):
+    app, dp = connected
+    foreign = ForeignDatapath()
+    features = ofproto_v1_3_parser.OFPSwitchFeatures(foreign, datapath_id=foreign.id)
+    app.switch_features_handler(ofp_event.EventOFPSwitchFeatures(features))
+    assert foreign.closed and foreign.sent == []  # dropped, and given nothing
+    # Whatever it then says is not acted on: a port of a server "down", a VIP flow naming
+    # the secondary, an ARP request for the VIP.
+    app.port_status_handler(port_status(foreign, PRIMARY.port, down=True))
+    reply = ofproto_v1_3_parser.OFPFlowStatsReply(foreign, body=[])
+    app.flow_stats_reply_handler(ofp_event.EventOFPFlowStatsReply(reply))
+    app.packet_in_handler(arp_packet_in(foreign, CONFIG.network.vip))
+    assert foreign.sent == [] and app.machine.active == "primary"
+    # The testbed's own switch is still the one served.
+    app.port_status_handler(port_status(dp, PRIMARY.port, down=True))
+    assert vip_target(dp)[0] == SECONDARY.ip
+    events = [json.loads(line) for line in (tmp_path / EVENT_LOG).read_text().splitlines()]
+    assert [e["dpid"] for e in events if e["kind"] == "foreign_switch_refused"] == [foreign.id]
+
+
+def test_the_switch_served_is_the_one_mininet_names_from_the_config():
+    from controller.app import switch_dpid
+
+    assert switch_dpid("s1") == 1 and switch_dpid("s12") == 12
