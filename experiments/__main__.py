@@ -6,6 +6,8 @@
     python -m experiments report results/primary-crash-20261126-204730
     python -m experiments compare results/baseline-* results/primary-crash-*
     python -m experiments bench failover --trials 20 --rate 500
+    python -m experiments demo                        the live demo a teacher drives (make demo)
+    python -m experiments exec client curl -s http://10.0.0.100/    look around a running testbed
 
 Bad input (an unknown scenario, a config value out of range) is a one-line error and exit
 code 2, checked before anything starts. Ctrl-C or SIGTERM stops everything the run started
@@ -28,6 +30,7 @@ from typing import Any
 from topology.config import ConfigError, TestbedConfig, load_config
 
 LOCK_PATH = Path("/run/sdn-ha-testbed.lock")
+DEMO_DURATION_S = 3600.0  # the demo's load runs until `quit`, at most this long
 USAGE_ERROR = 2
 
 
@@ -94,6 +97,34 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                        help="folder for the results (default: results/)")
 
+    demo = commands.add_parser(
+        "demo",
+        help="the live demo: a screen that shows the failover as it happens, driven by typed commands",
+        description="Starts the testbed with load and shows, several times a second, where the VIP "
+        "is, each server's probes, requests per second, p95 latency, errors, replication lag and "
+        "the last events. Type `help` for the commands (fail, hang, recover, failback, load, status, "
+        "quit). `quit` or Ctrl-C writes the results and the report like any run.",
+    )
+    demo.add_argument("--config", type=Path, metavar="FILE", help="TOML config (default: built-in defaults)")
+    demo.add_argument("--rate", type=float, help="requests per second at the start (default 200)")
+    demo.add_argument("--post-ratio", type=float, metavar="SHARE", help="share of writes (default 0.3)")
+    demo.add_argument("--replication", choices=["async", "semi-sync"], help="how the databases replicate")
+    demo.add_argument("--script", type=Path, metavar="FILE",
+                      help="timed commands to play, one '<seconds> <command>' a line "
+                      "(e.g. '20 fail primary')")
+    demo.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                      help="folder for the results (default: results/)")
+    exec_ = commands.add_parser(
+        "exec",
+        help="run a command inside a host of the running testbed (e.g. curl from the client)",
+        description="Runs COMMAND in the network namespace of HOST (client, monitor, or a server) of "
+        "the testbed that is running now. On a server, `mariadb` reaches that server's database.",
+    )
+    exec_.add_argument("host", metavar="HOST", help="client, monitor, primary, secondary, ...")
+    exec_.add_argument("exec_command", nargs=argparse.REMAINDER, metavar="COMMAND",
+                       help="the command and its arguments")
+    exec_.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                       help="where the running testbed writes its results (default: results/)")
     report = commands.add_parser("report", help="(re)write report.md and its pictures for a run folder")
     report.add_argument("run_dir", type=Path, metavar="DIR", help="a results/<scenario>-<timestamp> folder")
     compare = commands.add_parser("compare", help="print and write a side-by-side table of runs")
@@ -115,17 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    fault_at = args.fault_at
-    if fault_at is None and args.duration is not None:
-        fault_at = args.duration / 2
+def overrides_from(args: argparse.Namespace, duration: bool = True) -> dict[str, Any]:
+    """The config keys the command line's options set (`duration`: it has --duration and --fault-at)."""
     pairs = {
         "load.rate": args.rate,
-        "load.duration_s": args.duration,
-        "load.fault_at_s": fault_at,
         "load.post_ratio": args.post_ratio,
         "database.replication": args.replication,
     }
+    if duration:
+        fault_at = args.fault_at
+        if fault_at is None and args.duration is not None:
+            fault_at = args.duration / 2
+        pairs |= {"load.duration_s": args.duration, "load.fault_at_s": fault_at}
     return {key: value for key, value in pairs.items() if value is not None}
 
 
@@ -159,6 +191,16 @@ def take_lock() -> Any:
 
 def _interrupt(signum: int, frame: object) -> None:
     # SIGTERM takes the same path as Ctrl-C: the `with Testbed` blocks clean up on the way out.
+    raise KeyboardInterrupt
+
+
+def _hang_up(signum: int, frame: object) -> None:
+    # The terminal is gone (window closed, ssh dropped): by default SIGHUP would kill the run on
+    # the spot and leave the whole testbed running. Stop it like Ctrl-C instead; what would be
+    # printed has nowhere to go, and writing to the dead terminal would fail.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
     raise KeyboardInterrupt
 
 
@@ -297,6 +339,55 @@ def bench_command(args: argparse.Namespace) -> int:
     return run_with_testbed(work, lock, report=False)
 
 
+def demo_command(args: argparse.Namespace) -> int:
+    from experiments.demo import CommandError, demo_drive, parse_script
+
+    try:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise UsageError("the demo needs a terminal: run it in a terminal window (or in tmux)")
+        overrides = {**overrides_from(args, duration=False), "load.duration_s": DEMO_DURATION_S}
+        config = load_config(args.config, overrides)
+        script = None
+        if args.script is not None:
+            try:
+                text = args.script.read_text()
+            except OSError as exc:
+                raise UsageError(f"--script {args.script}: {exc.strerror}") from None
+            script = parse_script(text, [s.name for s in config.servers], str(args.script))
+        check_out_folder(args.out)
+        check_prerequisites()
+        lock = take_lock()
+    except ConfigError as exc:
+        return usage_error(f"error: config {exc}")
+    except (UsageError, CommandError) as exc:
+        return usage_error(f"error: {exc}")
+
+    from experiments.results import summary_table
+    from experiments.run import new_run_dir, run_trial
+    from experiments.scenarios import Scenario
+
+    def work() -> Path:
+        run_dir = new_run_dir(args.out, "demo")
+        print(f"starting the testbed in {run_dir} (about 20 s) ...", flush=True)
+        scenario = Scenario("demo", None, expect_failover=False)
+        summary = run_trial(config, scenario, run_dir, demo_drive(script))
+        print(summary_table(summary))
+        return run_dir
+
+    return run_with_testbed(work, lock, report=True)
+
+
+def exec_command(args: argparse.Namespace) -> int:
+    from experiments.hostexec import ExecError, exec_in_host
+
+    command = args.exec_command[1:] if args.exec_command[:1] == ["--"] else args.exec_command
+    try:
+        exec_in_host(args.results, args.host, command)  # returns only on an error
+    except ExecError as exc:
+        return usage_error(f"error: {exc}")
+    return 1
+
+
 def check_trials(trials: int) -> None:
     if not 1 <= trials <= 1000:
         raise UsageError("--trials must be between 1 and 1000")
@@ -314,6 +405,7 @@ def run_with_testbed(work: Callable[[], Path], lock: Any, report: bool) -> int:
     # Python then leaves SIGINT ignored; a run must stop cleanly on either signal regardless.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _hang_up)
     try:
         folder = work()
         print(f"results: {folder}")
@@ -338,6 +430,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "report": report_or_compare,
     "compare": report_or_compare,
     "clean": clean_command,
+    "demo": demo_command,
+    "exec": exec_command,
 }
 
 

@@ -83,7 +83,7 @@ def _clean_state_file(path: Path, dry_run: bool, problems: list[str]) -> list[st
         _problem(problems, f"{path}: cannot read it ({exc}); skipped")
         return []
     where = path.parent
-    owner = _active_owner(data)
+    owner = active_owner(data)
     if owner is not None:
         _problem(problems, f"{where}: skipped, its run (pid {owner}) is still active")
         return []
@@ -142,7 +142,7 @@ class CleanError(Exception):
         self.keep = keep
 
 
-def _active_owner(data: dict[str, Any]) -> int | None:
+def active_owner(data: dict[str, Any]) -> int | None:
     """The PID of the run that wrote `data` if it is still running, else None."""
     pid = data.get("owner_pid")
     if not isinstance(pid, int) or pid <= 0:

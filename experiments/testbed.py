@@ -27,7 +27,7 @@ from typing import Any
 
 from controller.app import EVENT_LOG
 from services.mariadb import MariaDB
-from services.runner import ProcessRunner, RunState, StartupError, signals_held
+from services.runner import STOP_SIGNALS, ProcessRunner, RunState, StartupError, signals_held
 from services.secrets import RunSecrets
 from services.web import PROJECT_ROOT, WebService
 from topology.config import TestbedConfig
@@ -118,8 +118,8 @@ class Testbed:
 
     def stop(self) -> None:
         """Stop everything this trial started; safe to call twice and after a partial start."""
-        # Ctrl-C or SIGTERM during clean-up must not leave half of it undone.
-        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # Ctrl-C, SIGTERM or a hang-up during clean-up must not leave half of it undone.
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
         try:
             self.runner.stop_all()
             if self.net is not None:

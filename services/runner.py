@@ -34,6 +34,10 @@ class StartupError(RuntimeError):
     """Something the run waits for did not happen; the message says what and where to look."""
 
 
+# The signals that stop a run cleanly: Ctrl-C, `kill`, and the terminal going away.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 @contextmanager
 def signals_held() -> Iterator[None]:
     """Hold SIGINT and SIGTERM while the block runs, then act on them as usual.
@@ -47,7 +51,7 @@ def signals_held() -> Iterator[None]:
         yield
         return
     pending: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
+    held = STOP_SIGNALS
     previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in held}
     try:
         yield
