@@ -442,14 +442,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def report_written(run_dir: Path) -> bool:
     """Write report.md and its pictures; a failure here never touches the recorded results."""
-    from experiments.report import ReportError, write_report
-
     try:
-        print(f"report: {write_report(run_dir)}")
-        return True
-    except ReportError as exc:
-        print(f"error: no report ({exc}); the results are kept in {run_dir}", file=sys.stderr)
-        return False
+        # Imported here, inside the try: matplotlib takes a second to import, and an interrupt
+        # then is an interrupt while writing the report too.
+        from experiments.report import ReportError, write_report
+
+        try:
+            print(f"report: {write_report(run_dir)}")
+            return True
+        except ReportError as exc:
+            print(f"error: no report ({exc}); the results are kept in {run_dir}", file=sys.stderr)
+            return False
     except KeyboardInterrupt:
         print(f"interrupted while writing the report; the results are kept in {run_dir}: "
               f"`python -m experiments report {run_dir}` writes it", file=sys.stderr)

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import csv
 import curses
+import os
 import queue
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -41,7 +43,7 @@ WINDOW_S = 1.0  # "last second" figures are over this long
 # the "last second" ends this long before now: a window still filling would show a false dip.
 SETTLE_S = 0.5
 LOAD_START_DELAY_S = 1.0
-MAX_MESSAGES = 6
+MAX_MESSAGES = 8
 MAX_EVENTS = 6
 DEMO_DURATION_S = 3600.0  # the load runs at most this long; a demo is a lecture, not a soak
 FAULT_VERBS = ("fail", "hang")
@@ -252,8 +254,13 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} ms"
 
 
-def screen_lines(view: dict[str, Any]) -> list[str]:
-    """The screen's text (without the prompt) from one snapshot of the demo; pure."""
+def screen_lines(view: dict[str, Any], height: int = 50) -> list[str]:
+    """The screen's text above the prompt, at most `height` lines, from one snapshot; pure.
+
+    The figures come first; the messages stay just above the prompt, where the answer to a
+    command is looked for; the events get the lines left between them (a small terminal
+    shows fewer events, never fewer messages).
+    """
     status = view.get("status") or {}
     figures = view["figures"]
     active = status.get("active")
@@ -287,14 +294,13 @@ def screen_lines(view: dict[str, Any]) -> list[str]:
         f"since start:  {figures['sent']} sent   {figures['ok']} ok   {failed} failed   "
         f"availability {'-' if availability is None else f'{availability:.2f} %'}",
         f"replication lag: {lags}",
-        "",
-        "events:",
-        *(f"  {describe_event(e)}" for e in view["events"][-MAX_EVENTS:]),
-        "",
-        "messages:",
-        *(f"  {m}" for m in view["messages"][-MAX_MESSAGES:]),
     ]
-    return lines
+    messages = ["", "messages:", *(f"  {m}" for m in view["messages"][-MAX_MESSAGES:])]
+    room = min(height - len(lines) - len(messages) - 2, MAX_EVENTS)
+    if room < 0:  # a tiny terminal: the figures, then as many messages as fit
+        return (lines + messages)[:height]
+    shown = view["events"][-room:] if room else []
+    return lines + ["", "events:", *(f"  {describe_event(e)}" for e in shown)] + messages
 
 
 # -- the effects: commands on the testbed, the terminal ------------------------------------
@@ -335,6 +341,7 @@ class Demo:
         worker.start()
         if self.script:
             threading.Thread(target=self._play_script, name="demo-script", daemon=True).start()
+        curses.use_env(False)  # the size from the terminal itself, not from stale LINES/COLUMNS
         try:
             curses.wrapper(self._screen)
         except KeyboardInterrupt:
@@ -347,8 +354,9 @@ class Demo:
         return self.first_fault_at
 
     def say(self, text: str) -> None:
+        """Show `text` (one message a line) under "messages"."""
         with self.lock:
-            self.messages.append(text)
+            self.messages.extend(text.splitlines())
 
     def submit(self, line: str, source: str = ">") -> None:
         """A line typed (or played by the script): checked at once, then run in order."""
@@ -433,7 +441,7 @@ class Demo:
             parts.append(f"{name}: up {server['up']}, failures {server['consecutive_failures']}, "
                          f"gtid {server['gtid'] or '-'}")
         flow = vip_flow(self.config.network.switch, self.config.network.vip)
-        return " | ".join(parts) + f" | VIP flow: {flow}"
+        return "\n".join([*parts, f"VIP flow: {flow}"])
 
     # -- the screen -----------------------------------------------------------------------
 
@@ -469,7 +477,7 @@ class Demo:
         while not self.quitting.is_set():
             now = time.time()
             if now >= next_draw:
-                _draw(window, screen_lines(self.snapshot(now)), f"command (help lists them) > {typed}")
+                _draw(window, self.snapshot(now), f"command (help lists them) > {typed}")
                 next_draw = now + REFRESH_S
             try:
                 key = window.get_wch()
@@ -484,17 +492,22 @@ class Demo:
                 typed = typed[:-1]
             elif isinstance(key, str) and key.isprintable():
                 typed += key
-        _draw(window, screen_lines(self.snapshot(time.time())), "quitting ...")
+        _draw(window, self.snapshot(time.time()), "quitting ...")
 
 
 def _records(rows: Iterable[dict[str, str]]) -> list[RequestRecord]:
     return [RequestRecord.from_csv_row(row) for row in rows if len(row) == len(REQUEST_COLUMNS)]
 
 
-def _draw(window: Any, lines: list[str], prompt: str) -> None:
+def _draw(window: Any, view: dict[str, Any], prompt: str) -> None:
+    # The terminal's size as it is now (a window resized, a tmux pane created detached): curses
+    # otherwise keeps the size it found at the start.
+    columns, rows = os.get_terminal_size(sys.stdout.fileno())
+    if (rows, columns) != window.getmaxyx():
+        curses.resizeterm(rows, columns)
     height, width = window.getmaxyx()
     window.erase()
-    for y, line in enumerate(lines[: height - 2]):
+    for y, line in enumerate(screen_lines(view, height - 2)):
         window.addnstr(y, 0, line, width - 1)
     window.addnstr(height - 1, 0, prompt, width - 1)
     window.refresh()

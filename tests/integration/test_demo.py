@@ -123,12 +123,13 @@ def test_teacher_fails_the_primary_and_the_screen_shows_the_failover(demo, tmp_p
     after = screen.wait_for("the VIP on the secondary", vip_on("secondary"), timeout=10)
     after = screen.wait_for("the secondary answering the load",
                             lambda s: "served by secondary" in s and answered_per_s(s) >= 150)
-    assert "fail primary: web server killed, database killed, link down" in after
+    after = screen.wait_text("fail primary: web server killed, database killed, link down")
     assert "DOWN" in server_row(after, "primary")
     assert "vip_moved  secondary" in after
 
     screen.type("recover primary")
-    screen.wait_text("recover primary: link of primary up, db-primary restarted, web-primary restarted", 90)
+    screen.wait_text("recover primary: link of primary up, mariadb-primary restarted, "
+                     "web-primary restarted", timeout=90)
     screen.wait_for("the primary healthy again", lambda s: " UP " in server_row(s, "primary"))
     assert vip_on("secondary")(screen.text())  # failback is "never": the VIP stays
 
@@ -143,7 +144,7 @@ def test_teacher_fails_the_primary_and_the_screen_shows_the_failover(demo, tmp_p
 
     run_dir = run_dir_of(tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["scenario"] == "demo" and summary["requests_total"] > 2000
+    assert summary["scenario"] == "demo" and summary["requests_total"] > 500
     assert summary["acked_writes_lost"] == 0 and summary["db_consistent"] is True
     assert (run_dir / "report.md").exists() and (run_dir / "events.csv").exists()
     assert json.loads((run_dir / "state.json").read_text())["processes"] == {}
