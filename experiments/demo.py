@@ -297,8 +297,9 @@ def screen_lines(view: dict[str, Any], height: int = 50) -> list[str]:
     ]
     messages = ["", "messages:", *(f"  {m}" for m in view["messages"][-MAX_MESSAGES:])]
     room = min(height - len(lines) - len(messages) - 2, MAX_EVENTS)
-    if room < 0:  # a tiny terminal: the figures, then as many messages as fit
-        return (lines + messages)[:height]
+    if room < 0:  # a small terminal: the top of the figures, then as many of the last messages as fit
+        fit = min(len(messages), max(1, height - len(lines)))
+        return lines[: height - fit] + messages[-fit:]
     shown = view["events"][-room:] if room else []
     return lines + ["", "events:", *(f"  {describe_event(e)}" for e in shown)] + messages
 

@@ -1,0 +1,217 @@
+"""The live demo's pure parts: what a typed line means, a lecture script, the live figures and
+the screen's text; and `exec`'s answers when it cannot run. No testbed, no terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments.demo import (
+    Command,
+    CommandError,
+    CsvTail,
+    LiveFigures,
+    latest_lags,
+    parse_command,
+    parse_script,
+    screen_lines,
+)
+from experiments.hostexec import ExecError, host_command, running_testbed
+from experiments.metrics import REQUEST_COLUMNS, RequestRecord
+from topology.config import load_config
+
+SERVERS = ["primary", "secondary"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("fail primary", Command("fail", "primary")),
+        ("  FAIL   secondary  db ", Command("fail", "secondary", "db")),
+        ("fail primary web", Command("fail", "primary", "web")),
+        ("fail primary link", Command("fail", "primary", "link")),
+        ("hang primary", Command("hang", "primary")),
+        ("recover secondary", Command("recover", "secondary")),
+        ("failback", Command("failback")),
+        ("load 500", Command("load", rate=500.0)),
+        ("load 1", Command("load", rate=1.0)),
+        ("status", Command("status")),
+        ("help", Command("help")),
+        ("quit", Command("quit")),
+    ],
+)
+def test_commands_a_teacher_types(line, expected):
+    assert parse_command(line, SERVERS) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("fial primary", "unknown command 'fial'; valid: fail SERVER [web|db|link]; hang SERVER;"),
+        ("", "type a command"),
+        ("fail", "fail needs a server: one of primary, secondary"),
+        ("fail tertiary", "no server 'tertiary'; the servers are primary, secondary"),
+        ("fail primary disk", "no part 'disk'; use web, db or link"),
+        ("fail primary web now", "too many words; use fail SERVER [web|db|link]"),
+        ("hang primary web", "too many words; use hang SERVER"),
+        ("load", "load takes one number"),
+        ("load lots", "'lots' is not a number"),
+        ("load 0", "between 1 and 5000"),
+        ("load 9000", "between 1 and 5000"),
+        ("quit now", "quit takes nothing after it"),
+    ],
+)
+def test_a_mistyped_command_says_what_is_valid(line, says):
+    with pytest.raises(CommandError, match=None) as error:
+        parse_command(line, SERVERS)
+    assert says in str(error.value)
+
+
+def test_a_command_reads_back_as_typed():
+    for line in ("fail primary db", "hang secondary", "load 250", "failback"):
+        assert parse_command(line, SERVERS).text == line
+
+
+def test_a_lecture_script_is_timed_commands_with_comments():
+    text = "# lecture 3\n5 fail primary  # the crash\n\n12.5 recover primary\n30 quit\n"
+    script = parse_script(text, SERVERS)
+    assert [(line.at_s, line.command.text) for line in script] == [
+        (5.0, "fail primary"), (12.5, "recover primary"), (30.0, "quit")]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("fail primary\n", "lecture.txt:1: start with the seconds since the load started"),
+        ("5 fail primary\n3 recover primary\n", "lecture.txt:2: the times must not go back (3 < 5)"),
+        ("5 fial primary\n", "lecture.txt:1: unknown command 'fial'"),
+        ("-1 status\n", "lecture.txt:1: the time must be between 0 and 3600 s"),
+        ("# only a comment\n", "lecture.txt: no command in it"),
+    ],
+)
+def test_a_bad_script_names_the_line(text, says):
+    with pytest.raises(CommandError) as error:
+        parse_script(text, SERVERS, "lecture.txt")
+    assert says in str(error.value)
+
+
+def record(request_id: int, sent_at: float, latency_ms: float | None, status: int = 200,
+           served_by: str = "primary", error: str = "") -> RequestRecord:
+    return RequestRecord(request_id, "GET", "", sent_at, sent_at, latency_ms, status, served_by, error, None)
+
+
+NOW = 1000.0  # the last second is the one that ended SETTLE_S (0.5 s) before now: (998.5, 999.5]
+
+
+@pytest.mark.parametrize(
+    ("records", "answered", "p95", "errors", "served"),
+    [
+        ([], 0, None, {}, {}),
+        # Ten answered within the window, one before it, one not yet settled.
+        ([record(i, 998.6 + i * 0.05, 10.0) for i in range(10)]
+         + [record(10, 998.0, 10.0), record(11, 999.6, 10.0)], 10, 10.0, {}, {"primary": 10}),
+        # Failures count where they were given up on; a 503 is an error, named by its status.
+        ([record(0, 999.0, None, 0, "", "timeout"), record(1, 999.0, 5.0, 503),
+          record(2, 999.0, 4.0, 200, "secondary")], 1, 4.0, {"timeout": 1, "HTTP 503": 1}, {"secondary": 1}),
+    ],
+)
+def test_last_second_figures(records, answered, p95, errors, served):
+    figures = LiveFigures()
+    figures.add(records)
+    window = figures.window(NOW)
+    assert window["answered_per_s"] == answered
+    assert window["p95_ms"] == p95
+    assert window["errors"] == errors
+    assert window["served_by"] == served
+    assert window["sent"] == len(records)
+
+
+def test_totals_count_everything_and_old_records_are_dropped():
+    figures = LiveFigures()
+    figures.add([record(0, 900.0, 1.0), record(1, 999.0, None, 0, "", "refused")])
+    window = figures.window(NOW)
+    assert (window["sent"], window["ok"], window["availability_pct"]) == (2, 1, 50.0)
+    assert len(figures.recent) == 1  # 900 s is more than ten seconds ago
+
+
+def test_csv_tail_gives_each_complete_row_once(tmp_path):
+    path = tmp_path / "replication.csv"
+    tail = CsvTail(path)
+    assert tail.new_rows() == []  # no file yet
+    path.write_text("time,source,target,lag_ms\n1.0,primary,secondary,0.8\n2.0,prim")
+    assert tail.new_rows() == [{"time": "1.0", "source": "primary", "target": "secondary", "lag_ms": "0.8"}]
+    with open(path, "a") as f:
+        f.write("ary,secondary,1.5\n")
+    rows = tail.new_rows()
+    assert [row["lag_ms"] for row in rows] == ["1.5"]
+    assert latest_lags(rows, {"primary -> secondary": 0.8}) == {"primary -> secondary": 1.5}
+
+
+def view(messages: list[str], events: int = 10) -> dict:
+    status = {"active": "secondary", "servers": {
+        "primary": {"up": False, "port_up": False, "last_probe_ok": False, "last_probe_latency_ms": 35.0,
+                    "db_read_only": None},
+        "secondary": {"up": True, "port_up": True, "last_probe_ok": True, "last_probe_latency_ms": 1.5,
+                      "db_read_only": False}}}
+    figures = LiveFigures().window(NOW)
+    return {"now": NOW, "elapsed_s": 12.0, "run_dir": "results/demo-x", "vip": "10.0.0.100", "rate": 200.0,
+            "post_ratio": 0.3, "servers": SERVERS, "status": status, "figures": figures,
+            "lags": {"secondary -> primary": 1.25},
+            "events": [{"time": NOW - i, "kind": "vip_moved", "server": "secondary",
+                        "reason": "primary is down"} for i in range(events)],
+            "messages": messages}
+
+
+def test_the_screen_shows_where_the_vip_is_and_each_server():
+    lines = screen_lines(view(["> fail primary", "fail primary: web server killed"]))
+    text = "\n".join(lines)
+    assert "VIP 10.0.0.100  ->  secondary" in text
+    assert [line for line in lines if line.startswith("primary ")][0].split()[:4] == [
+        "primary", "DOWN", "down", "failed"]
+    assert "writable   <- VIP" in [line for line in lines if line.startswith("secondary ")][0]
+    assert "replication lag: secondary -> primary 1.2 ms" in text
+    assert "primary is down" in text
+
+
+@pytest.mark.parametrize("height", [48, 30, 24, 20])
+def test_the_last_messages_stay_on_screen_whatever_its_height(height):
+    messages = [f"message {i}" for i in range(20)]
+    lines = screen_lines(view(messages), height)
+    assert len(lines) <= height
+    assert lines[-1] == "  message 19"  # the answer to the last command is always there
+    assert lines[2].startswith("VIP")  # and where the VIP is
+    assert sum(line.startswith("  message") for line in lines) >= min(8, height - 12)
+
+
+def test_exec_without_a_running_testbed_says_how_to_start_one(tmp_path):
+    with pytest.raises(ExecError, match="no testbed is running .*`make demo`"):
+        running_testbed(tmp_path)
+
+
+def test_exec_names_the_hosts_when_the_host_is_wrong(tmp_path):
+    config = load_config(None, {})
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    data = {"shells": {"client": {"pid": os.getpid()}}, "folders": []}
+    with pytest.raises(ExecError, match="no host 'router'.*hosts are client, monitor, primary, secondary"):
+        host_command(tmp_path / "state.json", data, "router", ["true"])
+    with pytest.raises(ExecError, match="host client is not running any more"):
+        host_command(tmp_path / "state.json", data, "client", ["true"])  # no start time: not ours
+
+
+def test_exec_command_line_without_a_testbed_is_a_one_line_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "experiments", "exec", "--results", str(tmp_path),
+                             "client", "curl", "-s", "http://10.0.0.100/"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no testbed is running") and "Traceback" not in result.stderr
+
+
+def test_requests_csv_columns_are_what_the_tail_parses():
+    # The demo reads requests.csv rows by column name: the same columns the load generator writes.
+    assert "latency_ms" in REQUEST_COLUMNS and "served_by" in REQUEST_COLUMNS
