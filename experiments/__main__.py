@@ -17,7 +17,6 @@ and keeps what was recorded so far.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import shutil
 import signal
@@ -27,9 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from experiments.runlock import LOCK_PATH as RUN_LOCK_PATH
 from topology.config import ConfigError, TestbedConfig, load_config
 
-LOCK_PATH = Path("/run/sdn-ha-testbed.lock")
+LOCK_PATH = RUN_LOCK_PATH  # a module attribute, so that tests can point it elsewhere
 DEMO_DURATION_S = 3600.0  # the demo's load runs until `quit`, at most this long
 USAGE_ERROR = 2
 
@@ -174,19 +174,13 @@ def check_prerequisites() -> None:
 
 
 def take_lock() -> Any:
-    """Only one run at a time: two would fight over the same switch and host names."""
-    handle = open(LOCK_PATH, "a+")
+    """Only one run at a time (see experiments/runlock.py)."""
+    from experiments.runlock import RunLock, RunLockBusy
+
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        owner = handle.read().strip() or "another process"
-        raise UsageError(f"another testbed run is active (pid {owner}); wait for it or stop it") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
+        return RunLock(LOCK_PATH)
+    except RunLockBusy as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.app import EVENT_LOG
+from experiments.runlock import RunLock
 from services.mariadb import MariaDB
 from services.runner import STOP_SIGNALS, ProcessRunner, RunState, StartupError, signals_held
 from services.secrets import RunSecrets
@@ -75,15 +76,23 @@ class Testbed:
     # -- life cycle ---------------------------------------------------------------------
 
     def __enter__(self) -> Testbed:
+        # Before anything is created: a second testbed on the machine would break this one.
+        self.lock = RunLock()
         try:
             self.start()
         except BaseException:
-            self.stop()
+            try:
+                self.stop()
+            finally:
+                self.lock.close()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            self.lock.close()
 
     def start(self) -> None:
         config_path = self.dir / "config.json"
