@@ -74,18 +74,10 @@ def run_trial(
                     testbed.record("semi_sync_fell_back", server=server, detail=f"at {at:.6f}")
             data["semi_sync_fell_back"] = len(monitor.fallbacks) if semi_sync else None
             active_at_end = _active_server(trial_dir, active_at_end)
-            testbed.databases[active_at_end].wait_relay_applied(timeout=10)
-            records = metrics.read_requests(trial_dir / "requests.csv")
-            try:
-                data.update(check_consistency(testbed, active_at_end, records))
-            except ReplicationConflict as conflict:
-                data["replication_error"] = str(conflict)
+            data.update(check_data(testbed, trial_dir, active_at_end))
     finally:
         # Whatever happened, turn what was recorded into results.
-        events = metrics.read_events(
-            [p for p in (trial_dir / EVENT_LOG, trial_dir / EXPERIMENT_EVENTS) if p.exists()]
-        )
-        write_events_csv(trial_dir / "events.csv", events)
+        events = write_trial_events(trial_dir)
     records = metrics.read_requests(trial_dir / "requests.csv")
     summary = {
         "scenario": scenario.name,
@@ -104,6 +96,27 @@ def run_trial(
     if "replication_error" in data:
         raise ReplicationConflict(f"{data['replication_error']} (results kept in {trial_dir})")
     return summary
+
+
+def check_data(testbed: Testbed, trial_dir: Path, active: str) -> dict[str, Any]:
+    """After the load: every write of requests.csv against the active database, and the
+    databases against each other (experiments/consistency.py). A replication conflict is
+    returned as "replication_error" (the database's own message), not raised."""
+    testbed.databases[active].wait_relay_applied(timeout=10)
+    records = metrics.read_requests(trial_dir / "requests.csv")
+    try:
+        return check_consistency(testbed, active, records)
+    except ReplicationConflict as conflict:
+        return {"replication_error": str(conflict)}
+
+
+def write_trial_events(trial_dir: Path) -> list[dict[str, Any]]:
+    """events.csv from the controller's and the experiment's event logs; returns the events."""
+    events = metrics.read_events(
+        [p for p in (trial_dir / EVENT_LOG, trial_dir / EXPERIMENT_EVENTS) if p.exists()]
+    )
+    write_events_csv(trial_dir / "events.csv", events)
+    return events
 
 
 def replication_settings(config: TestbedConfig) -> dict[str, Any]:

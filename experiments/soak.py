@@ -40,13 +40,17 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from controller.app import EVENT_LOG
 from experiments import metrics
-from experiments.consistency import ReplicationConflict, check_consistency
 from experiments.replication import ReplicationMonitor
-from experiments.results import write_events_csv, write_summary
-from experiments.run import LOAD_START_DELAY_S, new_run_dir, replication_settings
-from experiments.testbed import EXPERIMENT_EVENTS, Testbed
+from experiments.results import write_summary
+from experiments.run import (
+    LOAD_START_DELAY_S,
+    check_data,
+    new_run_dir,
+    replication_settings,
+    write_trial_events,
+)
+from experiments.testbed import Testbed
 from topology.config import TestbedConfig
 
 DEFAULT_DURATION_S = 600.0
@@ -401,18 +405,11 @@ def run_soak(
             data["controller_running_at_end"] = controller.running()
             active = testbed.active_server() or config.servers[0].name
             data["active_at_end"] = active
-            testbed.databases[active].wait_relay_applied(timeout=10)
-            records = metrics.read_requests(run_dir / "requests.csv")
-            try:
-                data.update(check_consistency(testbed, active, records))
-            except ReplicationConflict as conflict:
-                data["replication_error"] = str(conflict)
+            data.update(check_data(testbed, run_dir, active))
+            if "replication_error" in data:
                 data["db_consistent"] = False
     finally:
-        events = metrics.read_events(
-            [p for p in (run_dir / EVENT_LOG, run_dir / EXPERIMENT_EVENTS) if p.exists()]
-        )
-        write_events_csv(run_dir / "events.csv", events)
+        events = write_trial_events(run_dir)
     summary = summarize_soak(config, settings, run_dir, load_start, offsets, faults, events, samples, data)
     write_summary(run_dir / "summary.json", summary)
     write_report(run_dir, summary)
