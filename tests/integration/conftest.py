@@ -88,3 +88,12 @@ def read_results(run_dir):
     with open(run_dir / "events.csv") as f:
         events = list(csv.DictReader(f))
     return summary, requests, events
+
+
+def pytest_collection_modifyitems(items):
+    # Every test of this folder needs the real testbed: `pytest -m "not integration"` runs the
+    # fast unit tests alone.
+    here = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        if str(item.path).startswith(here + os.sep):
+            item.add_marker(pytest.mark.integration)
