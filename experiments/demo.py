@@ -504,9 +504,11 @@ def _draw(window: Any, view: dict[str, Any], prompt: str) -> None:
     # The terminal's size as it is now (a window resized, a tmux pane created detached): curses
     # otherwise keeps the size it found at the start.
     columns, rows = os.get_terminal_size(sys.stdout.fileno())
-    if (rows, columns) != window.getmaxyx():
+    if rows > 0 and columns > 0 and (rows, columns) != window.getmaxyx():  # 0 x 0: a pty with no size set
         curses.resizeterm(rows, columns)
     height, width = window.getmaxyx()
+    if height < 3 or width < 20:
+        return  # nothing readable fits; the screen comes back when the terminal grows
     window.erase()
     for y, line in enumerate(screen_lines(view, height - 2)):
         window.addnstr(y, 0, line, width - 1)
