@@ -111,10 +111,15 @@ def check_data(testbed: Testbed, trial_dir: Path, active: str) -> dict[str, Any]
 
 
 def write_trial_events(trial_dir: Path) -> list[dict[str, Any]]:
-    """events.csv from the controller's and the experiment's event logs; returns the events."""
+    """events.csv from the controller's and the experiment's event logs; returns the events.
+
+    Their times are rounded to the microsecond, as events.csv holds them: the figures computed
+    from the returned events are then exactly those computed again from the file.
+    """
     events = metrics.read_events(
         [p for p in (trial_dir / EVENT_LOG, trial_dir / EXPERIMENT_EVENTS) if p.exists()]
     )
+    events = [{**event, "time": round(event["time"], 6)} for event in events]
     write_events_csv(trial_dir / "events.csv", events)
     return events
 

@@ -276,7 +276,21 @@ def check_8(done: list[Done], section: str) -> None:
     assert "failback requested" in moves[1][1], moves
 
 
-CHECKS = {1: check_1, 2: check_2, 3: check_3, 4: check_4, 5: check_5, 6: check_6, 7: check_7, 8: check_8}
+def check_9(done: list[Done], section: str) -> None:
+    asynchronous, semi_sync, patient = (summary(run_dir) for run_dir in run_dirs(done))
+    assert [s["replication"]["mode"] for s in (asynchronous, semi_sync, patient)] == [
+        "async", "semi-sync", "semi-sync"]
+    assert patient["replication"]["timeout_ms"] == 5000  # the sed line changed the copy
+    # The lesson: a short semi-sync time-out falls back and loses acknowledged writes like async;
+    # a commit that waits longer than the partition loses none (the client gave up instead).
+    assert asynchronous["acked_writes_lost"] > 0 and semi_sync["acked_writes_lost"] > 0
+    assert semi_sync["semi_sync_fell_back"] >= 1
+    assert patient["acked_writes_lost"] == 0, patient
+    assert patient["unknown_writes"] + patient["failed_writes"] > 0, patient
+
+
+CHECKS = {1: check_1, 2: check_2, 3: check_3, 4: check_4, 5: check_5, 6: check_6, 7: check_7, 8: check_8,
+          9: check_9}
 
 
 def test_the_guide_lists_each_exercise_once_with_what_to_run_predict_and_look_at():
@@ -307,7 +321,7 @@ def test_the_lecture_script_plays_and_ends_by_itself():
 
 
 def test_every_exercise_runs_as_the_guide_says():
-    """A newcomer pastes the commands of exercises 1 to 8 in order: each exits 0 and shows what
+    """A newcomer pastes the commands of exercises 1 to 9 in order: each exits 0 and shows what
     the guide says it shows; the whole lab leaves no testbed behind."""
     text = guide_text()
     shown = sections(text)
