@@ -334,11 +334,12 @@ def bench_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from experiments.demo import CommandError, demo_drive, parse_script
+    from experiments.demo import CommandError, demo_drive, parse_script, terminal_problem
 
     try:
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
-            raise UsageError("the demo needs a terminal: run it in a terminal window (or in tmux)")
+        problem = terminal_problem()
+        if problem:
+            raise UsageError(problem)
         overrides = {**overrides_from(args, duration=False), "load.duration_s": DEMO_DURATION_S}
         config = load_config(args.config, overrides)
         script = None

@@ -61,6 +61,25 @@ COMMANDS = {
 }
 
 
+def terminal_problem() -> str | None:
+    """Why the demo's screen cannot be drawn here, or None; checked before the testbed starts.
+
+    curses' initscr() on a terminal it cannot drive (TERM=dumb, say) ends the whole process on
+    the spot, leaving the testbed it had started running: so it must never get that far.
+    """
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return "the demo needs a terminal: run it in a terminal window (or in tmux)"
+    term = os.environ.get("TERM", "")
+    try:
+        curses.setupterm(term or None, sys.stdout.fileno())
+    except curses.error:
+        return f"the demo cannot draw on this terminal (TERM={term or 'unset'} is unknown); set TERM=xterm"
+    if curses.tigetstr("cup") is None or curses.tigetstr("clear") is None:
+        return (f"the demo cannot draw on this terminal (TERM={term} cannot move the cursor): "
+                "run it in a terminal such as xterm, or in tmux")
+    return None
+
+
 class CommandError(ValueError):
     """A command the demo cannot take; the message says what is valid."""
 

@@ -9,6 +9,7 @@ the demo left its results and nothing else behind.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -178,3 +179,9 @@ def test_a_bad_script_is_refused_before_anything_starts(tmp_path):
                             "/dev/null"], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert "lecture.txt:2: start with the seconds since the load started" in typed.stdout
     assert "Traceback" not in typed.stdout
+    # A terminal curses cannot draw on is refused before anything starts: curses would otherwise
+    # end the process on the spot, leaving the testbed running.
+    dumb = subprocess.run(["script", "-qec", f"{sys.executable} -m experiments demo", "/dev/null"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30, env={**os.environ, "TERM": "dumb"})
+    assert "the demo cannot draw on this terminal (TERM=dumb cannot move the cursor)" in dumb.stdout
+    assert leftovers() == []
