@@ -176,7 +176,8 @@ def test_a_bad_script_is_refused_before_anything_starts(tmp_path):
     # Not a terminal here: the terminal check comes first, so give it one through `script`.
     assert result.returncode == 2 and "needs a terminal" in result.stderr
     typed = subprocess.run(["script", "-qec", f"{sys.executable} -m experiments demo --script {script}",
-                            "/dev/null"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+                            "/dev/null"], cwd=ROOT, capture_output=True, text=True, timeout=30,
+                           env={**os.environ, "TERM": "xterm"})  # CI may say TERM=dumb
     assert "lecture.txt:2: start with the seconds since the load started" in typed.stdout
     assert "Traceback" not in typed.stdout
     # A terminal curses cannot draw on is refused before anything starts: curses would otherwise
