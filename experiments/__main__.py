@@ -63,21 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("scenario", help=f"one of: {', '.join(SCENARIOS)}; or the experiment "
                      "compare-replication (primary-crash under both replication modes)")
-    run.add_argument("--config", type=Path, metavar="FILE",
-                     help="TOML config (default: built-in defaults, as in config/default.toml)")
-    run.add_argument("--rate", type=float, help="requests per second, sent open-loop (default 200)")
+    add_load_options(run, "requests per second, sent open-loop (default 200)")
     run.add_argument("--duration", type=float, metavar="SECONDS",
                      help="seconds of load (default 20); the fault then comes at half of it, "
                      "unless --fault-at says otherwise")
     run.add_argument("--fault-at", type=float, metavar="SECONDS",
                      help="seconds into the load when the fault is injected (default 10)")
-    run.add_argument("--post-ratio", type=float, metavar="SHARE",
-                     help="share of requests that are writes, 0 to 1 (default 0.3)")
-    run.add_argument("--replication", choices=["async", "semi-sync"],
-                     help="how the databases replicate (default async, or the config's)")
     run.add_argument("--trials", type=int, default=1, help="how many times to repeat the trial (default 1)")
-    run.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
-                     help="folder for the results (default: results/)")
 
     bench = commands.add_parser(
         "bench",
@@ -105,15 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the last events. Type `help` for the commands (fail, hang, recover, failback, load, status, "
         "quit). `quit` or Ctrl-C writes the results and the report like any run.",
     )
-    demo.add_argument("--config", type=Path, metavar="FILE", help="TOML config (default: built-in defaults)")
-    demo.add_argument("--rate", type=float, help="requests per second at the start (default 200)")
-    demo.add_argument("--post-ratio", type=float, metavar="SHARE", help="share of writes (default 0.3)")
-    demo.add_argument("--replication", choices=["async", "semi-sync"], help="how the databases replicate")
+    add_load_options(demo, "requests per second at the start; `load N` changes it (default 200)")
     demo.add_argument("--script", type=Path, metavar="FILE",
                       help="timed commands to play, one '<seconds> <command>' a line "
                       "(e.g. '20 fail primary')")
-    demo.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
-                      help="folder for the results (default: results/)")
     exec_ = commands.add_parser(
         "exec",
         help="run a command inside a host of the running testbed (e.g. curl from the client)",
@@ -144,6 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="folder to search for state.json files (default: results/)")
     clean.add_argument("--dry-run", action="store_true", help="say what would be removed; remove nothing")
     return parser
+
+
+def add_load_options(parser: argparse.ArgumentParser, rate_help: str) -> None:
+    """The options `run` and `demo` share: the config, the load, the replication, the results."""
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML config (default: built-in defaults, as in config/default.toml)")
+    parser.add_argument("--rate", type=float, help=rate_help)
+    parser.add_argument("--post-ratio", type=float, metavar="SHARE",
+                        help="share of requests that are writes, 0 to 1 (default 0.3)")
+    parser.add_argument("--replication", choices=["async", "semi-sync"],
+                        help="how the databases replicate (default async, or the config's)")
+    parser.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                        help="folder for the results (default: results/)")
 
 
 def overrides_from(args: argparse.Namespace, duration: bool = True) -> dict[str, Any]:
