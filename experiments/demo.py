@@ -421,18 +421,15 @@ class Demo:
             at = testbed.record("fault", server=server, detail=command.text)
             if self.first_fault_at is None:
                 self.first_fault_at = at
+        if command.verb == "fail" and not command.part:
+            testbed.crash(server)
+            return f"{command.text}: web server killed, database killed, link down"
         if command.verb == "fail":
-            done = []
-            if command.part in ("", "web"):
-                testbed.kill_web(server)
-                done.append("web server killed")
-            if command.part in ("", "db"):
-                testbed.kill_database(server)
-                done.append("database killed")
-            if command.part in ("", "link"):
-                testbed.link_down(server)
-                done.append("link down")
-            return f"{command.text}: {', '.join(done)}"
+            fault, done = {"web": (testbed.kill_web, "web server killed"),
+                           "db": (testbed.kill_database, "database killed"),
+                           "link": (testbed.link_down, "link down")}[command.part]
+            fault(server)
+            return f"{command.text}: {done}"
         if command.verb == "hang":
             testbed.hang(server)
             return f"{command.text}: web server and database frozen (SIGSTOP); recover {server} resumes them"

@@ -38,10 +38,7 @@ def primary_crash(testbed: Testbed) -> None:
     The controller sees the switch port go down and moves the virtual IP to the secondary at
     once; requests in flight on the primary are lost, later ones are served by the secondary.
     """
-    primary = testbed.config.servers[0].name
-    testbed.kill_web(primary)
-    testbed.kill_database(primary)
-    testbed.link_down(primary)
+    testbed.crash(testbed.config.servers[0].name)
 
 
 def web_crash(testbed: Testbed) -> None:

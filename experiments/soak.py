@@ -461,9 +461,7 @@ def _fault_cycle(
     if server is None:
         raise RuntimeError(f"at {offset:g} s the controller could not say who holds the VIP")
     at = testbed.record("fault", detail="server-crash", server=server)
-    testbed.kill_web(server)
-    testbed.kill_database(server)
-    testbed.link_down(server)
+    testbed.crash(server)
     testbed.record("fault_injected", detail="server-crash", server=server)
     _sleep_until(at + settings.recover_after_s)  # how long the server stays down: the schedule
     recovered_at = testbed.record("recover", server=server)

@@ -301,6 +301,13 @@ class Testbed:
 
     # -- faults -------------------------------------------------------------------------
 
+    def crash(self, server: str) -> None:
+        """The whole server dies: web server and database killed, link down (the link last, so
+        the switch's port-down event comes when nothing on the server answers any more)."""
+        self.kill_web(server)
+        self.kill_database(server)
+        self.link_down(server)
+
     def kill_web(self, server: str) -> None:
         self.runner.signal(self.webs[server].name, signal.SIGKILL)
 

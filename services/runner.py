@@ -40,7 +40,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 @contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM while the block runs, then act on them as usual.
+    """Hold the stop signals (SIGINT, SIGTERM, SIGHUP) while the block runs, then act on them.
 
     For what must not be cut in two: a process started but not yet recorded (Popen waits for
     the child's exec, and a signal there raises with the child alive and its PID lost), a
@@ -51,8 +51,7 @@ def signals_held() -> Iterator[None]:
         yield
         return
     pending: list[int] = []
-    held = STOP_SIGNALS
-    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in held}
+    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
