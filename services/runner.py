@@ -206,6 +206,14 @@ class ManagedProcess:
         except OSError:
             return "(no log)"
 
+    def log_errors(self, lines: int = 10) -> str:
+        """The log's first lines that say ERROR: the cause, where a tool's long epilogue hides it."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join([line for line in text.splitlines() if "ERROR" in line.upper()][:lines])
+
 
 def in_host(host: Any, cmd: list[str]) -> list[str]:
     """`cmd` made to run in a Mininet host: its network namespace and, if limited, its CPU cgroup.
@@ -272,9 +280,11 @@ class ProcessRunner:
         self.state.processes.pop(name, None)
         self.state.save()
         if process.popen.returncode != 0:
+            errors = process.log_errors()
             raise StartupError(
-                f"{name} failed with code {process.popen.returncode}; "
-                f"its log {process.log_path} ends with:\n{process.log_tail()}"
+                f"{name} failed with code {process.popen.returncode}; its log {process.log_path} "
+                + (f"says:\n{errors}\n... and ends with:\n" if errors else "ends with:\n")
+                + process.log_tail()
             )
 
     def signal(self, name: str, sig: int) -> None:

@@ -76,3 +76,23 @@ def test_an_interrupt_while_popen_waits_for_exec_leaves_the_process_recorded(
         for child in children:  # if the test fails, its child must not outlive it
             child.kill()
             child.wait()
+
+
+def test_a_failed_one_shot_command_names_its_error_lines_not_only_its_epilogue(tmp_path):
+    """mariadb-install-db ends with a page of advice: the ERROR line above it is the cause."""
+    import json as json_
+
+    from services.runner import ProcessRunner, RunState, StartupError
+
+    state = RunState(tmp_path / "state.json")
+    runner = ProcessRunner(tmp_path, state)
+    script = "echo starting; echo '[ERROR] the cause'; for i in $(seq 20); do echo advice; done; exit 1"
+    try:
+        runner.run("tool", ["bash", "-c", script])
+    except StartupError as error:
+        message = str(error)
+    else:
+        raise AssertionError("a command that exits 1 must fail the run")
+    assert "tool failed with code 1" in message and "says:\n[ERROR] the cause" in message
+    assert message.rstrip().endswith("advice")
+    assert json_.loads((tmp_path / "state.json").read_text())["processes"] == {}
