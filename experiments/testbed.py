@@ -206,7 +206,9 @@ class Testbed:
     def _start_databases(self, secrets: RunSecrets) -> None:
         for name, db in self.databases.items():
             db.write_config()
-            self.runner.run(f"install-{db.name}", db.install_command(), timeout=120)
+            self.runner.run(
+                f"install-{db.name}", db.install_command(), timeout=120, also_log=db.error_log
+            )
             self.runner.start(db.name, db.start_command(), host=self.host(name))
         for db in self.databases.values():
             self.runner.wait_for(f"{db.name} accepts queries", db.is_ready, timeout=60, process=db.name)

@@ -86,6 +86,7 @@ class MariaDB:
         self.pid_file = self.dir / "mariadb.pid"
         self.config_file = self.dir / "my.cnf"
         self.error_log = self.dir / "error.log"
+        self.tmpdir = self.dir / "tmp"
 
     @property
     def name(self) -> str:
@@ -122,6 +123,10 @@ sync-binlog = 0
 innodb-buffer-pool-size = 64M
 innodb-log-file-size = 16M
 max-connections = 300
+# A private tmpdir: mariadbd deletes every `#sql*` file in its tmpdir when it starts, so with a
+# shared /tmp one server starting removes the temporary tables of another one's bootstrap, and
+# mariadb-install-db then fails ("Unknown table 'mysql.tmp_user_sys'", about 1 run in 30).
+tmpdir = {self.tmpdir}
 """ + self._semi_sync_config()
 
     def _semi_sync_config(self) -> str:
@@ -135,7 +140,7 @@ rpl-semi-sync-master-timeout = {self.settings.semi_sync_timeout_ms}
 """
 
     def write_config(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(self.render_config())
 
     def install_command(self) -> list[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -208,11 +209,22 @@ class ManagedProcess:
 
     def log_errors(self, lines: int = 10) -> str:
         """The log's first lines that say ERROR: the cause, where a tool's long epilogue hides it."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join([line for line in text.splitlines() if "ERROR" in line.upper()][:lines])
+        return error_lines(self.log_path, lines)
+
+
+def error_lines(path: Path, lines: int = 10) -> str:
+    """The first lines of `path` with the word ERROR in capitals (`[ERROR]`, `ERROR: 1051`).
+
+    Capitals only: a tool's advice naming a file such as `error.log` is not a cause.
+    """
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join([line for line in text.splitlines() if ERROR_WORD.search(line)][:lines])
+
+
+ERROR_WORD = re.compile(r"\bERROR\b")
 
 
 def in_host(host: Any, cmd: list[str]) -> list[str]:
@@ -269,8 +281,15 @@ class ProcessRunner:
             self.state.add_process(name, popen.pid, in_host(host, cmd))
         return process
 
-    def run(self, name: str, cmd: list[str], host: Any = None, timeout: float = 60.0) -> None:
-        """Run a one-shot command (recorded like any other) and fail clearly if it fails."""
+    def run(
+        self, name: str, cmd: list[str], host: Any = None, timeout: float = 60.0,
+        also_log: Path | None = None,
+    ) -> None:
+        """Run a one-shot command (recorded like any other) and fail clearly if it fails.
+
+        `also_log` is a log the command writes besides its output (mariadb-install-db's
+        bootstrap server writes to the server's error log): its ERROR lines join the message.
+        """
         process = self.start(name, cmd, host=host)
         try:
             process.popen.wait(timeout)
@@ -281,10 +300,12 @@ class ProcessRunner:
         self.state.save()
         if process.popen.returncode != 0:
             errors = process.log_errors()
+            elsewhere = error_lines(also_log) if also_log else ""
             raise StartupError(
                 f"{name} failed with code {process.popen.returncode}; its log {process.log_path} "
                 + (f"says:\n{errors}\n... and ends with:\n" if errors else "ends with:\n")
                 + process.log_tail()
+                + (f"\n{also_log} says:\n{elsewhere}" if elsewhere else "")
             )
 
     def signal(self, name: str, sig: int) -> None:

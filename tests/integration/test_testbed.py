@@ -82,6 +82,14 @@ def test_auto_increment_offsets_keep_ids_apart(testbed):
     assert ids["primary"] % 2 == 1 and ids["secondary"] % 2 == 0
 
 
+def test_each_running_server_keeps_its_temporary_files_to_itself(testbed):
+    """A server starting deletes the `#sql*` files in its tmpdir: a shared one broke installs."""
+    tmpdirs = {name: db.query("SELECT @@tmpdir")[0][0] for name, db in testbed.databases.items()}
+    for name, db in testbed.databases.items():
+        assert tmpdirs[name] == str(db.tmpdir) and db.tmpdir.is_dir()
+    assert len(set(tmpdirs.values())) == len(tmpdirs)
+
+
 def test_replication_user_has_only_replication_slave(testbed):
     grants = testbed.databases["primary"].query("SHOW GRANTS FOR 'repl'@'10.0.0.12'")
     assert len(grants) == 1 and grants[0][0].startswith("GRANT REPLICATION SLAVE ON *.*")

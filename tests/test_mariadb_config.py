@@ -1,0 +1,46 @@
+"""The MariaDB config each server renders: what keeps two servers on one machine apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.mariadb import MariaDB
+from topology.config import TestbedConfig
+
+
+def servers(tmp_path: Path) -> list[MariaDB]:
+    config = TestbedConfig()
+    plans = config.server_plans
+    return [
+        MariaDB(plan, i + 1, len(plans), tmp_path, tmp_path / "sockets")
+        for i, plan in enumerate(plans)
+    ]
+
+
+def settings(db: MariaDB) -> dict[str, str]:
+    pairs = [line.split(" = ", 1) for line in db.render_config().splitlines() if " = " in line]
+    return {key: value for key, value in pairs}
+
+
+def test_each_server_has_its_own_tmpdir(tmp_path: Path) -> None:
+    """mariadbd deletes every `#sql*` file in its tmpdir when it starts: a shared /tmp let one
+    server's start delete the temporary tables of the other's mariadb-install-db."""
+    dirs = [settings(db)["tmpdir"] for db in servers(tmp_path)]
+    assert len(set(dirs)) == len(dirs)
+    for db, tmpdir in zip(servers(tmp_path), dirs, strict=True):
+        assert Path(tmpdir).parent == db.dir
+
+
+def test_write_config_creates_the_tmpdir(tmp_path: Path) -> None:
+    """mariadbd refuses to start on a tmpdir that does not exist."""
+    db = servers(tmp_path)[0]
+    db.write_config()
+    assert db.tmpdir.is_dir() and db.config_file.is_file()
+
+
+def test_no_two_servers_share_a_file(tmp_path: Path) -> None:
+    keys = ["datadir", "socket", "pid-file", "log-error", "log-bin", "tmpdir"]
+    rendered = [settings(db) for db in servers(tmp_path)]
+    for key in keys:
+        values = [r[key] for r in rendered]
+        assert len(set(values)) == len(values), key
