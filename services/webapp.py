@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pymysql
 
+from services.mariadb import APP_SCHEMA, connect_local
+
 NODE = os.environ.get("TESTBED_NODE", "unknown")
 DB_SOCKET = os.environ.get("TESTBED_DB_SOCKET", "")
 SECRETS_DIR = Path(os.environ.get("TESTBED_SECRETS_DIR", "."))
@@ -42,20 +44,13 @@ _pool: queue.LifoQueue[pymysql.Connection] = queue.LifoQueue()
 
 def _connect() -> pymysql.Connection:
     password = (SECRETS_DIR / "app.password").read_text().strip()
-    return pymysql.connect(
-        unix_socket=DB_SOCKET,
-        user="app",
-        password=password,
-        database="app",
-        autocommit=True,
-        connect_timeout=1,
-        read_timeout=2,
-        write_timeout=2,
+    return connect_local(
+        DB_SOCKET, user="app", password=password, database=APP_SCHEMA, connect_timeout=1, io_timeout=2
     )
 
 
 # After the database failed to answer, requests fail at once for this long instead of trying
-# again: a failed connection attempt costs pymysql about 20 ms of CPU, and a server whose
+# again: a hung database makes each attempt wait for the connect time-out, and a server whose
 # database is gone must say so quickly (to the client, and to the health probe).
 DB_RETRY_AFTER_S = 0.25
 _db_down_until = 0.0
