@@ -1,0 +1,59 @@
+"""The failover benchmark's verdicts: each target checked against the figures measured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from experiments.bench import BENCH_SCENARIOS, GAP_TARGETS, bench_table, check_targets
+
+
+def results(gaps: dict[str, dict[str, float | None]], ratio: float | None = 1.0) -> dict[str, Any]:
+    scenarios = {
+        name: {
+            "failover_gap_ms": {"n": 20, "max": None, **gap},
+            "detection_ms": {"median": 10.0},
+            "availability_pct": {"median": 99.5},
+        }
+        for name, gap in gaps.items()
+    }
+    return {"rate": 500, "trials": 20, "scenarios": scenarios,
+            "throughput": {"ratio": ratio, "wrk": "-t2", "through_vip_rps": 1, "direct_rps": 1}}
+
+
+def verdicts(checks: list[dict[str, Any]]) -> dict[str, bool]:
+    return {check["what"]: check["met"] for check in checks}
+
+
+@pytest.mark.parametrize("gaps, ratio, expected", [
+    # every scenario well inside its targets
+    ({"primary-crash": {"median": 30, "p95": 45}, "db-crash": {"median": 70, "p95": 95}}, 1.0,
+     {"primary-crash failover gap median": True, "primary-crash failover gap p95": True,
+      "db-crash failover gap median": True, "db-crash failover gap p95": True,
+      "throughput through the VIP / straight to the primary": True}),
+    # on the limit is met; just over it is not
+    ({"db-crash": {"median": 100.0, "p95": 200.01}}, 0.95,
+     {"db-crash failover gap median": True, "db-crash failover gap p95": False,
+      "throughput through the VIP / straight to the primary": True}),
+    # no gap measured (no trial saw the VIP move) is a failure, not a pass
+    ({"link-down": {"median": None, "p95": None}}, 0.9,
+     {"link-down failover gap median": False,
+      "throughput through the VIP / straight to the primary": False}),
+    # a scenario that was not run gets no verdict; a missing ratio fails
+    ({}, None, {"throughput through the VIP / straight to the primary": False}),
+])
+def test_check_targets(gaps: dict, ratio: float | None, expected: dict[str, bool]) -> None:
+    assert verdicts(check_targets(results(gaps, ratio))) == expected
+
+
+def test_every_benchmarked_scenario_has_a_gap_target() -> None:
+    assert {scenario for scenario, _, _ in GAP_TARGETS} == set(BENCH_SCENARIOS)
+
+
+def test_the_table_says_no_for_a_missed_target() -> None:
+    figures = results({"web-crash": {"median": 150, "p95": 190}})
+    figures["targets"] = check_targets(figures)
+    table = bench_table(figures)
+    assert "| web-crash failover gap median | <= 100 ms | 150 | NO |" in table
+    assert "| web-crash failover gap p95 | <= 200 ms | 190 | yes |" in table
