@@ -62,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Options given here override the config file.",
     )
     run.add_argument("scenario", help=f"one of: {', '.join(SCENARIOS)}; or the experiment "
-                     "compare-replication (primary-crash under both replication modes)")
+                     "compare-replication (primary-crash, or --under's scenario, under both "
+                     "replication modes)")
+    run.add_argument("--under", metavar="SCENARIO",
+                     help="compare-replication only: the scenario to run under both modes "
+                     "(default primary-crash; partition-crash shows what async loses)")
     add_load_options(run, "requests per second, sent open-loop (default 200)")
     run.add_argument("--duration", type=float, metavar="SECONDS",
                      help="seconds of load (default 20); the fault then comes at half of it, "
@@ -280,12 +284,15 @@ def run_command(args: argparse.Namespace) -> int:
     from experiments.scenarios import SCENARIOS
 
     comparing = args.scenario == compare_replication.NAME
+    scenario = (args.under or compare_replication.DEFAULT_SCENARIO) if comparing else args.scenario
     try:
-        if not comparing:
-            check_scenarios([args.scenario])
+        if args.under is not None and not comparing:
+            raise UsageError(f"--under applies only to {compare_replication.NAME}; "
+                             f"to run {args.under} alone: run {args.under}")
+        check_scenarios([scenario])
         check_trials(args.trials)
         # What the scenario needs (a failback policy, say), unless the command line says otherwise.
-        needs = {} if comparing else SCENARIOS[args.scenario].overrides
+        needs = SCENARIOS[scenario].overrides
         config, lock = prepare(args, {**needs, **overrides_from(args)})
     except ConfigError as exc:
         return usage_error(f"error: config {exc}")
@@ -297,7 +304,9 @@ def run_command(args: argparse.Namespace) -> int:
 
     def work() -> Path:
         if comparing:
-            folder, results = compare_replication.run_compare_replication(config, args.trials, args.out)
+            folder, results = compare_replication.run_compare_replication(
+                config, args.trials, args.out, scenario
+            )
             print(compare_replication.comparison_table(results))
             return folder
         run_dir, summary = run_experiment(config, SCENARIOS[args.scenario], args.out, args.trials)

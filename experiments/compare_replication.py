@@ -1,8 +1,10 @@
 """Asynchronous versus semi-synchronous replication: where acknowledged writes are lost.
 
     python -m experiments run compare-replication --trials 20 --rate 500
+    python -m experiments run compare-replication --under partition-crash --trials 5
 
-Runs `primary-crash` `--trials` times with each replication mode and writes, in
+Runs `primary-crash` (or the scenario `--under` names) `--trials` times with each
+replication mode and writes, in
 `results/compare-replication-<timestamp>/`, both runs' folders, `compare-replication.md` (a
 side-by-side table), `compare-replication.json` and `compare-replication.png`:
 acknowledged writes lost in each trial, and the latency of writes, for both modes.
@@ -29,19 +31,22 @@ from topology.config import TestbedConfig
 
 MODES = ("async", "semi-sync")
 NAME = "compare-replication"
-SUMMARY = "primary-crash under asynchronous and semi-synchronous replication, side by side"
+DEFAULT_SCENARIO = "primary-crash"
+SUMMARY = (f"{DEFAULT_SCENARIO} (or the scenario --under names) under asynchronous and "
+           "semi-synchronous replication, side by side")
 
 
 def run_compare_replication(
-    config: TestbedConfig, trials: int, out: Path, progress: Callable[[str], None] = print
+    config: TestbedConfig, trials: int, out: Path, scenario: str = DEFAULT_SCENARIO,
+    progress: Callable[[str], None] = print,
 ) -> tuple[Path, dict[str, Any]]:
     folder = out.resolve() / f"{NAME}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     folder.mkdir(parents=True)
-    results: dict[str, Any] = {"trials": trials, "rate": config.load.rate, "modes": {}}
+    results: dict[str, Any] = {"scenario": scenario, "trials": trials, "rate": config.load.rate, "modes": {}}
     for mode in MODES:
-        progress(f"{NAME}: primary-crash with {mode} replication, {trials} trial(s)")
+        progress(f"{NAME}: {scenario} with {mode} replication, {trials} trial(s)")
         mode_config = replace(config, database=replace(config.database, replication=mode))
-        run_dir, _ = run_experiment(mode_config, SCENARIOS["primary-crash"], folder / mode, trials, progress)
+        run_dir, _ = run_experiment(mode_config, SCENARIOS[scenario], folder / mode, trials, progress)
         results["modes"][mode] = mode_figures(run_dir)
     (folder / f"{NAME}.json").write_text(json.dumps(results, indent=2) + "\n")
     (folder / f"{NAME}.md").write_text(comparison_table(results) + f"\n\n![{NAME}]({NAME}.png)\n")
@@ -56,10 +61,12 @@ def _trial_dirs(run_dir: Path) -> list[Path]:
 
 def mode_figures(run_dir: Path) -> dict[str, Any]:
     """Per-trial lost writes and gaps, and the latency of every acknowledged write, of one mode."""
-    lost, gaps, consistent, write_latencies = [], [], [], []
+    lost, gaps, consistent, write_latencies, unknown, fell_back = [], [], [], [], [], []
     for trial in _trial_dirs(run_dir):
         summary = json.loads((trial / "summary.json").read_text())
         lost.append(summary.get("acked_writes_lost"))
+        unknown.append(summary.get("unknown_writes") or 0)
+        fell_back.append(summary.get("semi_sync_fell_back"))
         gaps.append(summary.get("failover_gap_ms"))
         consistent.append(summary.get("db_consistent"))
         write_latencies += [
@@ -72,6 +79,11 @@ def mode_figures(run_dir: Path) -> dict[str, Any]:
         "acked_writes_lost_per_trial": lost,
         "acked_writes_lost_total": sum(v for v in lost if v is not None),
         "db_consistent_trials": sum(1 for c in consistent if c),
+        "unknown_writes_total": sum(unknown),
+        # None under asynchronous replication: there is nothing to fall back from.
+        "semi_sync_fell_back_trials": (
+            None if all(f is None for f in fell_back) else sum(1 for f in fell_back if f)
+        ),
         "failover_gap_ms_median": metrics.percentile(known_gaps, 50),
         "write_latency_ms": {
             "p50": metrics.percentile(write_latencies, 50),
@@ -88,7 +100,7 @@ def _fmt(value: Any) -> str:
 
 def comparison_table(results: dict[str, Any]) -> str:
     lines = [
-        f"primary-crash, {results['trials']} trial(s) per mode at {results['rate']:g} req/s",
+        f"{results['scenario']}, {results['trials']} trial(s) per mode at {results['rate']:g} req/s",
         "",
         "| | " + " | ".join(MODES) + " |",
         "|---|" + "---|" * len(MODES),
@@ -97,6 +109,8 @@ def comparison_table(results: dict[str, Any]) -> str:
         ("acknowledged writes lost, total", lambda m: _fmt(m["acked_writes_lost_total"])),
         ("acknowledged writes lost, per trial",
          lambda m: ", ".join(map(_fmt, m["acked_writes_lost_per_trial"]))),
+        ("writes never answered (client time-out), total", lambda m: _fmt(m.get("unknown_writes_total"))),
+        ("trials where semi-sync fell back to async", lambda m: _fmt(m.get("semi_sync_fell_back_trials"))),
         ("trials with consistent databases", lambda m: _fmt(m["db_consistent_trials"])),
         ("write latency p50 / p95 / p99 (ms)",
          lambda m: " / ".join(_fmt(m["write_latency_ms"][p]) for p in ("p50", "p95", "p99"))),
@@ -138,7 +152,8 @@ def draw(results: dict[str, Any], path: Path) -> None:
     latency_ax.set_ylabel("share of writes (CDF)")
     latency_ax.set_title("what waiting for the replica costs each write")
     latency_ax.legend()
-    fig.suptitle(f"primary-crash at {results['rate']:g} req/s: asynchronous vs semi-synchronous replication")
+    fig.suptitle(f"{results['scenario']} at {results['rate']:g} req/s: "
+                 "asynchronous vs semi-synchronous replication")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

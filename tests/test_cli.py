@@ -27,6 +27,9 @@ def cli(*args):
         (["run", "baseline", "--config", "/nonexistent.toml"], "no such file"),
         (["run", "baseline", "--out", "/proc/forbidden"], "--out"),
         (["bench", "failover", "--scenarios", "nope"], "unknown scenario 'nope'"),
+        (["run", "compare-replication", "--under", "nope"], "unknown scenario 'nope'"),
+        (["run", "primary-crash", "--under", "partition-crash"],
+         "--under applies only to compare-replication"),
         (["report", "/nonexistent"], "not a folder"),
     ],
 )

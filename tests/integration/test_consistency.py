@@ -80,6 +80,20 @@ def test_compare_replication_writes_a_table_and_a_picture(tmp_path):
     assert leftovers() == []
 
 
+def test_compare_replication_under_partition_crash_shows_what_async_loses(tmp_path):
+    result, folder = run_cli("compare-replication", tmp_path, "--under", "partition-crash",
+                             "--trials", "1", "--duration", "6", "--fault-at", "3")
+    assert "\npartition-crash, 1 trial(s) per mode at 200 req/s\n" in result.stdout
+    results = json.loads((folder / "compare-replication.json").read_text())
+    assert results["scenario"] == "partition-crash"
+    # Replication is cut for 1 s before the crash: the writes of that second are acknowledged
+    # by the primary alone, and die with it.
+    assert results["modes"]["async"]["acked_writes_lost_total"] > 0
+    assert results["modes"]["async"]["semi_sync_fell_back_trials"] is None
+    assert results["modes"]["semi-sync"]["semi_sync_fell_back_trials"] in (0, 1)
+    assert leftovers() == []
+
+
 def test_asynchronous_replication_loses_what_the_replica_never_got_and_says_so(tmp_path):
     _, run_dir = run_cli("partition-crash", tmp_path, "--duration", "8", "--fault-at", "3")
     summary, _, _ = read_results(run_dir)
