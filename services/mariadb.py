@@ -141,8 +141,8 @@ innodb-log-file-size = 16M
 max-connections = 300
 # A private tmpdir: mariadbd deletes every `#sql*` file in its tmpdir when it starts, so with a
 # shared /tmp one server starting removes the temporary tables of another one's bootstrap, and
-# mariadb-install-db then fails ("Unknown table 'mysql.tmp_user_sys'": 4 of 120 installs side
-# by side with server starts, 0 of 120 with private tmpdirs).
+# mariadb-install-db then fails ("Unknown table 'mysql.tmp_user_sys'": 4 of 120 installs run three
+# at a time, 0 of 120 with private tmpdirs).
 tmpdir = {self.tmpdir}
 """ + self._semi_sync_config()
 
