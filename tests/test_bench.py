@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from experiments.bench import BENCH_SCENARIOS, GAP_TARGETS, bench_table, check_targets
+from experiments.bench import BENCH_SCENARIOS, GAP_TARGETS, bench_table, check_targets, paired_ratio
 
 
 def results(gaps: dict[str, dict[str, float | None]], ratio: float | None = 1.0) -> dict[str, Any]:
@@ -57,3 +57,16 @@ def test_the_table_says_no_for_a_missed_target() -> None:
     table = bench_table(figures)
     assert "| web-crash failover gap median | <= 100 ms | 150 | NO |" in table
     assert "| web-crash failover gap p95 | <= 200 ms | 190 | yes |" in table
+
+
+@pytest.mark.parametrize("through_vip, direct, expected", [
+    ([100.0, 100.0, 100.0], [100.0, 100.0, 100.0], 1.0),
+    # a slow spell covers round 1 and the direct half of round 2: the median of the paired
+    # ratios stays 1.0, where the ratio of the two medians (100 / 60) would say 1.67
+    ([60.0, 100.0, 100.0], [60.0, 60.0, 100.0], 1.0),
+    ([90.0, 95.0, 100.0], [100.0, 100.0, 100.0], 0.95),
+    ([], [], None),
+    ([100.0], [0.0], None),
+])
+def test_the_throughput_ratio_is_the_median_of_each_rounds_ratio(through_vip, direct, expected):
+    assert paired_ratio(through_vip, direct) == expected

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from experiments.bench import WRK_ROUNDS
 from tests.integration.conftest import ROOT, leftovers
 
 
@@ -31,7 +32,7 @@ def test_bench_failover_measures_the_gap_and_the_throughput(tmp_path):
     assert gap["n"] == 1 and 0 < gap["median"] <= 200
     throughput = results["throughput"]
     assert throughput["through_vip_rps"] > 200 and throughput["direct_rps"] > 200
-    assert len(throughput["rounds"]["through_vip"]) == 3
+    assert len(throughput["rounds"]["through_vip"]) == WRK_ROUNDS
     verdicts = {check["what"] for check in results["targets"]}
     assert verdicts == {"db-crash failover gap median", "db-crash failover gap p95",
                         "throughput through the VIP / straight to the primary"}
