@@ -762,11 +762,19 @@ def _write_run_report(run_dir: Path, trial_dirs: Sequence[Path]) -> Path:
 def write_report(run_dir: Path) -> Path:
     """Write report.md and its pictures into a run folder (single- or multi-trial); returns report.md.
 
+    For a soak folder it rewrites soak.md and controller-resources.png instead, and returns soak.md.
+
     Raises ReportError, naming the file, when an input file is missing or malformed.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: not a folder")
+    if (run_dir / "summary.json").is_file() and read_summary(run_dir).get("scenario") == "soak":
+        # A soak has ten faults, not one: its own page (soak.md) and picture, not a trial report.
+        from experiments.soak import write_report as write_soak_report
+
+        write_soak_report(run_dir, read_summary(run_dir))
+        return run_dir / "soak.md"
     trial_dirs = _trial_dirs(run_dir)
     if trial_dirs and not (run_dir / "requests.csv").exists():
         return _write_run_report(run_dir, trial_dirs)

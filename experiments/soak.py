@@ -21,7 +21,7 @@ first fault cycle is over, to the end.
         soak.md                     the same, short, for people
         controller-resources.png    descriptors, threads and memory over time, faults marked
 
-    python -m experiments.soak results/soak-<timestamp>    rewrites soak.md and the picture
+    python -m experiments report results/soak-<timestamp>    rewrites soak.md and the picture
 
 The pure parts (the schedule, the per-fault windows, the growth check, the verdict) are
 functions of recorded data, tested without a testbed in tests/test_soak.py.
@@ -32,7 +32,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -549,21 +548,3 @@ def _sleep_until(when: float) -> None:
     delay = when - time.time()
     if delay > 0:
         time.sleep(delay)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Rewrite a soak folder's soak.md and picture from its summary.json and samples."""
-    import json
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m experiments.soak RESULTS_FOLDER", file=sys.stderr)
-        return 2
-    run_dir = Path(args[0])
-    write_report(run_dir, json.loads((run_dir / "summary.json").read_text()))
-    print(run_dir / "soak.md")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -225,18 +225,22 @@ def test_report_names_every_fault_and_the_verdict():
     assert "| open file descriptors | 30 | 30 | 31 | +0 | +4 |" in text
 
 
-def test_main_rewrites_the_report_and_picture_of_a_soak_folder(tmp_path):
+def test_report_rewrites_the_page_and_picture_of_a_soak_folder(tmp_path):
+    """`python -m experiments report DIR` on a soak: soak.md and its picture, not a trial report
+    (which would say "no fault in this run" of a run with ten)."""
     import json
 
     summary = _passing_summary(
         duration_s=60, period_s=20, recover_after_s=5, rate=200, post_ratio=0.3, failback="never",
-        sample_interval_s=2, passed=True, failures=[], load_start=100.0,
+        sample_interval_s=2, passed=True, failures=[], load_start=100.0, scenario="soak",
     )
     summary["controller_resources"].update(baseline={"time": 104.0, "fds": 8, "threads": 10, "rss_kb": 50000})
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     (tmp_path / soak.RESOURCES_CSV).write_text(
         "time,fds,threads,rss_kb\n100.0,8,10,49000\n102.0,9,11,50000\n104.0,8,10,50000\n")
-    assert soak.main([str(tmp_path)]) == 0
+    from experiments.report import write_report
+
+    assert write_report(tmp_path) == tmp_path / "soak.md"
     assert "![controller resources](controller-resources.png)" in (tmp_path / "soak.md").read_text()
     assert (tmp_path / "controller-resources.png").read_bytes()[:4] == b"\x89PNG"
-    assert soak.main([]) == 2
+    assert not (tmp_path / "report.md").exists()
