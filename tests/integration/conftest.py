@@ -63,18 +63,24 @@ def mininet_shells() -> list[int]:
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def run_cli(scenario: str, out, *options: str):
-    """`python -m experiments run SCENARIO ...` as a user runs it; returns (result, run folder)."""
+def run_experiments(out, *args: str):
+    """`python -m experiments ARGS... --out OUT` as a user runs it; returns (result, the folder
+    it wrote in OUT)."""
     import sys
     from pathlib import Path
 
     result = subprocess.run(
-        [sys.executable, "-m", "experiments", "run", scenario, "--out", str(out), *options],
+        [sys.executable, "-m", "experiments", *args, "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = Path(out).iterdir()
-    return result, run_dir
+    (folder,) = Path(out).iterdir()
+    return result, folder
+
+
+def run_cli(scenario: str, out, *options: str):
+    """`python -m experiments run SCENARIO ...` as a user runs it; returns (result, run folder)."""
+    return run_experiments(out, "run", scenario, *options)
 
 
 def read_results(run_dir):

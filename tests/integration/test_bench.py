@@ -5,27 +5,14 @@ wrk rounds; `bench loadgen` at a rate the generator must keep up with on any mac
 """
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 from experiments.bench import WRK_ROUNDS
-from tests.integration.conftest import ROOT, leftovers
-
-
-def bench(what: str, out: Path, *options: str) -> tuple[subprocess.CompletedProcess, Path]:
-    result = subprocess.run(
-        [sys.executable, "-m", "experiments", "bench", what, "--out", str(out), *options],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (folder,) = Path(out).iterdir()
-    return result, folder
+from tests.integration.conftest import leftovers, run_experiments
 
 
 def test_bench_failover_measures_the_gap_and_the_throughput(tmp_path):
-    result, folder = bench("failover", tmp_path, "--trials", "1", "--rate", "200",
-                           "--scenarios", "db-crash")
+    result, folder = run_experiments(tmp_path, "bench", "failover", "--trials", "1", "--rate", "200",
+                                     "--scenarios", "db-crash")
     results = json.loads((folder / "bench.json").read_text())
     gap = results["scenarios"]["db-crash"]["failover_gap_ms"]
     # One trial: the VIP moved once, within the benchmark's own target for db-crash.
@@ -42,7 +29,7 @@ def test_bench_failover_measures_the_gap_and_the_throughput(tmp_path):
 
 
 def test_bench_loadgen_sends_every_request_on_schedule(tmp_path):
-    result, folder = bench("loadgen", tmp_path, "--rate", "500")
+    result, folder = run_experiments(tmp_path, "bench", "loadgen", "--rate", "500")
     results = json.loads((folder / "bench-loadgen.json").read_text())
     assert results["scheduled"] == 2500
     assert results["recorded"] == 2500 and results["ok"] == 2500
