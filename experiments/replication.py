@@ -43,7 +43,7 @@ class ReplicationMonitor:
     ) -> None:
         self.databases = databases
         self.semi_sync = semi_sync
-        self.semi_sync_on: dict[str, bool] = {}  # per server, as last seen while it held the VIP
+        self.semi_sync_on: dict[str, bool] = {}  # per server: at the start, then while it holds the VIP
         self.fallbacks: list[tuple[float, str]] = []  # when a primary fell back to asynchronous
         self.active = active  # who holds the VIP now
         self.file = open(out, "w", newline="")
@@ -57,6 +57,16 @@ class ReplicationMonitor:
         ]
 
     def start(self) -> None:
+        if self.semi_sync:
+            # Every server's state from the start, not only the active one's: the server that
+            # takes the VIP after a crash falls back as soon as it writes (its replica is the
+            # dead server), and that fallback counts as much as the old primary's.
+            for name, db in self.databases.items():
+                try:
+                    rows = db.query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'")
+                except (pymysql.MySQLError, OSError):
+                    continue
+                self.semi_sync_on[name] = bool(rows) and rows[0][1] == "ON"
         for thread in self.threads:
             thread.start()
 
