@@ -25,6 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pymysql
+
 from controller.app import EVENT_LOG
 from experiments.runlock import RunLock
 from services.mariadb import MariaDB
@@ -317,8 +319,18 @@ class Testbed:
         self.runner.signal(self.databases[server].name, signal.SIGKILL)
 
     def start_database(self, server: str) -> None:
-        """Start `server`'s database again (after a crash) and wait until it answers."""
+        """Start `server`'s database again (after a crash) and wait until it answers.
+
+        The sessions its peers still hold for its dead replica threads are closed first, so
+        that it catches up as soon as it is back (see `MariaDB.drop_replica_sessions`).
+        """
         db = self.databases[server]
+        for name, peer in self.databases.items():
+            if name != server and name not in self.hung and self.runner.processes[peer.name].running():
+                try:
+                    peer.drop_replica_sessions(db.plan.ip)
+                except (pymysql.MySQLError, OSError):
+                    pass  # a peer that does not answer holds up nothing: it sends nothing either
         self.runner.start(db.name, db.start_command(), host=self.host(server))
         self.runner.wait_for(f"{db.name} accepts queries", db.is_ready, timeout=60, process=db.name)
 
