@@ -23,8 +23,8 @@ The rules:
   a preferred server comes back. With `auto` it returns to the most preferred server that is
   up, but only once `hold_down_s` has passed since the VIP last moved (so a flapping server
   cannot pull the VIP back and forth) and only once that server's database has applied every
-  transaction the active one has (GTID positions, reported by each probe): never to a
-  lagging server.
+  transaction the active one had `REPLICATION_ALLOWANCE_S` (100 ms) before (GTID positions,
+  reported by each probe): never to a lagging server.
 - Commands (from the status endpoint): `failover` moves the VIP to the first other server
   that is up; `failback` moves it to the most preferred server that is up and caught up. They
   ignore the hold-down (a person asked) but never pick a server that is down or lagging.
@@ -33,7 +33,7 @@ The rules:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,10 @@ VIP_ADOPTED = "vip_adopted"
 NO_HEALTHY_SERVER = "no_healthy_server"
 COMMAND_REFUSED = "command_refused"
 COMMANDS = ("failover", "failback")
+# A server counts as caught up when it has what the active one had this long before: far
+# more than the replication lag here (p99 a few ms), far less than a lagging server's delay.
+REPLICATION_ALLOWANCE_S = 0.1
+GTID_HISTORY = 32  # passed probes remembered per server: over a second at the default interval
 
 
 def gtid_positions(text: str | None) -> dict[int, int] | None:
@@ -87,6 +91,8 @@ class ServerState:
     definite_failures: int = 0  # consecutive failed probes that were not time-outs
     successes: int = 0  # consecutive successful probes
     gtid: str | None = None  # the database's GTID position at the last passed probe
+    # (time, GTID position) of the recent passed probes, oldest first, for `_caught_up`
+    gtid_seen: list[tuple[float, str]] = field(default_factory=list)
 
 
 class FailoverMachine:
@@ -128,6 +134,7 @@ class FailoverMachine:
         if ok and state.port_up:
             if gtid is not None:
                 state.gtid = gtid
+                state.gtid_seen = [*state.gtid_seen[-(GTID_HISTORY - 1):], (now, gtid)]
             state.failures = state.definite_failures = 0
             state.successes += 1
             if not state.up and state.successes >= self.rise:
@@ -191,7 +198,17 @@ class FailoverMachine:
     # -- the decision -------------------------------------------------------------------
 
     def _caught_up(self, server: str) -> bool:
-        return caught_up(self.servers[server].gtid, self.servers[self.active].gtid)
+        """Has `server` applied what the active server had committed REPLICATION_ALLOWANCE_S
+        before `server`'s last probe? Not the active's last probe: under a steady stream of
+        writes that one may be newer than the candidate's by a probe's length, and a server
+        a few milliseconds behind would never count as caught up."""
+        candidate = self.servers[server].gtid_seen
+        if not candidate:
+            return False
+        seen_at = candidate[-1][0]
+        earlier = [gtid for at, gtid in self.servers[self.active].gtid_seen
+                   if at <= seen_at - REPLICATION_ALLOWANCE_S]
+        return caught_up(candidate[-1][1], earlier[-1] if earlier else None)
 
     def _place_vip(self, now: float) -> list[Decision]:
         up = [name for name in self.order if self.servers[name].up]

@@ -115,6 +115,13 @@ CASES = {
               ("probe", P, True, "1-1-10,2-2-39"), ("probe", P, True, "1-1-10,2-2-40")),
         [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S), (0.1, SERVER_UP, P), (0.2, VIP_MOVED, P)], P,
     ),
+    "failback auto under steady writes: a server that trails the active's newest probe by "
+    "a few ms counts as caught up against the active's position 100 ms before": (
+        dict(fall=1, rise=1, failback="auto"),
+        timed(("probe", P, False), ("probe", S, True, "1-1-10,2-2-40"), ("probe", P, True, "1-1-10,2-2-38"),
+              ("probe", S, True, "1-1-10,2-2-44"), ("probe", P, True, "1-1-10,2-2-42")),
+        [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S), (0.1, SERVER_UP, P), (0.2, VIP_MOVED, P)], P,
+    ),
     "both down: the VIP stays, said once; it moves to the first server back": (
         dict(fall=1, rise=2),
         timed(*fails(P, 1), *fails(S, 1), *fails(S, 1), *fails(P, 1), *passes(P, 2)),
