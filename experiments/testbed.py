@@ -70,16 +70,23 @@ class Testbed:
             self.hung: set[str] = set()
             self.event_file = open(self.dir / EXPERIMENT_EVENTS, "a", buffering=1)
         except BaseException:  # Ctrl-C before `with` could call stop(): remove the folder here
-            shutil.rmtree(self.socket_dir, ignore_errors=True)
-            self.state.folders = []
-            self.state.save()
+            self._remove_socket_dir()
             raise
+
+    def _remove_socket_dir(self) -> None:
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+        self.state.folders = []
+        self.state.save()
 
     # -- life cycle ---------------------------------------------------------------------
 
     def __enter__(self) -> Testbed:
         # Before anything is created: a second testbed on the machine would break this one.
-        self.lock = RunLock()
+        try:
+            self.lock = RunLock()
+        except BaseException:  # refused, or Ctrl-C while waiting: nothing but the folder exists
+            self._remove_socket_dir()
+            raise
         try:
             self.start()
         except BaseException:
@@ -144,9 +151,7 @@ class Testbed:
                 self.state.save()
             for db in self.databases.values():
                 shutil.rmtree(db.datadir, ignore_errors=True)  # large and of no use after the run
-            shutil.rmtree(self.socket_dir, ignore_errors=True)
-            self.state.folders = []
-            self.state.save()
+            self._remove_socket_dir()
             self.event_file.flush()
         finally:
             for sig, handler in previous.items():

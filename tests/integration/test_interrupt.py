@@ -62,7 +62,9 @@ class Seen:
     latest: dict[Path, dict[str, Any]] = field(default_factory=dict)  # trial folder -> its state
 
     def update(self, out: Path) -> None:
-        for path in out.rglob("state.json"):
+        # Where a run writes state.json (a run folder, or its trial folders), not a recursive
+        # walk: the run deletes the datadirs underneath while this looks.
+        for path in [*out.glob("*/state.json"), *out.glob("*/trial-*/state.json")]:
             try:
                 state = json.loads(path.read_text())
             except (OSError, ValueError):  # replaced (atomically) between listing and reading
