@@ -90,9 +90,13 @@ class ServerState:
     failures: int = 0  # consecutive failed probes, time-outs included
     definite_failures: int = 0  # consecutive failed probes that were not time-outs
     successes: int = 0  # consecutive successful probes
-    gtid: str | None = None  # the database's GTID position at the last passed probe
     # (time, GTID position) of the recent passed probes, oldest first, for `_caught_up`
     gtid_seen: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def gtid(self) -> str | None:
+        """The database's GTID position at the last passed probe."""
+        return self.gtid_seen[-1][1] if self.gtid_seen else None
 
 
 class FailoverMachine:
@@ -133,7 +137,6 @@ class FailoverMachine:
         decisions: list[Decision] = []
         if ok and state.port_up:
             if gtid is not None:
-                state.gtid = gtid
                 state.gtid_seen = [*state.gtid_seen[-(GTID_HISTORY - 1):], (now, gtid)]
             state.failures = state.definite_failures = 0
             state.successes += 1
