@@ -26,10 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from experiments.runlock import LOCK_PATH as RUN_LOCK_PATH
+from experiments.runlock import LOCK_NAME as RUN_LOCK_NAME
 from topology.config import ConfigError, TestbedConfig, load_config
 
-LOCK_PATH = RUN_LOCK_PATH  # a module attribute, so that tests can point it elsewhere
+LOCK_NAME = RUN_LOCK_NAME  # a module attribute, so that tests can point it elsewhere
 DEMO_DURATION_S = 3600.0  # the demo's load runs until `quit`, at most this long
 USAGE_ERROR = 2
 
@@ -182,7 +182,7 @@ def take_lock() -> Any:
     from experiments.runlock import RunLock, RunLockBusy
 
     try:
-        return RunLock(LOCK_PATH)
+        return RunLock(LOCK_NAME)
     except RunLockBusy as exc:
         raise UsageError(str(exc)) from None
 
@@ -229,8 +229,6 @@ def clean_command(args: argparse.Namespace) -> int:
         lock = take_lock()
     except UsageError as exc:
         return usage_error(f"error: cannot clean now: {exc}")
-    except OSError as exc:
-        return usage_error(f"error: cannot take the lock {LOCK_PATH} ({exc.strerror}); clean needs root")
     problems: list[str] = []  # clean() prints each on stderr as it happens
     try:
         removed = clean(args.results, dry_run=args.dry_run, problems=problems)

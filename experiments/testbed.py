@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pymysql
 
@@ -46,8 +46,22 @@ class Testbed:
     __test__ = False  # not a pytest test class, despite its name
 
     def __init__(self, config: TestbedConfig, trial_dir: Path) -> None:
+        # Nothing is created here, only in `__enter__`: what an interrupt between the two made
+        # would belong to no one (`with` has not called `__enter__`, so nothing calls `stop`).
         self.config = config
         self.dir = trial_dir.resolve()  # daemons start in other folders: every path is absolute
+        self.socket_dir: Path | None = None
+        self.state: RunState | None = None
+        self.runner: ProcessRunner | None = None
+        self.net: Any = None
+        self.databases: dict[str, MariaDB] = {}
+        self.webs: dict[str, WebService] = {}
+        self.links_down: set[str] = set()
+        self.hung: set[str] = set()
+        self.event_file: IO[str] | None = None
+
+    def _prepare(self) -> None:
+        """The trial folder, its state file, the socket folder and the parts' objects."""
         self.dir.mkdir(parents=True, exist_ok=True)
         # UNIX socket paths are limited to 107 bytes, so sockets live in a short private folder.
         # It is listed in the state file as it is made: an interrupt between the two would
@@ -56,40 +70,33 @@ class Testbed:
             self.socket_dir = Path(tempfile.mkdtemp(prefix="hatb-"))
             self.state = RunState(self.dir / "state.json", folders=[str(self.socket_dir)])
             self.state.save()
-        try:
-            self.runner = ProcessRunner(self.dir, self.state)
-            self.net: Any = None
-            self.secrets_dir = self.socket_dir / "secrets"
-            self.databases = {
-                plan.name: MariaDB(plan, i + 1, len(config.servers), self.dir, self.socket_dir,
-                                   config.database)
-                for i, plan in enumerate(config.server_plans)
-            }
-            self.webs: dict[str, WebService] = {}
-            self.links_down: set[str] = set()
-            self.hung: set[str] = set()
-            self.event_file = open(self.dir / EXPERIMENT_EVENTS, "a", buffering=1)
-        except BaseException:  # Ctrl-C before `with` could call stop(): remove the folder here
-            self._remove_socket_dir()
-            raise
+        self.runner = ProcessRunner(self.dir, self.state)
+        self.secrets_dir = self.socket_dir / "secrets"
+        self.databases = {
+            plan.name: MariaDB(plan, i + 1, len(self.config.servers), self.dir, self.socket_dir,
+                               self.config.database)
+            for i, plan in enumerate(self.config.server_plans)
+        }
+        self.event_file = open(self.dir / EXPERIMENT_EVENTS, "a", buffering=1)
 
     def _remove_socket_dir(self) -> None:
+        if self.socket_dir is None:
+            return
         shutil.rmtree(self.socket_dir, ignore_errors=True)
-        self.state.folders = []
-        self.state.save()
+        if self.state is not None:
+            self.state.folders = []
+            self.state.save()
 
     # -- life cycle ---------------------------------------------------------------------
 
     def __enter__(self) -> Testbed:
-        # Before anything is created: a second testbed on the machine would break this one.
+        # Before anything is created: a second testbed on the machine would break this one,
+        # and a refused one has nothing to undo.
+        self.lock = RunLock()
         try:
-            self.lock = RunLock()
-        except BaseException:  # refused, or Ctrl-C while waiting: nothing but the folder exists
-            self._remove_socket_dir()
-            raise
-        try:
+            self._prepare()
             self.start()
-        except BaseException:
+        except BaseException:  # stop() undoes whatever part of _prepare and start was done
             try:
                 self.stop()
             finally:
@@ -139,7 +146,8 @@ class Testbed:
         # Ctrl-C, SIGTERM or a hang-up during clean-up must not leave half of it undone.
         previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
         try:
-            self.runner.stop_all()
+            if self.runner is not None:
+                self.runner.stop_all()
             if self.net is not None:
                 self.net.stop()
                 # Mininet stops a RemoteController without ending the shell it started for it.
@@ -152,7 +160,8 @@ class Testbed:
             for db in self.databases.values():
                 shutil.rmtree(db.datadir, ignore_errors=True)  # large and of no use after the run
             self._remove_socket_dir()
-            self.event_file.flush()
+            if self.event_file is not None:
+                self.event_file.flush()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

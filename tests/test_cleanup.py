@@ -5,10 +5,10 @@ state files list no bridge, interface or cgroup (Open vSwitch and Mininet are ne
 and the lock is a file under the test's own folder.
 """
 
-import fcntl
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -252,11 +252,12 @@ def test_the_process_runner_records_identities_and_forgets_stopped_processes(tmp
 
 
 def test_the_command_line_says_nothing_to_clean_and_takes_the_lock(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "LOCK_PATH", tmp_path / "lock")
+    name = f"sdn-ha-test-{os.getpid()}-{tmp_path.name}"
+    monkeypatch.setattr(cli, "LOCK_NAME", name)
     assert cli.main(["clean", "--results", str(tmp_path / "results")]) == 0
     assert capsys.readouterr().out == "nothing to clean\n"
 
-    with open(tmp_path / "lock", "a+") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as an active run holds it
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as held:
+        held.bind("\0" + name)  # as an active run holds it
         assert cli.main(["clean", "--results", str(tmp_path / "results")]) == cli.USAGE_ERROR
     assert "cannot clean now: another testbed run is active" in capsys.readouterr().err

@@ -1,13 +1,12 @@
 """A run killed with SIGKILL leaves its state file; `clean` removes exactly what it lists."""
 
-import fcntl
 import json
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from experiments.__main__ import LOCK_PATH
+from experiments.runlock import holder
 from services.runner import is_recorded_process
 from tests.integration.conftest import leftovers
 from tests.integration.test_interrupt import wait_for_file_text
@@ -20,16 +19,6 @@ def clean(results: Path) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "experiments", "clean", "--results", str(results)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
-
-
-def lock_is_free() -> bool:
-    with open(LOCK_PATH, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return True
 
 
 def test_sigkill_leaves_a_state_file_and_clean_removes_what_it_lists(tmp_path):
@@ -57,7 +46,7 @@ def test_sigkill_leaves_a_state_file_and_clean_removes_what_it_lists(tmp_path):
         assert "killed process" in cleaned.stdout and "deleted bridge s1" in cleaned.stdout
         assert leftovers() == []
         assert [name for name, record in listed.items() if is_recorded_process(record)] == []
-        assert lock_is_free()
+        assert holder() is None  # the kernel freed the killed run's lock
 
         again = clean(out)
         assert (again.returncode, again.stdout) == (0, "nothing to clean\n"), again.stderr
