@@ -232,12 +232,16 @@ class Testbed:
         for db in dbs:
             peers = [other.plan.ip for other in dbs if other is not db]
             db.create_users(secrets, peers)
-        dbs[0].create_schema()
         # A ring: each server replicates from the one before it (for two: master-master).
         for i, db in enumerate(dbs):
             db.replicate_from(dbs[i - 1], secrets)
         for db in dbs:
             self.runner.wait_for(f"{db.name} replicates", db.replica_running, timeout=30, process=db.name)
+        # The schema comes after the replicas are connected: with semi-sync, its statements
+        # would otherwise each wait out the acknowledgement time-out (the first one, 30 s
+        # with a patient setting) and the run would start fallen back to asynchronous.
+        dbs[0].create_schema()
+        for db in dbs:
             self.runner.wait_for(f"{db.name} has the app schema", db.has_schema, timeout=30, process=db.name)
 
     def _start_web(self) -> None:

@@ -12,7 +12,7 @@ import pymysql
 import pytest
 
 from services.mariadb import MariaDB, connect_local
-from topology.config import TestbedConfig
+from topology.config import DatabaseConfig, TestbedConfig
 
 
 def servers(tmp_path: Path) -> list[MariaDB]:
@@ -51,6 +51,17 @@ def test_no_two_servers_share_a_file(tmp_path: Path) -> None:
     for key in keys:
         values = [r[key] for r in rendered]
         assert len(set(values)) == len(values), key
+
+
+def test_semi_sync_servers_start_as_replicas_so_recovery_drops_unacknowledged_writes(tmp_path: Path) -> None:
+    """With the replica role, crash recovery rolls back what no replica acknowledged instead of
+    committing it (tests/integration/test_consistency.py shows it on real servers)."""
+    plan = TestbedConfig().server_plans[0]
+    semi = MariaDB(plan, 1, 2, tmp_path, tmp_path / "s", DatabaseConfig(replication="semi-sync"))
+    asynchronous = MariaDB(plan, 1, 2, tmp_path, tmp_path / "s", DatabaseConfig(replication="async"))
+    assert settings(semi)["init-rpl-role"] == "SLAVE"
+    assert settings(semi)["rpl-semi-sync-master-wait-point"] == "AFTER_SYNC"
+    assert "init-rpl-role" not in settings(asynchronous)
 
 
 def test_a_refused_local_connect_costs_almost_no_cpu(tmp_path: Path) -> None:

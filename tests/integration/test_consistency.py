@@ -1,7 +1,9 @@
 """No acknowledged write lost, and conflicts never hidden: the after-trial check on real databases."""
 
 import json
+import threading
 
+import pymysql
 import pytest
 
 from experiments.consistency import ReplicationConflict, check_consistency
@@ -70,6 +72,53 @@ def test_a_transaction_only_the_fenced_primary_has_is_reported(testbed):
     assert result["diverged_transactions"] == {"primary": 1}
     assert result["db_consistent"] is False
     assert "orphan" not in testbed.databases["secondary"].write_id_counts()
+
+
+def semi_sync_waiting(db) -> int:
+    """How many commits on `db` wait for a replica's acknowledgement right now."""
+    return int(db.query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_wait_sessions'")[0][1])
+
+
+def test_a_crashed_semi_sync_primary_comes_back_without_the_write_no_replica_acknowledged(tmp_path):
+    """AFTER_SYNC: a commit is in the primary's binary log before a replica acknowledges it. If
+    the primary dies then, the client was never told "saved", and the new active server never
+    got it; crash recovery must roll it back rather than commit it, or the restarted server
+    holds a transaction no one else has (databases inconsistent)."""
+    config = load_config(overrides={"database.replication": "semi-sync",
+                                    "database.semi_sync_timeout_ms": 30000})
+    with Testbed(config, tmp_path) as testbed:
+        primary, secondary = testbed.databases["primary"], testbed.databases["secondary"]
+        secondary.stop_replica()  # as if its link had dropped: nothing of the primary reaches it
+        logged_before = primary.gtid_binlog_pos()
+        outcome: list[str] = []
+
+        def write() -> None:
+            try:
+                with primary.connect(timeout=10) as connection:
+                    connection.cursor().execute(
+                        "INSERT INTO app.items (write_id, served_by) VALUES ('unacked', 'primary')")
+                    connection.commit()
+                outcome.append("acknowledged")
+            except pymysql.MySQLError as exc:
+                outcome.append(f"failed: {exc}")
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        testbed.runner.wait_for("the commit waits for a replica's acknowledgement",
+                                lambda: semi_sync_waiting(primary) == 1, timeout=10)
+        assert primary.gtid_binlog_pos() != logged_before  # in the binary log, not committed
+        testbed.kill_database("primary")
+        writer.join(15)
+        assert outcome and outcome[0].startswith("failed"), outcome  # the client was never told
+        testbed.runner.wait_for("the VIP moves to the secondary",
+                                lambda: testbed.active_server() == "secondary", timeout=10)
+
+        result = check_consistency(testbed, "secondary", [])  # restarts the primary's database
+        assert "unacked" not in primary.write_id_counts()
+        assert result["diverged_transactions"] == {"primary": 0}
+        assert result["db_consistent"] is True, result["table_checksums"]
+        assert "Successfully truncated binlog" in primary.error_log.read_text()
+    assert leftovers() == []
 
 
 def test_compare_replication_writes_a_table_and_a_picture(tmp_path):

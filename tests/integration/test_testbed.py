@@ -74,6 +74,18 @@ def test_rows_replicate_both_ways(testbed, source, target):
     assert wait_for_row(testbed.databases[target], write_id), f"{write_id} never reached {target}"
 
 
+def test_a_peer_drops_its_dump_session_to_a_replica_and_the_replica_reconnects(testbed):
+    """What `Testbed.start_database` has each peer do before a crashed database starts again:
+    close the binlog dump session it holds for that server, so that a zombie one cannot hold up
+    the new one. Here the replica is alive: it reconnects within its retry of 1 s, and rows flow."""
+    primary, secondary = testbed.databases["primary"], testbed.databases["secondary"]
+    assert secondary.drop_replica_sessions(primary.plan.ip) == 1  # the primary's replica thread
+    write_id = f"after-drop-{time.time_ns()}"
+    secondary.execute(f"INSERT INTO app.items (write_id, served_by) VALUES ('{write_id}', 'secondary')")
+    assert wait_for_row(primary, write_id, timeout=10), "the primary's replica never came back"
+    assert secondary.drop_replica_sessions("10.0.0.99") == 0  # no one there: nothing closed
+
+
 def test_auto_increment_offsets_keep_ids_apart(testbed):
     ids = {}
     for name, db in testbed.databases.items():
