@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from experiments.metrics import percentile
+
 EVENT_COLUMNS = ["time", "source", "kind", "server", "detail"]
 
 
@@ -47,7 +49,9 @@ def _fmt(value: Any, unit: str = "") -> str:
 
 
 def summary_table(summary: dict[str, Any]) -> str:
-    """A human-readable table of one trial's figures (or of the median over trials)."""
+    """A human-readable table of one trial's figures, or of a run of several trials."""
+    if "per_trial" in summary:
+        return trials_table(summary)
     before, after = summary.get("latency_ms_before") or {}, summary.get("latency_ms_after") or {}
     rows = [
         ("scenario", summary.get("scenario")),
@@ -71,5 +75,52 @@ def summary_table(summary: dict[str, Any]) -> str:
         ("replication lag p50 / p99", f"{_fmt((summary.get('replication_lag_ms') or {}).get('p50'))} / "
                                       f"{_fmt((summary.get('replication_lag_ms') or {}).get('p99'))} ms"),
     ]
+    return _aligned(rows)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def _spread(trials: list[dict[str, Any]], key: str, unit: str = "", low_is_worse: bool = False) -> str:
+    """A figure over the trials: its median and its worst (for most, p95 and max; for
+    availability and throughput, the lowest); over how many trials when some had none."""
+    values = [t[key] for t in trials if t.get(key) is not None]
+    if not values:
+        return "-"
+    if low_is_worse:
+        text = f"median {_number(percentile(values, 50))}, lowest {_number(min(values))}{unit}"
+    else:
+        text = (f"median {_number(percentile(values, 50))}, p95 {_number(percentile(values, 95))}, "
+                f"max {_number(max(values))}{unit}")
+    return text if len(values) == len(trials) else f"{text} (over {len(values)} trials)"
+
+
+def trials_table(summary: dict[str, Any]) -> str:
+    """The figures of a run of several trials: the spread of each, and counts over the trials."""
+    trials = summary["per_trial"]
+    checked = [t["db_consistent"] for t in trials if t.get("db_consistent") is not None]
+    lost = [t.get("acked_writes_lost") or 0 for t in trials]
+    rows = [
+        ("scenario", f"{summary.get('scenario')}, {len(trials)} trials"),
+        ("requests sent, total", _number(sum(t.get("requests_total") or 0 for t in trials))),
+        ("requests failed, per trial", _spread(trials, "requests_failed")),
+        ("availability", _spread(trials, "availability_pct", " %", low_is_worse=True)),
+        ("throughput before / after fault",
+         f"{_spread(trials, 'throughput_rps_before', low_is_worse=True)} / "
+         f"{_spread(trials, 'throughput_rps_after', ' req/s', low_is_worse=True)}"),
+        ("detection (fault -> flow change)", _spread(trials, "detection_ms", " ms")),
+        ("failover gap (last primary -> first secondary)", _spread(trials, "failover_gap_ms", " ms")),
+        ("acknowledged writes, per trial", _spread(trials, "acked_writes", low_is_worse=True)),
+        ("acknowledged writes lost", f"{sum(lost)} in total, in {sum(1 for n in lost if n)} of "
+                                     f"{len(trials)} trials"),
+        ("databases consistent after the trial",
+         f"{sum(checked)} of {len(checked)} trials" if checked else "-"),
+        ("each trial's figures", "trial-NN/summary.json"),
+    ]
+    return _aligned(rows)
+
+
+def _aligned(rows: list[tuple[str, Any]]) -> str:
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)
