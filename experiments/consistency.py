@@ -27,6 +27,7 @@ from experiments.testbed import Testbed
 
 CATCH_UP_S = 15.0
 WAIT_STEP_S = 0.5
+OWN_STEP_S = 0.05
 
 
 class ReplicationConflict(RuntimeError):
@@ -44,18 +45,25 @@ def check_consistency(
     active_binlog = active_db.gtid_binlog_pos()
     active_position = gtid_positions(active_binlog) or {}
 
+    # A semi-sync server that re-applies a transaction of its own (see below) waits for its
+    # acknowledgement first, and the active server, fenced, never sends one: allow the time-out.
+    settings = testbed.config.database
+    semi_sync = settings.replication == "semi-sync"
+    allowance = CATCH_UP_S + (settings.semi_sync_timeout_ms / 1000 if semi_sync else 0)
     diverged: dict[str, int] = {}
     caught_up: dict[str, bool] = {}
     for name, db in databases.items():
         if name == active:
             continue
-        # A replica waits only for what others originated: its own domain (its server id) is
-        # not in its replica position.
+        # A replica's position holds only what others originated; its own domain (its server
+        # id) is in its binary log. Usually the active server has nothing of that domain that
+        # the replica lacks, but after a semi-sync crash recovery rolled back a transaction the
+        # active server had received, the replica gets it back from the active one.
         position = ",".join(
             gtid for gtid in active_binlog.split(",") if gtid and int(gtid.split("-")[0]) != db.server_id
         )
-        caught_up[name] = _catch_up(name, db, position)
-        own = (gtid_positions(db.gtid_binlog_pos()) or {}).get(db.server_id, 0)
+        caught_up[name] = _catch_up(name, db, position, active_position.get(db.server_id, 0), allowance)
+        own = _own_position(db)
         diverged[name] = max(0, own - active_position.get(db.server_id, 0))
 
     checksums = {name: db.table_checksums() for name, db in databases.items()}
@@ -69,14 +77,29 @@ def check_consistency(
     }
 
 
-def _catch_up(name: str, db: Any, position: str) -> bool:
-    """Wait until `db` applied `position`; a replication error ends the wait and the trial."""
-    deadline = time.monotonic() + CATCH_UP_S
+def _own_position(db: Any) -> int:
+    """The sequence number of the last transaction of `db`'s own domain in its binary log."""
+    return (gtid_positions(db.gtid_binlog_pos()) or {}).get(db.server_id, 0)
+
+
+def _catch_up(name: str, db: Any, position: str, own_needed: int, timeout: float) -> bool:
+    """Wait until `db` applied `position`, has its own domain up to `own_needed`, and applied
+    all it received; a replication error ends the wait and the trial.
+
+    The last condition is for its own domain: a transaction of it coming back is in its binary
+    log before it is committed (AFTER_SYNC), and the commit is what counts.
+    """
+    deadline = time.monotonic() + timeout
     while True:
         error = db.replication_error()
         if error:
             raise ReplicationConflict(f"replication on {name} stopped with {error}")
-        if not position or db.wait_gtid(position, WAIT_STEP_S):
-            return True
+        others_applied = not position or db.wait_gtid(position, WAIT_STEP_S)
+        if others_applied and _own_position(db) >= own_needed:
+            received = str(db.replica_status().get("Gtid_IO_Pos") or "")
+            if not received or db.wait_gtid(received, WAIT_STEP_S):
+                return True
+        elif others_applied:
+            time.sleep(OWN_STEP_S)
         if time.monotonic() > deadline:
             return False

@@ -349,8 +349,9 @@ class Testbed:
                     peer.drop_replica_sessions(db.plan.ip)
                 except (pymysql.MySQLError, OSError):
                     pass  # a peer that does not answer holds up nothing: it sends nothing either
-        self.runner.start(db.name, db.start_command(), host=self.host(server))
+        self.runner.start(db.name, db.restart_command(), host=self.host(server))
         self.runner.wait_for(f"{db.name} accepts queries", db.is_ready, timeout=60, process=db.name)
+        db.resume_replication()
 
     def bring_back(self) -> list[str]:
         """Undo what a fault left: links up, frozen processes resumed, dead databases restarted.

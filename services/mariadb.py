@@ -182,6 +182,23 @@ rpl-semi-sync-master-timeout = {self.settings.semi_sync_timeout_ms}
     def start_command(self) -> list[str]:
         return ["mariadbd", f"--defaults-file={self.config_file}"]
 
+    def restart_command(self) -> list[str]:
+        """Start again after a crash, replication held until `resume_replication` says where from."""
+        return [*self.start_command(), "--skip-slave-start"]
+
+    def resume_replication(self) -> None:
+        """After a crash: replicate from what this server's binary log holds, then start.
+
+        Its replica position can be ahead of its binary log: in a ring, its own transactions come
+        back to it and move the position, and a semi-sync crash recovery then truncates the log
+        behind it (a transaction the replica received but never acknowledged). From that
+        position the server would never ask for the transaction again, though the active server
+        has it. With gtid-strict-mode, a semi-sync replica applies such a transaction of its own
+        when it comes (MariaDB, MDEV-27760). With log-slave-updates everything a server applied
+        is in its binary log, so that log is exactly what it has.
+        """
+        self.execute("SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos", "START SLAVE")
+
     def connect(self, database: str | None = None, timeout: float = 2.0) -> pymysql.Connection:
         """An admin connection as root over the local socket."""
         return connect_local(self.socket, database=database, connect_timeout=timeout, io_timeout=timeout * 5)

@@ -79,16 +79,22 @@ def semi_sync_waiting(db) -> int:
     return int(db.query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_wait_sessions'")[0][1])
 
 
-def test_a_crashed_semi_sync_primary_comes_back_without_the_write_no_replica_acknowledged(tmp_path):
+@pytest.mark.parametrize("replica_got_it", [False, True], ids=["replica-never-got-it", "ack-lost"])
+def test_a_crashed_semi_sync_primary_comes_back_with_what_the_active_server_has(tmp_path, replica_got_it):
     """AFTER_SYNC: a commit is in the primary's binary log before a replica acknowledges it. If
-    the primary dies then, the client was never told "saved", and the new active server never
-    got it; crash recovery must roll it back rather than commit it, or the restarted server
-    holds a transaction no one else has (databases inconsistent)."""
+    the primary dies then, the client was never told "saved". Its crash recovery rolls the
+    commit back (the replica role) rather than commit it: if the new active server never got
+    it, the two databases agree at once; if it did (only the acknowledgement was lost), the
+    restarted primary must get its own transaction back from it."""
     config = load_config(overrides={"database.replication": "semi-sync",
-                                    "database.semi_sync_timeout_ms": 30000})
+                                    "database.semi_sync_timeout_ms": 10000})
     with Testbed(config, tmp_path) as testbed:
         primary, secondary = testbed.databases["primary"], testbed.databases["secondary"]
-        secondary.stop_replica()  # as if its link had dropped: nothing of the primary reaches it
+        if replica_got_it:  # it replicates, but as a plain replica: it never acknowledges
+            secondary.execute("STOP SLAVE IO_THREAD", "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
+                              "START SLAVE IO_THREAD")
+        else:  # as if its link had dropped: nothing of the primary reaches it
+            secondary.stop_replica()
         logged_before = primary.gtid_binlog_pos()
         outcome: list[str] = []
 
@@ -107,6 +113,9 @@ def test_a_crashed_semi_sync_primary_comes_back_without_the_write_no_replica_ack
         testbed.runner.wait_for("the commit waits for a replica's acknowledgement",
                                 lambda: semi_sync_waiting(primary) == 1, timeout=10)
         assert primary.gtid_binlog_pos() != logged_before  # in the binary log, not committed
+        if replica_got_it:
+            testbed.runner.wait_for("the secondary has the write",
+                                    lambda: "unacked" in secondary.write_id_counts(), timeout=10)
         testbed.kill_database("primary")
         writer.join(15)
         assert outcome and outcome[0].startswith("failed"), outcome  # the client was never told
@@ -114,10 +123,11 @@ def test_a_crashed_semi_sync_primary_comes_back_without_the_write_no_replica_ack
                                 lambda: testbed.active_server() == "secondary", timeout=10)
 
         result = check_consistency(testbed, "secondary", [])  # restarts the primary's database
-        assert "unacked" not in primary.write_id_counts()
+        assert "Successfully truncated binlog" in primary.error_log.read_text()
+        assert ("unacked" in primary.write_id_counts()) is replica_got_it
+        assert result["caught_up"] == {"primary": True}
         assert result["diverged_transactions"] == {"primary": 0}
         assert result["db_consistent"] is True, result["table_checksums"]
-        assert "Successfully truncated binlog" in primary.error_log.read_text()
     assert leftovers() == []
 
 
