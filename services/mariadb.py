@@ -75,6 +75,36 @@ def connect_local(
     )
 
 
+def replica_start_position(replica_pos: str, binlog_pos: str, own_domain: int) -> str:
+    """Where a database that crashed resumes replicating: its replica position, except that its
+    own domain goes back to its binary log's position when that is behind.
+
+    In a ring a server's own transactions come back to it and move its replica position. If a
+    semi-sync crash recovery then rolled the last of them back (its replica had received it, but
+    the acknowledgement was lost), the position is past a transaction the server no longer has,
+    and it would never ask for it again; from its binary log's position it gets it back from the
+    active server (with gtid-strict-mode, a semi-sync replica applies a transaction of its own
+    when it comes: MariaDB, MDEV-27760). The other way round, a binary log ahead of the position
+    holds transactions the other servers never got: asking for those would fail (error 1236).
+    """
+    def entries(text: str) -> dict[int, tuple[int, int]]:
+        parsed = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            domain, server, seq = (int(n) for n in part.split("-"))
+            parsed[domain] = (server, seq)
+        return parsed
+
+    position, logged = entries(replica_pos), entries(binlog_pos)
+    if own_domain in position:
+        logged_seq = logged[own_domain][1] if own_domain in logged else 0
+        if logged_seq < position[own_domain][1]:
+            if logged_seq:
+                position[own_domain] = logged[own_domain]
+            else:
+                del position[own_domain]
+    return ",".join(f"{domain}-{server}-{seq}" for domain, (server, seq) in sorted(position.items()))
+
+
 def set_read_only(socket: Path, read_only: bool, timeout: float) -> None:
     """Make a server's database read-only or writable, as root over its local socket.
 
@@ -187,17 +217,11 @@ rpl-semi-sync-master-timeout = {self.settings.semi_sync_timeout_ms}
         return [*self.start_command(), "--skip-slave-start"]
 
     def resume_replication(self) -> None:
-        """After a crash: replicate from what this server's binary log holds, then start.
-
-        Its replica position can be ahead of its binary log: in a ring, its own transactions come
-        back to it and move the position, and a semi-sync crash recovery then truncates the log
-        behind it (a transaction the replica received but never acknowledged). From that
-        position the server would never ask for the transaction again, though the active server
-        has it. With gtid-strict-mode, a semi-sync replica applies such a transaction of its own
-        when it comes (MariaDB, MDEV-27760). With log-slave-updates everything a server applied
-        is in its binary log, so that log is exactly what it has.
-        """
-        self.execute("SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos", "START SLAVE")
+        """After a crash: start replicating again, from `replica_start_position`."""
+        current = str(self.query("SELECT @@gtid_slave_pos")[0][0])
+        start = replica_start_position(current, self.gtid_binlog_pos(), self.server_id)
+        statements = [] if start == current else [f"SET GLOBAL gtid_slave_pos = '{start}'"]
+        self.execute(*statements, "START SLAVE")
 
     def connect(self, database: str | None = None, timeout: float = 2.0) -> pymysql.Connection:
         """An admin connection as root over the local socket."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from services.mariadb import MariaDB, connect_local
+from services.mariadb import MariaDB, connect_local, replica_start_position
 from topology.config import DatabaseConfig, TestbedConfig
 
 
@@ -78,3 +78,24 @@ def test_a_refused_local_connect_costs_almost_no_cpu(tmp_path: Path) -> None:
             connect_local(path, connect_timeout=1)
         costs.append(time.process_time() - start)
     assert statistics.median(costs) < 0.005
+
+
+@pytest.mark.parametrize("replica_pos, binlog_pos, expected", [
+    # Recovery rolled back its last own transaction, which had come back around the ring: ask
+    # for it again.
+    ("1-1-4,2-2-10", "1-1-3,2-2-10", "1-1-3,2-2-10"),
+    ("1-1-4", "1-1-3", "1-1-3"),
+    # Its binary log is ahead (async: writes the others never got): asking for those would fail.
+    ("1-1-3,2-2-10", "1-1-9,2-2-10", "1-1-3,2-2-10"),
+    ("1-1-5,2-2-10", "1-1-5,2-2-10", "1-1-5,2-2-10"),
+    # Its own transactions never came back around: nothing to ask for.
+    ("2-2-10", "1-1-3,2-2-10", "2-2-10"),
+    # Everything of its own was rolled back.
+    ("1-1-2,2-2-10", "2-2-10", "2-2-10"),
+    # Another domain is never touched, nor is a fresh server.
+    ("1-1-3,2-2-7", "1-1-3,2-2-10", "1-1-3,2-2-7"),
+    ("", "", ""),
+])
+def test_a_restarted_database_resumes_its_own_domain_from_its_binary_log_when_behind(
+        replica_pos: str, binlog_pos: str, expected: str) -> None:
+    assert replica_start_position(replica_pos, binlog_pos, own_domain=1) == expected
