@@ -413,7 +413,7 @@ AGGREGATED_KEYS = (
 
 
 def aggregate(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Figures over several trials: for each key of AGGREGATED_KEYS, median, p95 and max.
+    """Figures over several trials: for each key of AGGREGATED_KEYS, median, p95, max and min.
 
     Trials where a figure is None (no failover happened, say) are left out of that figure,
     and `n` says how many trials it is over.
@@ -426,6 +426,7 @@ def aggregate(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "median": _rounded(percentile(values, 50)),
             "p95": _rounded(percentile(values, 95)),
             "max": _rounded(max(values)) if values else None,
+            "min": _rounded(min(values)) if values else None,
         }
     combined["per_trial"] = [dict(s) for s in summaries]
     return combined

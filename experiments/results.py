@@ -16,8 +16,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from experiments.metrics import percentile
-
 EVENT_COLUMNS = ["time", "source", "kind", "server", "detail"]
 
 
@@ -82,36 +80,36 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
-def _spread(trials: list[dict[str, Any]], key: str, unit: str = "", low_is_worse: bool = False) -> str:
-    """A figure over the trials: its median and its worst (for most, p95 and max; for
-    availability and throughput, the lowest); over how many trials when some had none."""
-    values = [t[key] for t in trials if t.get(key) is not None]
-    if not values:
+def _spread(figure: dict[str, Any] | None, trials: int, unit: str = "", low_is_worse: bool = False) -> str:
+    """An aggregated figure (`metrics.aggregate`): its median and its worst (for most, p95 and
+    max; for availability and throughput, the lowest); over how many trials when some had none."""
+    if not figure or not figure.get("n"):
         return "-"
     if low_is_worse:
-        text = f"median {_number(percentile(values, 50))}, lowest {_number(min(values))}{unit}"
+        text = f"median {_number(figure['median'])}, lowest {_number(figure['min'])}{unit}"
     else:
-        text = (f"median {_number(percentile(values, 50))}, p95 {_number(percentile(values, 95))}, "
-                f"max {_number(max(values))}{unit}")
-    return text if len(values) == len(trials) else f"{text} (over {len(values)} trials)"
+        text = (f"median {_number(figure['median'])}, p95 {_number(figure['p95'])}, "
+                f"max {_number(figure['max'])}{unit}")
+    return text if figure["n"] == trials else f"{text} (over {figure['n']} trials)"
 
 
 def trials_table(summary: dict[str, Any]) -> str:
     """The figures of a run of several trials: the spread of each, and counts over the trials."""
     trials = summary["per_trial"]
+    n = len(trials)
     checked = [t["db_consistent"] for t in trials if t.get("db_consistent") is not None]
     lost = [t.get("acked_writes_lost") or 0 for t in trials]
     rows = [
         ("scenario", f"{summary.get('scenario')}, {len(trials)} trials"),
         ("requests sent, total", _number(sum(t.get("requests_total") or 0 for t in trials))),
-        ("requests failed, per trial", _spread(trials, "requests_failed")),
-        ("availability", _spread(trials, "availability_pct", " %", low_is_worse=True)),
+        ("requests failed, per trial", _spread(summary.get("requests_failed"), n)),
+        ("availability", _spread(summary.get("availability_pct"), n, " %", low_is_worse=True)),
         ("throughput before / after fault",
-         f"{_spread(trials, 'throughput_rps_before', low_is_worse=True)} / "
-         f"{_spread(trials, 'throughput_rps_after', ' req/s', low_is_worse=True)}"),
-        ("detection (fault -> flow change)", _spread(trials, "detection_ms", " ms")),
-        ("failover gap (last primary -> first secondary)", _spread(trials, "failover_gap_ms", " ms")),
-        ("acknowledged writes, per trial", _spread(trials, "acked_writes", low_is_worse=True)),
+         f"{_spread(summary.get('throughput_rps_before'), n, low_is_worse=True)} / "
+         f"{_spread(summary.get('throughput_rps_after'), n, ' req/s', low_is_worse=True)}"),
+        ("detection (fault -> flow change)", _spread(summary.get("detection_ms"), n, " ms")),
+        ("failover gap (last primary -> first secondary)", _spread(summary.get("failover_gap_ms"), n, " ms")),
+        ("acknowledged writes, per trial", _spread(summary.get("acked_writes"), n, low_is_worse=True)),
         ("acknowledged writes lost", f"{sum(lost)} in total, in {sum(1 for n in lost if n)} of "
                                      f"{len(trials)} trials"),
         ("databases consistent after the trial",

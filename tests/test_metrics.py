@@ -391,11 +391,11 @@ def test_read_events_rejects_an_event_without_time(tmp_path: Path) -> None:
         read_events(path)
 
 
-def test_aggregate_takes_median_p95_and_max_and_skips_missing_figures():
+def test_aggregate_takes_median_p95_max_and_min_and_skips_missing_figures():
     trials = [{"failover_gap_ms": v, "detection_ms": None} for v in (10.0, 30.0, 20.0)]
     combined = metrics.aggregate(trials)
-    assert combined["failover_gap_ms"] == {"n": 3, "median": 20.0, "p95": 29.0, "max": 30.0}
-    assert combined["detection_ms"] == {"n": 0, "median": None, "p95": None, "max": None}
+    assert combined["failover_gap_ms"] == {"n": 3, "median": 20.0, "p95": 29.0, "max": 30.0, "min": 10.0}
+    assert combined["detection_ms"] == {"n": 0, "median": None, "p95": None, "max": None, "min": None}
     assert len(combined["per_trial"]) == 3
 
 

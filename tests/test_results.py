@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from experiments import metrics
 from experiments.results import summary_table
 
 
@@ -20,7 +21,8 @@ def row(table: str, label: str) -> str:
 
 
 def run_of(*trials: dict) -> dict:
-    return {"scenario": "primary-crash", "trials": len(trials), "per_trial": list(trials)}
+    """A run's summary as `run_experiment` writes it."""
+    return {"scenario": "primary-crash", "trials": len(trials), **metrics.aggregate(trials)}
 
 
 @pytest.mark.parametrize("trials, label, expected", [
