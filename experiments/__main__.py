@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from experiments.runlock import LOCK_NAME as RUN_LOCK_NAME
+from experiments.testbed.runlock import LOCK_NAME as RUN_LOCK_NAME
 from topology.config import ConfigError, TestbedConfig, load_config
 
 LOCK_NAME = RUN_LOCK_NAME  # a module attribute, so that tests can point it elsewhere
@@ -45,7 +45,7 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from experiments.scenarios import SCENARIOS
+    from experiments.testbed.scenarios import SCENARIOS
 
     parser = argparse.ArgumentParser(
         prog="python -m experiments",
@@ -178,8 +178,8 @@ def check_prerequisites() -> None:
 
 
 def take_lock() -> Any:
-    """Only one run at a time (see experiments/runlock.py)."""
-    from experiments.runlock import RunLock, RunLockBusy
+    """Only one run at a time (see experiments/testbed/runlock.py)."""
+    from experiments.testbed.runlock import RunLock, RunLockBusy
 
     try:
         return RunLock(LOCK_NAME)
@@ -203,8 +203,8 @@ def _hang_up(signum: int, frame: object) -> None:
 
 
 def report_or_compare(args: argparse.Namespace) -> int:
-    from experiments.compare import compare, write_comparison
-    from experiments.report import ReportError, write_report
+    from experiments.results.compare import compare, write_comparison
+    from experiments.results.report import ReportError, write_report
 
     try:
         if args.command == "report":
@@ -223,7 +223,7 @@ def report_or_compare(args: argparse.Namespace) -> int:
 
 def clean_command(args: argparse.Namespace) -> int:
     """`clean`, under the run lock: nothing may be removed while a run is creating things."""
-    from experiments.cleanup import clean
+    from experiments.testbed.cleanup import clean
 
     try:
         lock = take_lock()
@@ -239,8 +239,8 @@ def clean_command(args: argparse.Namespace) -> int:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    from experiments import compare_replication
-    from experiments.scenarios import SCENARIOS
+    from experiments.runs import compare_replication
+    from experiments.testbed.scenarios import SCENARIOS
 
     width = max(len(name) for name in [*SCENARIOS, compare_replication.NAME])
     for name, scenario in SCENARIOS.items():
@@ -250,8 +250,8 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def check_scenarios(names: list[str]) -> None:
-    from experiments import compare_replication
-    from experiments.scenarios import SCENARIOS
+    from experiments.runs import compare_replication
+    from experiments.testbed.scenarios import SCENARIOS
 
     for name in names:
         if name not in SCENARIOS:
@@ -278,8 +278,8 @@ def prepare(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[Testbe
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from experiments import compare_replication
-    from experiments.scenarios import SCENARIOS
+    from experiments.runs import compare_replication
+    from experiments.testbed.scenarios import SCENARIOS
 
     comparing = args.scenario == compare_replication.NAME
     scenario = (args.under or compare_replication.DEFAULT_SCENARIO) if comparing else args.scenario
@@ -297,8 +297,8 @@ def run_command(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return usage_error(f"error: {exc}")
 
-    from experiments.results import summary_table
-    from experiments.run import run_experiment
+    from experiments.results.tables import summary_table
+    from experiments.runs.trial import run_experiment
 
     def work() -> Path:
         if comparing:
@@ -315,7 +315,13 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from experiments.bench import BENCH_SCENARIOS, bench_table, loadgen_table, run_bench, run_loadgen_bench
+    from experiments.runs.bench import (
+        BENCH_SCENARIOS,
+        bench_table,
+        loadgen_table,
+        run_bench,
+        run_loadgen_bench,
+    )
 
     try:
         check_scenarios(args.scenarios or [])
@@ -341,7 +347,7 @@ def bench_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from experiments.demo import CommandError, demo_drive, parse_script, terminal_problem
+    from experiments.runs.demo import CommandError, demo_drive, parse_script, terminal_problem
 
     try:
         problem = terminal_problem()
@@ -364,9 +370,9 @@ def demo_command(args: argparse.Namespace) -> int:
     except (UsageError, CommandError) as exc:
         return usage_error(f"error: {exc}")
 
-    from experiments.results import summary_table
-    from experiments.run import new_run_dir, run_trial
-    from experiments.scenarios import Scenario
+    from experiments.results.tables import summary_table
+    from experiments.runs.trial import new_run_dir, run_trial
+    from experiments.testbed.scenarios import Scenario
 
     def work() -> Path:
         run_dir = new_run_dir(args.out, "demo")
@@ -380,7 +386,7 @@ def demo_command(args: argparse.Namespace) -> int:
 
 
 def exec_command(args: argparse.Namespace) -> int:
-    from experiments.hostexec import ExecError, exec_in_host
+    from experiments.testbed.hostexec import ExecError, exec_in_host
 
     command = args.exec_command[1:] if args.exec_command[:1] == ["--"] else args.exec_command
     try:
@@ -400,7 +406,7 @@ def run_with_testbed(work: Callable[[], Path], lock: Any, report: bool) -> int:
 
     Returns the exit code: 0, 1 for a failed run, 130 when interrupted (what was recorded is kept).
     """
-    from experiments.consistency import ReplicationConflict
+    from experiments.runs.consistency import ReplicationConflict
     from services.runner import StartupError
 
     # Both set here: a shell that starts a job in the background makes it ignore SIGINT, and
@@ -447,7 +453,7 @@ def report_written(run_dir: Path) -> bool:
     try:
         # Imported here, inside the try: matplotlib takes a second to import, and an interrupt
         # then is an interrupt while writing the report too.
-        from experiments.report import ReportError, write_report
+        from experiments.results.report import ReportError, write_report
 
         try:
             print(f"report: {write_report(run_dir)}")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from experiments.bench import BENCH_SCENARIOS, GAP_TARGETS, bench_table, check_targets, paired_ratio
+from experiments.runs.bench import BENCH_SCENARIOS, GAP_TARGETS, bench_table, check_targets, paired_ratio
 
 
 def results(gaps: dict[str, dict[str, float | None]], ratio: float | None = 1.0) -> dict[str, Any]:

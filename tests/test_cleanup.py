@@ -17,8 +17,8 @@ from types import SimpleNamespace
 import pytest
 
 import experiments.__main__ as cli
-from experiments import cleanup
-from experiments.cleanup import clean
+from experiments.testbed import cleanup
+from experiments.testbed.cleanup import clean
 from services.runner import ProcessRunner, RunState, boot_id, is_recorded_process, process_record, start_time
 
 # The command the throw-away processes run. Records are made from it, as ProcessRunner makes

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from experiments.__main__ import build_parser, overrides_from
-from experiments.scenarios import SCENARIOS
+from experiments.testbed.scenarios import SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent
 

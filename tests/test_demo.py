@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.demo import (
+from experiments.analysis.metrics import REQUEST_COLUMNS, RequestRecord
+from experiments.runs.demo import (
     Command,
     CommandError,
     CsvTail,
@@ -21,8 +22,7 @@ from experiments.demo import (
     parse_script,
     screen_lines,
 )
-from experiments.hostexec import ExecError, host_command, running_testbed
-from experiments.metrics import REQUEST_COLUMNS, RequestRecord
+from experiments.testbed.hostexec import ExecError, host_command, running_testbed
 from topology.config import load_config
 
 SERVERS = ["primary", "secondary"]

@@ -1,4 +1,4 @@
-"""Tests of experiments.loadgen against small HTTP servers on 127.0.0.1.
+"""Tests of experiments.load.loadgen against small HTTP servers on 127.0.0.1.
 
 They check the open-loop promise (requests leave on schedule even when the server stalls
 or is gone), that every request leaves exactly one row, and the command line's behaviour.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.loadgen import LoadResult, run_load
-from experiments.metrics import RequestRecord, read_requests
+from experiments.analysis.metrics import RequestRecord, read_requests
+from experiments.load.loadgen import LoadResult, run_load
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_SEND_LAG_S = 0.05  # how late a request may leave compared with its schedule
@@ -184,7 +184,7 @@ def test_nothing_listening(tmp_path: Path) -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "experiments.loadgen", *args],
+        [sys.executable, "-m", "experiments.load.loadgen", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -228,7 +228,7 @@ def test_sigterm_records_what_was_sent_and_exits_0(tmp_path: Path) -> None:
         out = tmp_path / "requests.csv"
         options = ["--url", url, "--rate", "100", "--duration", "30", "--timeout", "10", "--out", str(out)]
         process = subprocess.Popen(
-            [sys.executable, "-m", "experiments.loadgen", *options],
+            [sys.executable, "-m", "experiments.load.loadgen", *options],
             cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -264,7 +264,7 @@ def test_sigterm_records_what_was_sent_and_exits_0(tmp_path: Path) -> None:
     ],
 )
 def test_schedule_follows_a_changing_rate(rates, duration, expected):
-    from experiments.loadgen import schedule
+    from experiments.load.loadgen import schedule
 
     asked = iter(rates)
     times = list(schedule(rates[0], duration, 100.0, lambda: next(asked)))
@@ -272,7 +272,7 @@ def test_schedule_follows_a_changing_rate(rates, duration, expected):
 
 
 def test_fixed_schedule_is_exact_without_a_rate_source():
-    from experiments.loadgen import schedule
+    from experiments.load.loadgen import schedule
 
     times = list(schedule(10, 3.0, 0.0))
     assert len(times) == 30 and times[-1] == pytest.approx(2.9)
@@ -283,7 +283,7 @@ def test_fixed_schedule_is_exact_without_a_rate_source():
     [("500", 500.0), ("12.5\n", 12.5), ("0", 7.0), ("-3", 7.0), ("fast", 7.0), ("nan", 7.0), (None, 7.0)],
 )
 def test_rate_file_keeps_the_last_good_rate(tmp_path, content, expected):
-    from experiments.loadgen import RateFile
+    from experiments.load.loadgen import RateFile
 
     path = tmp_path / "rate"
     if content is not None:

@@ -1,4 +1,4 @@
-"""Tests of experiments.metrics: percentiles, the figures of a trial, and the CSV format.
+"""Tests of experiments.analysis.metrics: percentiles, the figures of a trial, and the CSV format.
 
 The trials below are small hand-built schedules: 10 requests at 10 per second, request i
 scheduled (and sent) at T0 + i / 10, so the run covers [T0, T0 + 1.0) and every expected
@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments import metrics
-from experiments.loadgen import Recorder
-from experiments.metrics import (
+from experiments.analysis import metrics
+from experiments.analysis.metrics import (
     REQUEST_COLUMNS,
     RequestRecord,
     acked_write_ids,
@@ -24,6 +23,7 @@ from experiments.metrics import (
     summarize,
     throughput_buckets,
 )
+from experiments.load.loadgen import Recorder
 
 T0 = 1000.0
 NO_LATENCY = {"p50": None, "p95": None, "p99": None}

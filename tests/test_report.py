@@ -1,4 +1,4 @@
-"""Tests of experiments.report and experiments.compare on synthetic run folders.
+"""Tests of experiments.results.report and experiments.results.compare on synthetic run folders.
 
 The folders are written with the project's own writers (the load generator's Recorder, and
 results.write_events_csv / write_summary), and summary.json is computed by metrics.summarize,
@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from experiments import metrics
-from experiments.compare import compare, write_comparison
-from experiments.loadgen import Recorder
-from experiments.metrics import RequestRecord
-from experiments.report import ReportError, write_report
-from experiments.results import write_events_csv, write_summary
+from experiments.analysis import metrics
+from experiments.analysis.metrics import RequestRecord
+from experiments.load.loadgen import Recorder
+from experiments.results.compare import compare, write_comparison
+from experiments.results.report import ReportError, write_report
+from experiments.results.tables import write_events_csv, write_summary
 
 T0 = 1_800_000_000.0  # epoch seconds when the load started: the first request's schedule
 RATE = 100  # requests per second

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import metrics
-from experiments.results import summary_table
+from experiments.analysis import metrics
+from experiments.results.tables import summary_table
 
 
 def trial(**figures) -> dict:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from experiments.runlock import RunLock, RunLockBusy, holder
+from experiments.testbed.runlock import RunLock, RunLockBusy, holder
 
 ROOT = Path(__file__).resolve().parent.parent
 OTHER_PROCESS = """
 import sys
-from experiments.runlock import RunLock, RunLockBusy
+from experiments.testbed.runlock import RunLock, RunLockBusy
 try:
     RunLock(sys.argv[1])
 except RunLockBusy as exc:
@@ -24,7 +24,7 @@ except RunLockBusy as exc:
 
 HOLDER = """
 import sys, time
-from experiments.runlock import RunLock
+from experiments.testbed.runlock import RunLock
 RunLock(sys.argv[1])
 print('held', flush=True)
 time.sleep(30)

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from experiments import soak
-from experiments.metrics import RequestRecord
+from experiments.analysis.metrics import RequestRecord
+from experiments.runs import soak
 
 
 def req(rid: int, sent: float, served_by: str, ok: bool = True, latency_ms: float = 1.0) -> RequestRecord:
@@ -238,7 +238,7 @@ def test_report_rewrites_the_page_and_picture_of_a_soak_folder(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     (tmp_path / soak.RESOURCES_CSV).write_text(
         "time,fds,threads,rss_kb\n100.0,8,10,49000\n102.0,9,11,50000\n104.0,8,10,50000\n")
-    from experiments.report import write_report
+    from experiments.results.report import write_report
 
     assert write_report(tmp_path) == tmp_path / "soak.md"
     assert "![controller resources](controller-resources.png)" in (tmp_path / "soak.md").read_text()

@@ -6,7 +6,7 @@ wrk rounds; `bench loadgen` at a rate the generator must keep up with on any mac
 
 import json
 
-from experiments.bench import WRK_ROUNDS
+from experiments.runs.bench import WRK_ROUNDS
 from tests.integration.conftest import leftovers, run_experiments
 
 

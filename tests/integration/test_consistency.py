@@ -6,8 +6,8 @@ import threading
 import pymysql
 import pytest
 
-from experiments.consistency import ReplicationConflict, check_consistency
-from experiments.testbed import Testbed
+from experiments.runs.consistency import ReplicationConflict, check_consistency
+from experiments.testbed.testbed import Testbed
 from tests.integration.conftest import leftovers, read_results, run_cli
 from topology.config import load_config
 

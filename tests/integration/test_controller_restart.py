@@ -2,7 +2,7 @@
 
 import json
 
-from experiments.testbed import Testbed
+from experiments.testbed.testbed import Testbed
 from tests.integration.conftest import leftovers, read_results, run_cli
 from topology.config import load_config
 

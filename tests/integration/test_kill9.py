@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from experiments.runlock import holder
+from experiments.testbed.runlock import holder
 from services.runner import is_recorded_process
 from tests.integration.conftest import leftovers
 from tests.integration.test_interrupt import wait_for_file_text

@@ -319,7 +319,7 @@ def test_the_guide_lists_each_exercise_once_with_what_to_run_predict_and_look_at
 
 def test_the_lecture_script_plays_and_ends_by_itself():
     """docs/lab-demo.txt is a valid demo script whose last command is `quit`."""
-    from experiments.demo import parse_script
+    from experiments.runs.demo import parse_script
 
     command = next(s.command for s in exercises(guide_text())[8] if needs_terminal(s.command))
     script = Path(ROOT) / re.search(r"SCRIPT=(\S+)", command).group(1)

@@ -2,7 +2,7 @@
 
 import subprocess
 
-from experiments.testbed import Testbed
+from experiments.testbed.testbed import Testbed
 from tests.integration.conftest import leftovers
 from topology.config import TestbedConfig
 

@@ -47,7 +47,7 @@ def test_primary_crash_fails_over_and_the_summary_matches_requests_csv(tmp_path)
 
 
 def test_every_figure_of_the_summary_is_recomputed_from_the_csv_files(tmp_path):
-    from experiments import metrics
+    from experiments.analysis import metrics
 
     _, run_dir = run_cli("primary-crash", tmp_path, "--duration", "6", "--fault-at", "3")
     summary, _, events = read_results(run_dir)

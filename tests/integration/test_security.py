@@ -32,7 +32,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from experiments.testbed import Testbed
+from experiments.testbed.testbed import Testbed
 from services.secrets import RunSecrets
 from tests.integration.conftest import leftovers, run_cli
 from topology.config import load_config

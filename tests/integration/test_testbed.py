@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from experiments.testbed import Testbed
+from experiments.testbed.testbed import Testbed
 from tests.integration.conftest import leftovers
 from topology.config import load_config
 

@@ -5,7 +5,7 @@
 
 Outside the default suite (`-m 'not soak'` in pyproject.toml). The results stay in
 results/soak-<timestamp>/ (summary.json, soak.md, controller-resources.csv, ...); the test
-prints where. It asserts what experiments/soak.py's verdict judges, each part separately so a
+prints where. It asserts what experiments/runs/soak.py's verdict judges, each part separately so a
 failure names itself: every failover within the bounds, nothing acknowledged lost,
 consistent databases, and the controller's growth within GROWTH_BOUNDS.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import soak
+from experiments.runs import soak
 from services.web import PROJECT_ROOT
 from tests.integration.conftest import leftovers, missing_prerequisite
 from topology.config import load_config

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from controller.app import EVENT_LOG
-from experiments import metrics
-from experiments.consistency import ReplicationConflict, check_consistency
-from experiments.replication import ReplicationMonitor
-from experiments.results import write_events_csv, write_summary
-from experiments.scenarios import Scenario
-from experiments.testbed import EXPERIMENT_EVENTS, Testbed
+from experiments.analysis import metrics
+from experiments.runs.consistency import ReplicationConflict, check_consistency
+from experiments.runs.replication import ReplicationMonitor
+from experiments.results.tables import write_events_csv, write_summary
+from experiments.testbed.scenarios import Scenario
+from experiments.testbed.testbed import EXPERIMENT_EVENTS, Testbed
 from services.mariadb import SEMI_SYNC_WAIT_POINT
 from topology.config import TestbedConfig
 
@@ -100,7 +100,7 @@ def run_trial(
 
 def check_data(testbed: Testbed, trial_dir: Path, active: str) -> dict[str, Any]:
     """After the load: every write of requests.csv against the active database, and the
-    databases against each other (experiments/consistency.py). A replication conflict is
+    databases against each other (experiments/runs/consistency.py). A replication conflict is
     returned as "replication_error" (the database's own message), not raised."""
     testbed.databases[active].wait_relay_applied(timeout=10)
     records = metrics.read_requests(trial_dir / "requests.csv")

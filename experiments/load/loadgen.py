@@ -2,7 +2,7 @@
 
 Runs as its own process on the client host of the testbed:
 
-    python -m experiments.loadgen --url http://10.0.0.100:80 --rate 200 --duration 20 \\
+    python -m experiments.load.loadgen --url http://10.0.0.100:80 --rate 200 --duration 20 \\
         --post-ratio 0.3 --timeout 1.0 --start-at 1764180000.5 --out requests.csv --seed 1
 
 Open loop: request i is sent at start_at + i / rate whatever happened to the requests
@@ -22,7 +22,7 @@ the one before.
 Rows are written as requests finish (so not in request order) and flushed every 0.25 s.
 On SIGTERM or SIGINT it stops scheduling, cancels the requests still in flight and records
 them with error "interrupted" (status 0, no latency), flushes and exits 0; requests whose
-time had not come are not recorded. The CSV format is defined in `experiments.metrics`.
+time had not come are not recorded. The CSV format is defined in `experiments.analysis.metrics`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from experiments.metrics import REQUEST_COLUMNS, RequestRecord
+from experiments.analysis.metrics import REQUEST_COLUMNS, RequestRecord
 
 FLUSH_INTERVAL_S = 0.25  # the CSV is flushed at least this often, so a kill loses little
 DRAIN_SLACK_S = 0.5  # after the last request, wait this long past --timeout before giving up
@@ -535,7 +535,7 @@ def _url(text: str) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.loadgen", description="Open-loop HTTP load generator."
+        prog="python -m experiments.load.loadgen", description="Open-loop HTTP load generator."
     )
     parser.add_argument("--url", type=_url, required=True, help="http://host[:port] of the service")
     parser.add_argument("--rate", type=_positive_number, required=True, help="requests per second")

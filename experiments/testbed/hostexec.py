@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from experiments.cleanup import STATE_FILE, TEMP_PREFIX, active_owner
+from experiments.testbed.cleanup import STATE_FILE, TEMP_PREFIX, active_owner
 from services.mariadb import socket_path
 from services.runner import is_recorded_process
 from topology.config import TestbedConfig

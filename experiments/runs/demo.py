@@ -9,7 +9,7 @@ latency, the errors, the replication lag and the last events. At the bottom a pr
 the commands of `COMMANDS` (type `help`). A script has one command per line, preceded by the
 seconds since the load started; `#` starts a comment.
 
-The demo is one trial like any run (`experiments.run.run_trial` with the demo as its drive):
+The demo is one trial like any run (`experiments.runs.trial.run_trial` with the demo as its drive):
 `quit` or Ctrl-C stops the load, checks that no acknowledged write was lost, stops everything
 and writes requests.csv, events.csv, summary.json and the report in results/demo-<timestamp>/.
 
@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments import metrics
-from experiments.metrics import REQUEST_COLUMNS, RequestRecord
-from experiments.testbed import Testbed
+from experiments.analysis import metrics
+from experiments.analysis.metrics import REQUEST_COLUMNS, RequestRecord
+from experiments.testbed.testbed import Testbed
 
 REFRESH_S = 0.2  # the screen is redrawn five times a second
 WINDOW_S = 1.0  # "last second" figures are over this long

@@ -39,17 +39,17 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from experiments import metrics
-from experiments.replication import ReplicationMonitor
-from experiments.results import write_summary
-from experiments.run import (
+from experiments.analysis import metrics
+from experiments.runs.replication import ReplicationMonitor
+from experiments.results.tables import write_summary
+from experiments.runs.trial import (
     LOAD_START_DELAY_S,
     check_data,
     new_run_dir,
     replication_settings,
     write_trial_events,
 )
-from experiments.testbed import Testbed
+from experiments.testbed.testbed import Testbed
 from topology.config import TestbedConfig
 
 DEFAULT_DURATION_S = 600.0
@@ -62,7 +62,7 @@ RESOURCE_COLUMNS = ("time", "fds", "threads", "rss_kb")
 
 # The bounds, in one place. A whole-server crash is seen on the port-down event, as in
 # primary-crash, so the failover controller's primary-crash targets apply (GAP_TARGETS in
-# experiments/bench.py: median <= 100 ms, p95 <= 200 ms). With ~10 faults a p95 is the
+# experiments/runs/bench.py: median <= 100 ms, p95 <= 200 ms). With ~10 faults a p95 is the
 # second-largest gap, so the p95 target is held by every single failover instead.
 GAP_LIMIT_MS = 200.0  # every failover
 GAP_MEDIAN_LIMIT_MS = 100.0  # the median over the soak's failovers
@@ -430,7 +430,7 @@ def draw_resources(samples: Sequence[Sample], summary: Mapping[str, Any], path: 
     A leak shows as a staircase, a step per fault; a steady controller as flat lines with
     short spikes while a failover or recovery is handled. The dashed line is the baseline.
     """
-    from experiments.report import _figure  # matplotlib: only when a picture is drawn
+    from experiments.results.report import _figure  # matplotlib: only when a picture is drawn
 
     start = summary.get("load_start") or (samples[0].time if samples else 0.0)
     baseline = (summary.get("controller_resources") or {}).get("baseline") or {}

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from experiments.testbed import Testbed
+from experiments.testbed.testbed import Testbed
 
 
 @dataclass(frozen=True)

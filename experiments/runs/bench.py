@@ -27,9 +27,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from experiments.run import run_experiment
-from experiments.scenarios import SCENARIOS
-from experiments.testbed import Testbed
+from experiments.runs.trial import run_experiment
+from experiments.testbed.scenarios import SCENARIOS
+from experiments.testbed.testbed import Testbed
 from services.web import PROJECT_ROOT
 from topology.config import TestbedConfig
 
@@ -187,20 +187,20 @@ SINK_PORT = 8080
 def run_loadgen_bench(config: TestbedConfig, rate: float, out: Path) -> tuple[Path, dict[str, Any]]:
     """Is the load generator the bottleneck? Open-loop load at `rate`, then wrk, in one testbed.
 
-    Both go from the client to a minimal responder on the monitor host (experiments/sink.py,
+    Both go from the client to a minimal responder on the monitor host (experiments/load/sink.py,
     no database behind it): the web service with its database cannot take 2,000 new
     connections a second on this 2-core machine, and the question here is the generator's.
     It passes when it sends every scheduled request close to its time (the lag from schedule
     to send stays small) with a record for each; wrk, closed-loop, shows what the same target
     takes from a tool written in C.
     """
-    from experiments import metrics
+    from experiments.analysis import metrics
 
     folder = out.resolve() / f"bench-loadgen-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     config = replace(config, load=replace(config.load, rate=rate, duration_s=5.0, fault_at_s=4.0))
     sink = f"http://{config.monitor.ip}:{SINK_PORT}"
     with Testbed(config, folder) as testbed:
-        command = [sys.executable, "-m", "experiments.sink",
+        command = [sys.executable, "-m", "experiments.load.sink",
                    "--host", config.monitor.ip, "--port", str(SINK_PORT)]
         testbed.runner.start("sink", command, host=testbed.host("monitor"), cwd=PROJECT_ROOT)
         testbed.runner.wait_for("the sink answers", lambda: testbed.http_status("client", sink) == 200,

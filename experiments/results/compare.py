@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from experiments import metrics
-from experiments.report import ReportError, format_value, read_summary
+from experiments.analysis import metrics
+from experiments.results.report import ReportError, format_value, read_summary
 
 ROWS = (
     "scenario",

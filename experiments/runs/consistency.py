@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from controller.failover import gtid_positions
-from experiments import metrics
-from experiments.testbed import Testbed
+from experiments.analysis import metrics
+from experiments.testbed.testbed import Testbed
 
 CATCH_UP_S = 15.0
 WAIT_STEP_S = 0.5

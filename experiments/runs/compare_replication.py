@@ -24,9 +24,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from experiments import metrics
-from experiments.run import run_experiment
-from experiments.scenarios import SCENARIOS
+from experiments.analysis import metrics
+from experiments.runs.trial import run_experiment
+from experiments.testbed.scenarios import SCENARIOS
 from topology.config import TestbedConfig
 
 MODES = ("async", "semi-sync")

@@ -1,6 +1,6 @@
 """Reports with pictures: what a user of the service saw during a failover, ready for a classroom.
 
-`write_report(run_dir)` reads a run folder (see experiments/run.py for its layout) and writes,
+`write_report(run_dir)` reads a run folder (see experiments/runs/trial.py for its layout) and writes,
 next to the data:
 
     throughput.png         successful and failed requests per 100 ms, fault and VIP moves marked
@@ -39,9 +39,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
 
-from experiments import metrics
-from experiments.metrics import RequestRecord
-from experiments.results import EVENT_COLUMNS
+from experiments.analysis import metrics
+from experiments.analysis.metrics import RequestRecord
+from experiments.results.tables import EVENT_COLUMNS
 
 BUCKET_S = 0.1  # the width of a bar in the pictures: 100 ms of load
 ZOOM_BEFORE_S = 0.5  # the zoomed panels show this long before the fault...
@@ -771,7 +771,7 @@ def write_report(run_dir: Path) -> Path:
         raise ReportError(f"{run_dir}: not a folder")
     if (run_dir / "summary.json").is_file() and read_summary(run_dir).get("scenario") == "soak":
         # A soak has ten faults, not one: its own page (soak.md) and picture, not a trial report.
-        from experiments.soak import write_report as write_soak_report
+        from experiments.runs.soak import write_report as write_soak_report
 
         write_soak_report(run_dir, read_summary(run_dir))
         return run_dir / "soak.md"

@@ -37,7 +37,7 @@ from typing import Any
 from services.runner import boot_id, cmdline, is_recorded_process, process_group, start_time
 
 STATE_FILE = "state.json"
-TEMP_PREFIX = "hatb-"  # what experiments.testbed names its temporary folder
+TEMP_PREFIX = "hatb-"  # what experiments.testbed.testbed names its temporary folder
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_CONTROLLERS = ("cpu", "cpuacct", "cpuset")  # the hierarchies Mininet's cgcreate uses
 KILL_WAIT_S = 5.0

@@ -28,7 +28,7 @@ from typing import IO, Any
 import pymysql
 
 from controller.app import EVENT_LOG
-from experiments.runlock import RunLock
+from experiments.testbed.runlock import RunLock
 from services.mariadb import MariaDB
 from services.runner import STOP_SIGNALS, ProcessRunner, RunState, StartupError, signals_held
 from services.secrets import RunSecrets
@@ -295,7 +295,7 @@ class Testbed:
         """
         load = self.config.load
         command = [
-            sys.executable, "-m", "experiments.loadgen",
+            sys.executable, "-m", "experiments.load.loadgen",
             "--url", url or f"http://{self.config.network.vip}:{self.config.web.port}",
             "--rate", str(load.rate), "--duration", str(load.duration_s),
             "--post-ratio", str(load.post_ratio), "--timeout", str(load.timeout_s),

@@ -1,6 +1,6 @@
 """A minimal HTTP responder, so that the load generator can be measured on its own.
 
-    python -m experiments.sink --host 10.0.0.250 --port 8080
+    python -m experiments.load.sink --host 10.0.0.250 --port 8080
 
 It answers every request at once with a tiny 200 (or a 201 with an id for a POST), no
 database behind it, so that in `bench loadgen` the generator, not the service, is what is
@@ -45,7 +45,7 @@ async def serve(host: str, port: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.sink", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m experiments.load.sink", description=__doc__)
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()

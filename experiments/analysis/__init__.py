@@ -1,0 +1,1 @@
+"""Pure figures and verdicts: functions of recorded data, no I/O."""
