@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +37,11 @@ from os_ken.lib.packet import arp, packet
 from os_ken.ofproto import ofproto_v1_3
 
 from controller import flows
+from controller.eventlog import EVENT_LOG, EventLog
 from controller.failover import VIP_ADOPTED, VIP_MOVED, Decision, FailoverMachine
 from controller.fencing import DatabaseFence
 from controller.status import StatusServer
 from topology.config import TestbedConfig
-
-EVENT_LOG = "controller-events.jsonl"
 
 # The testbed's own options, set by the launcher (controller/__main__.py) or by a test.
 cfg.CONF.register_cli_opts(
@@ -56,7 +53,6 @@ cfg.CONF.register_cli_opts(
         cfg.StrOpt("testbed-token-file", help="file holding the token that commands need"),
     ]
 )
-RECENT_EVENTS = 20  # how many events GET /status shows
 
 
 def switch_dpid(switch: str) -> int:
@@ -95,21 +91,6 @@ class EventStatusReply(event.EventReplyBase):
         super().__init__(dst)
         self.status = status
         self.body = body
-
-
-class EventLog:
-    """Appends one JSON line per controller event; flushed at once so a crash loses nothing."""
-
-    def __init__(self, path: Path) -> None:
-        self.file = open(path, "a", buffering=1)
-        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
-        self.lock = threading.Lock()  # the fencing threads write too
-
-    def write(self, kind: str, **fields: object) -> None:
-        record = {"time": time.time(), "source": "controller", "kind": kind, **fields}
-        with self.lock:
-            self.file.write(json.dumps(record) + "\n")
-            self.recent.append(record)
 
 
 class FailoverController(app_manager.OSKenApp):

@@ -15,7 +15,8 @@ from os_ken.lib.packet import arp, ethernet, packet
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
 from controller import flows
-from controller.app import EVENT_LOG, EventProbeResult, EventStatusRequest, FailoverController
+from controller.app import EventProbeResult, EventStatusRequest, FailoverController
+from controller.eventlog import EVENT_LOG
 from topology.config import TestbedConfig
 
 CONFIG = TestbedConfig()

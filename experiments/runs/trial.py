@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from controller.app import EVENT_LOG
+from controller.eventlog import EVENT_LOG
 from experiments.analysis import metrics
 from experiments.runs.consistency import ReplicationConflict, check_consistency
 from experiments.runs.replication import ReplicationMonitor

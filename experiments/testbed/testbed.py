@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import pymysql
 
-from controller.app import EVENT_LOG
+from controller.eventlog import EVENT_LOG
 from experiments.testbed.runlock import RunLock
 from services.mariadb import MariaDB
 from services.runner import STOP_SIGNALS, ProcessRunner, RunState, StartupError, signals_held

@@ -1,0 +1,31 @@
+"""The controller's event log: one JSON line per decision, in the run folder.
+
+Its own module so that the experiments can name the file without importing the os-ken app.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+EVENT_LOG = "controller-events.jsonl"
+RECENT_EVENTS = 20  # how many events GET /status shows
+
+
+class EventLog:
+    """Appends one JSON line per controller event; flushed at once so a crash loses nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "a", buffering=1)
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
+        self.lock = threading.Lock()  # the fencing threads write too
+
+    def write(self, kind: str, **fields: object) -> None:
+        record = {"time": time.time(), "source": "controller", "kind": kind, **fields}
+        with self.lock:
+            self.file.write(json.dumps(record) + "\n")
+            self.recent.append(record)
