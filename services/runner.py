@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.files import write_atomic
+
 
 class StartupError(RuntimeError):
     """Something the run waits for did not happen; the message says what and where to look."""
@@ -183,9 +185,7 @@ class RunState:
             "cgroups": self.cgroups,
             "folders": self.folders,
         }
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(data, indent=2))
 
 
 @dataclass

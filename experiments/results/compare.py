@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from experiments.analysis import metrics
 from experiments.results.report import ReportError, format_value, read_summary
+from experiments.results import files
 
 ROWS = (
     "scenario",
@@ -100,7 +101,7 @@ def _multi_trial_column(summary: Mapping[str, Any]) -> dict[str, str]:
 def _checked_summary(run_dir: Path) -> dict[str, Any]:
     """The run's summary.json, checked to be a single-trial or a multi-trial summary."""
     summary = read_summary(run_dir)
-    path = run_dir / "summary.json"
+    path = run_dir / files.SUMMARY
     if "per_trial" in summary:
         trials = summary["per_trial"]
         if not isinstance(trials, list) or not all(isinstance(trial, dict) for trial in trials):
@@ -145,7 +146,7 @@ def comparison_table(run_dirs: Sequence[Path]) -> Comparison:
             columns.append(_column(summary))
         except (AttributeError, TypeError) as exc:
             # A value of the wrong type (a string where a number or a dict belongs).
-            raise ReportError(f"{run_dir / 'summary.json'}: unexpected value ({exc})") from None
+            raise ReportError(f"{run_dir / files.SUMMARY}: unexpected value ({exc})") from None
     header = ["figure", *_names(run_dirs)]
     rows = [[row, *(column[row] for column in columns)] for row in ROWS]
     return Comparison(header, rows, any("per_trial" in summary for summary in summaries))

@@ -42,6 +42,7 @@ from matplotlib.ticker import NullLocator
 from experiments.analysis import metrics
 from experiments.analysis.metrics import RequestRecord
 from experiments.results.tables import EVENT_COLUMNS
+from experiments.results import files
 
 BUCKET_S = 0.1  # the width of a bar in the pictures: 100 ms of load
 ZOOM_BEFORE_S = 0.5  # the zoomed panels show this long before the fault...
@@ -84,7 +85,7 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     """The run folder's summary.json as a dict; ReportError if it is missing or not a JSON object."""
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: not a folder")
-    path = run_dir / "summary.json"
+    path = run_dir / files.SUMMARY
     if not path.is_file():
         raise ReportError(f"{path}: missing (is this a run folder?)")
     try:
@@ -115,10 +116,10 @@ def _read_events(trial_dir: Path) -> list[dict[str, Any]]:
 
     Events only add the vertical lines of the VIP moves, so a trial without any is still reported.
     """
-    path = trial_dir / "events.csv"
+    path = trial_dir / files.EVENTS
     if path.is_file():
         return _read_events_csv(path)
-    logs = [p for p in (trial_dir / "controller-events.jsonl", trial_dir / "experiment-events.jsonl")
+    logs = [p for p in (trial_dir / files.CONTROLLER_EVENTS, trial_dir / files.EXPERIMENT_EVENTS)
             if p.is_file()]
     try:
         return metrics.read_events(logs)
@@ -182,16 +183,16 @@ class Trial:
 def load_trial(trial_dir: Path) -> Trial:
     """Everything the pictures of one trial need, read and checked; ReportError naming a bad file."""
     summary = read_summary(trial_dir)
-    records = _read_requests(trial_dir / "requests.csv")
+    records = _read_requests(trial_dir / files.REQUESTS)
     origin = min(r.scheduled_at for r in records)
-    fault_at = _number(summary.get("fault_at"), trial_dir / "summary.json", "fault_at")
+    fault_at = _number(summary.get("fault_at"), trial_dir / files.SUMMARY, "fault_at")
     for key in ("latency_ms_before", "latency_ms_after", "served_by_before", "served_by_after"):
         if not isinstance(summary.get(key), dict | None):
-            raise ReportError(f"{trial_dir / 'summary.json'}: {key} should be an object or null")
+            raise ReportError(f"{trial_dir / files.SUMMARY}: {key} should be an object or null")
     events = _read_events(trial_dir)
     moves = [(e["time"] - origin, str(e.get("server") or "?"))
              for e in events if e["kind"] == metrics.VIP_MOVED]
-    replication = [(t - origin, lag) for t, lag in _read_replication(trial_dir / "replication.csv")]
+    replication = [(t - origin, lag) for t, lag in _read_replication(trial_dir / files.REPLICATION)]
     return Trial(
         folder=trial_dir,
         summary=summary,
@@ -201,11 +202,6 @@ def load_trial(trial_dir: Path) -> Trial:
         vip_moves=moves,
         replication=replication,
     )
-
-
-def _trial_dirs(run_dir: Path) -> list[Path]:
-    """The trial-NN folders of a multi-trial run, in order; [] for a single-trial run."""
-    return sorted(p for p in run_dir.glob("trial-*") if p.is_dir() and p.name[len("trial-"):].isdigit())
 
 
 # -- drawing helpers -----------------------------------------------------------------------
@@ -640,18 +636,18 @@ def _how_to_read_replication(trial: Trial) -> str:
 def _draw_trial_pictures(trial: Trial) -> list[tuple[str, str, str]]:
     """Draw the pictures of a trial; (file name, heading, how to read it) of each one drawn."""
     folder = trial.folder
-    draw_throughput(trial, folder / "throughput.png")
-    draw_latency(trial, folder / "latency.png")
-    draw_served_by(trial, folder / "served_by.png")
+    draw_throughput(trial, folder / files.THROUGHPUT_PNG)
+    draw_latency(trial, folder / files.LATENCY_PNG)
+    draw_served_by(trial, folder / files.SERVED_BY_PNG)
     pictures = [
-        ("throughput.png", "Requests per 100 ms", _how_to_read_throughput(trial)),
-        ("latency.png", "Latency of each request", _how_to_read_latency(trial)),
-        ("served_by.png", "Which server answered", _how_to_read_served_by(trial)),
+        (files.THROUGHPUT_PNG, "Requests per 100 ms", _how_to_read_throughput(trial)),
+        (files.LATENCY_PNG, "Latency of each request", _how_to_read_latency(trial)),
+        (files.SERVED_BY_PNG, "Which server answered", _how_to_read_served_by(trial)),
     ]
-    lag_path = folder / "replication_lag.png"
+    lag_path = folder / files.REPLICATION_PNG
     if trial.replication:
         draw_replication_lag(trial, lag_path)
-        pictures.append(("replication_lag.png", "Replication lag", _how_to_read_replication(trial)))
+        pictures.append((files.REPLICATION_PNG, "Replication lag", _how_to_read_replication(trial)))
     else:
         # A picture left from an earlier report would no longer match the data.
         lag_path.unlink(missing_ok=True)
@@ -674,7 +670,7 @@ def write_trial_report(trial_dir: Path, up_link: str | None = None) -> Path:
     for file_name, heading, how_to_read in pictures:
         lines += ["", f"## {heading}", "", f"![{heading}]({file_name})", ""]
         lines.append(f"**How to read this.** {how_to_read}")
-    path = trial.folder / "report.md"
+    path = trial.folder / files.REPORT
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -706,7 +702,7 @@ def _aggregate_rows(summary: Mapping[str, Any]) -> list[list[str]]:
 def _trial_row(trial_dir: Path, summary: Mapping[str, Any]) -> list[str]:
     keys = ("failover_gap_ms", "detection_ms", "availability_pct", "requests_failed", "acked_writes_lost")
     return ([trial_dir.name] + [format_value(summary.get(key)) for key in keys]
-            + [f"[report]({trial_dir.name}/report.md)"])
+            + [f"[report]({trial_dir.name}/{files.REPORT})"])
 
 
 def _write_run_report(run_dir: Path, trial_dirs: Sequence[Path]) -> Path:
@@ -714,12 +710,12 @@ def _write_run_report(run_dir: Path, trial_dirs: Sequence[Path]) -> Path:
     summary = read_summary(run_dir)
     scenario = str(summary.get("scenario") or run_dir.name)
     for trial_dir in trial_dirs:
-        write_trial_report(trial_dir, up_link="../report.md")
+        write_trial_report(trial_dir, up_link=f"../{files.REPORT}")
     trial_summaries = [read_summary(trial_dir) for trial_dir in trial_dirs]
     gaps = [gap for trial_dir, s in zip(trial_dirs, trial_summaries, strict=True)
-            if (gap := _number(s.get("failover_gap_ms"), trial_dir / "summary.json", "failover_gap_ms"))
+            if (gap := _number(s.get("failover_gap_ms"), trial_dir / files.SUMMARY, "failover_gap_ms"))
             is not None]
-    summary_path = run_dir / "summary.json"
+    summary_path = run_dir / files.SUMMARY
     gap_figures = summary.get("failover_gap_ms")
     if not isinstance(gap_figures, Mapping):
         raise ReportError(f"{summary_path}: failover_gap_ms should be {{n, median, p95, max}}")
@@ -732,13 +728,13 @@ def _write_run_report(run_dir: Path, trial_dirs: Sequence[Path]) -> Path:
               "no failover gap).", ""]
     lines += _table(["Figure", "n", "Median", "p95", "Max"], _aggregate_rows(summary))
     lines += ["", "## Failover gap across trials", ""]
-    cdf_path = run_dir / "failover_gap_cdf.png"
+    cdf_path = run_dir / files.GAP_CDF_PNG
     if gaps:
         median = _number(gap_figures.get("median"), summary_path, "failover_gap_ms.median")
         p95 = _number(gap_figures.get("p95"), summary_path, "failover_gap_ms.p95")
         draw_gap_cdf(gaps, median, p95, f"{scenario}: failover gap over {len(gaps)} trials", cdf_path)
         lines += [
-            "![Failover gap across trials](failover_gap_cdf.png)", "",
+            f"![Failover gap across trials]({files.GAP_CDF_PNG})", "",
             "**How to read this.** Each dot is one trial; the staircase climbs by one trial at its failover "
             "gap, so the height at a gap is the share of trials that recovered at least that fast. Point at "
             "the median (half of the trials were faster) and at the p95 (what a user should expect in "
@@ -754,7 +750,7 @@ def _write_run_report(run_dir: Path, trial_dirs: Sequence[Path]) -> Path:
          "Acknowledged writes lost", "Report"],
         [_trial_row(d, s) for d, s in zip(trial_dirs, trial_summaries, strict=True)],
     )
-    path = run_dir / "report.md"
+    path = run_dir / files.REPORT
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -769,13 +765,13 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: not a folder")
-    if (run_dir / "summary.json").is_file() and read_summary(run_dir).get("scenario") == "soak":
+    if (run_dir / files.SUMMARY).is_file() and read_summary(run_dir).get("scenario") == "soak":
         # A soak has ten faults, not one: its own page (soak.md) and picture, not a trial report.
         from experiments.runs.soak import write_report as write_soak_report
 
         write_soak_report(run_dir, read_summary(run_dir))
-        return run_dir / "soak.md"
-    trial_dirs = _trial_dirs(run_dir)
-    if trial_dirs and not (run_dir / "requests.csv").exists():
+        return run_dir / files.SOAK_REPORT
+    trial_dirs = files.trial_dirs(run_dir)
+    if trial_dirs and not (run_dir / files.REQUESTS).exists():
         return _write_run_report(run_dir, trial_dirs)
     return write_trial_report(run_dir)

@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from services.files import write_json
+
 EVENT_COLUMNS = ["time", "source", "kind", "server", "detail"]
 
 
@@ -33,9 +35,7 @@ def write_events_csv(path: Path, events: list[dict[str, Any]]) -> None:
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
+    write_json(path, summary)
 
 
 def _fmt(value: Any, unit: str = "") -> str:

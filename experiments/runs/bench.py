@@ -32,6 +32,7 @@ from experiments.testbed.scenarios import SCENARIOS
 from experiments.testbed.testbed import Testbed
 from services.web import PROJECT_ROOT
 from topology.config import TestbedConfig
+from experiments.results import files
 
 # Targets from the issue "Failover controller": (scenario, statistic, limit in ms).
 GAP_TARGETS = [
@@ -115,8 +116,8 @@ def run_bench(
     results["throughput"] = measure_throughput(config, folder / "throughput")
     results["targets"] = check_targets(results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
-    (folder / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
-    (folder / "bench.md").write_text(bench_table(results) + "\n")
+    (folder / files.BENCH_JSON).write_text(json.dumps(results, indent=2) + "\n")
+    (folder / files.BENCH_REPORT).write_text(bench_table(results) + "\n")
     return folder, results
 
 
@@ -208,7 +209,7 @@ def run_loadgen_bench(config: TestbedConfig, rate: float, out: Path) -> tuple[Pa
         testbed.start_load(time.time() + 1.0, url=sink)
         testbed.wait_load_done()
         wrk_rps = wrk_requests_per_s(testbed, "client", sink + "/", 5)
-    records = metrics.read_requests(folder / "requests.csv")
+    records = metrics.read_requests(folder / files.REQUESTS)
     lags = [(r.sent_at - r.scheduled_at) * 1000 for r in records]
     span = max(r.scheduled_at for r in records) - min(r.scheduled_at for r in records)
     results = {
@@ -220,7 +221,7 @@ def run_loadgen_bench(config: TestbedConfig, rate: float, out: Path) -> tuple[Pa
         "send_lag_ms": {p: metrics.percentile(lags, q) for p, q in (("p50", 50), ("p99", 99), ("max", 100))},
         "wrk_rps": wrk_rps,
     }
-    (folder / "bench-loadgen.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / files.BENCH_LOADGEN_JSON).write_text(json.dumps(results, indent=2) + "\n")
     return folder, results
 
 

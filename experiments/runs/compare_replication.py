@@ -28,6 +28,7 @@ from experiments.analysis import metrics
 from experiments.runs.trial import run_experiment
 from experiments.testbed.scenarios import SCENARIOS
 from topology.config import TestbedConfig
+from experiments.results import files
 
 MODES = ("async", "semi-sync")
 NAME = "compare-replication"
@@ -54,23 +55,18 @@ def run_compare_replication(
     return folder, results
 
 
-def _trial_dirs(run_dir: Path) -> list[Path]:
-    trials = sorted(run_dir.glob("trial-*"))
-    return trials or [run_dir]
-
-
 def mode_figures(run_dir: Path) -> dict[str, Any]:
     """Per-trial lost writes and gaps, and the latency of every acknowledged write, of one mode."""
     lost, gaps, consistent, write_latencies, unknown, fell_back = [], [], [], [], [], []
-    for trial in _trial_dirs(run_dir):
-        summary = json.loads((trial / "summary.json").read_text())
+    for trial in files.trial_dirs(run_dir) or [run_dir]:
+        summary = json.loads((trial / files.SUMMARY).read_text())
         lost.append(summary.get("acked_writes_lost"))
         unknown.append(summary.get("unknown_writes") or 0)
         fell_back.append(summary.get("semi_sync_fell_back"))
         gaps.append(summary.get("failover_gap_ms"))
         consistent.append(summary.get("db_consistent"))
         write_latencies += [
-            r.latency_ms for r in metrics.read_requests(trial / "requests.csv")
+            r.latency_ms for r in metrics.read_requests(trial / files.REQUESTS)
             if r.kind == "POST" and r.ok and r.latency_ms is not None
         ]
     known_gaps = [g for g in gaps if g is not None]

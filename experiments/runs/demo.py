@@ -36,6 +36,7 @@ from typing import Any
 from experiments.analysis import metrics
 from experiments.analysis.metrics import REQUEST_COLUMNS, RequestRecord
 from experiments.testbed.testbed import Testbed
+from experiments.results import files
 
 REFRESH_S = 0.2  # the screen is redrawn five times a second
 WINDOW_S = 1.0  # "last second" figures are over this long
@@ -337,8 +338,8 @@ class Demo:
         self.rate = self.config.load.rate
         self.rate_file = testbed.dir / "load-rate"
         self.rate_file.write_text(f"{self.rate:g}\n")
-        self.requests = CsvTail(testbed.dir / "requests.csv")
-        self.replication = CsvTail(testbed.dir / "replication.csv")
+        self.requests = CsvTail(testbed.dir / files.REQUESTS)
+        self.replication = CsvTail(testbed.dir / files.REPLICATION)
         self.figures = LiveFigures()
         self.lags: dict[str, float] = {}
         self.messages: list[str] = [f"type help for the commands; the servers are {', '.join(self.servers)}"]
@@ -442,9 +443,8 @@ class Demo:
             reasons = reasons or body.get("error", "")
             return f"failback: {'done' if code == 200 else 'refused'}: {reasons}"
         if command.verb == "load":
-            tmp = self.rate_file.with_suffix(".tmp")
-            tmp.write_text(f"{command.rate:g}\n")
-            tmp.replace(self.rate_file)  # the load generator never reads half a number
+            # Atomic: the load generator never reads half a number.
+            files.write_atomic(self.rate_file, f"{command.rate:g}\n")
             self.rate = command.rate
             return f"load: {command.rate:g} requests per second from now on"
         if command.verb == "status":

@@ -51,13 +51,14 @@ from experiments.runs.trial import (
 )
 from experiments.testbed.testbed import Testbed
 from topology.config import TestbedConfig
+from experiments.results import files
 
 DEFAULT_DURATION_S = 600.0
 DEFAULT_PERIOD_S = 60.0
 RECOVER_AFTER_S = 20.0  # how long a crashed server stays down
 SAMPLE_INTERVAL_S = 2.0
 HEALTHY_TIMEOUT_S = 60.0  # a recovered server not up again by then fails the soak
-RESOURCES_CSV = "controller-resources.csv"
+RESOURCES_CSV = files.RESOURCES
 RESOURCE_COLUMNS = ("time", "fds", "threads", "rss_kb")
 
 # The bounds, in one place. A whole-server crash is seen on the port-down event, as in
@@ -385,7 +386,7 @@ def run_soak(
             controller = testbed.runner.processes["controller"]
             sampler = ResourceSampler(controller.pid, run_dir / RESOURCES_CSV, settings.sample_interval_s)
             monitor = ReplicationMonitor(testbed.databases, testbed.active_server,
-                                         run_dir / "replication.csv")
+                                         run_dir / files.REPLICATION)
             sampler.start()
             monitor.start()
             try:
@@ -410,7 +411,7 @@ def run_soak(
     finally:
         events = write_trial_events(run_dir)
     summary = summarize_soak(config, settings, run_dir, load_start, offsets, faults, events, samples, data)
-    write_summary(run_dir / "summary.json", summary)
+    write_summary(run_dir / files.SUMMARY, summary)
     write_report(run_dir, summary)
     return run_dir, summary
 
@@ -419,9 +420,9 @@ def write_report(run_dir: Path, summary: Mapping[str, Any]) -> None:
     """soak.md and controller-resources.png from the summary and the samples."""
     text = soak_report(summary)
     if (run_dir / RESOURCES_CSV).exists():
-        draw_resources(read_resources(run_dir / RESOURCES_CSV), summary, run_dir / "controller-resources.png")
+        draw_resources(read_resources(run_dir / RESOURCES_CSV), summary, run_dir / files.RESOURCES_PNG)
         text += "\n![controller resources](controller-resources.png)\n"
-    (run_dir / "soak.md").write_text(text)
+    (run_dir / files.SOAK_REPORT).write_text(text)
 
 
 def draw_resources(samples: Sequence[Sample], summary: Mapping[str, Any], path: Path) -> None:
@@ -501,7 +502,7 @@ def summarize_soak(
     data: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Every figure of the soak, as summary.json holds it, with the verdict."""
-    records = metrics.read_requests(run_dir / "requests.csv") if (run_dir / "requests.csv").exists() else []
+    records = metrics.read_requests(run_dir / files.REQUESTS) if (run_dir / files.REQUESTS).exists() else []
     figures = per_fault_figures(records, events, faults)
     for figure, fault in zip(figures, faults, strict=True):
         figure.update(at_s=fault["offset_s"], healthy_again=fault["healthy_again"],
@@ -534,8 +535,8 @@ def summarize_soak(
         "availability_pct": round(ok / total * 100, 3) if total else None,
         **data,
         "controller_resources": resource_growth(samples, baseline_at),
-        "replication_lag_ms": metrics.replication_lag(metrics.read_replication(run_dir / "replication.csv"))
-        if (run_dir / "replication.csv").exists() else None,
+        "replication_lag_ms": metrics.replication_lag(metrics.read_replication(run_dir / files.REPLICATION))
+        if (run_dir / files.REPLICATION).exists() else None,
     }
     summary.pop("table_checksums", None)  # per-table detail; db_consistent says what matters
     failures = verdict(summary)

@@ -22,6 +22,7 @@ from experiments.testbed.scenarios import Scenario
 from experiments.testbed.testbed import EXPERIMENT_EVENTS, Testbed
 from services.mariadb import SEMI_SYNC_WAIT_POINT
 from topology.config import TestbedConfig
+from experiments.results import files
 
 # Seconds between the load generator's start and its first request: time for it to start.
 LOAD_START_DELAY_S = 1.0
@@ -62,7 +63,7 @@ def run_trial(
     data: dict[str, Any] = {}
     try:
         with Testbed(config, trial_dir) as testbed:
-            lag_file = trial_dir / "replication.csv"
+            lag_file = trial_dir / files.REPLICATION
             semi_sync = config.database.replication == "semi-sync"
             monitor = ReplicationMonitor(testbed.databases, testbed.active_server, lag_file, semi_sync)
             monitor.start()
@@ -78,7 +79,7 @@ def run_trial(
     finally:
         # Whatever happened, turn what was recorded into results.
         events = write_trial_events(trial_dir)
-    records = metrics.read_requests(trial_dir / "requests.csv")
+    records = metrics.read_requests(trial_dir / files.REQUESTS)
     summary = {
         "scenario": scenario.name,
         "trial_dir": str(trial_dir),
@@ -90,9 +91,9 @@ def run_trial(
         ),
         **data,
     }
-    replication = metrics.read_replication(trial_dir / "replication.csv")
+    replication = metrics.read_replication(trial_dir / files.REPLICATION)
     summary["replication_lag_ms"] = metrics.replication_lag(replication)
-    write_summary(trial_dir / "summary.json", summary)
+    write_summary(trial_dir / files.SUMMARY, summary)
     if "replication_error" in data:
         raise ReplicationConflict(f"{data['replication_error']} (results kept in {trial_dir})")
     return summary
@@ -103,7 +104,7 @@ def check_data(testbed: Testbed, trial_dir: Path, active: str) -> dict[str, Any]
     databases against each other (experiments/runs/consistency.py). A replication conflict is
     returned as "replication_error" (the database's own message), not raised."""
     testbed.databases[active].wait_relay_applied(timeout=10)
-    records = metrics.read_requests(trial_dir / "requests.csv")
+    records = metrics.read_requests(trial_dir / files.REQUESTS)
     try:
         return check_consistency(testbed, active, records)
     except ReplicationConflict as conflict:
@@ -120,7 +121,7 @@ def write_trial_events(trial_dir: Path) -> list[dict[str, Any]]:
         [p for p in (trial_dir / EVENT_LOG, trial_dir / EXPERIMENT_EVENTS) if p.exists()]
     )
     events = [{**event, "time": round(event["time"], 6)} for event in events]
-    write_events_csv(trial_dir / "events.csv", events)
+    write_events_csv(trial_dir / files.EVENTS, events)
     return events
 
 
@@ -173,7 +174,7 @@ def run_experiment(
     if trials == 1:
         return run_dir, summaries[0]
     summary = {"scenario": scenario.name, "trials": trials, **metrics.aggregate(summaries)}
-    write_summary(run_dir / "summary.json", summary)
+    write_summary(run_dir / files.SUMMARY, summary)
     return run_dir, summary
 
 

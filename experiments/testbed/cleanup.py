@@ -34,9 +34,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from experiments.results import files
 from services.runner import boot_id, cmdline, is_recorded_process, process_group, start_time
 
-STATE_FILE = "state.json"
+STATE_FILE = files.STATE
 TEMP_PREFIX = "hatb-"  # what experiments.testbed.testbed names its temporary folder
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_CONTROLLERS = ("cpu", "cpuacct", "cpuset")  # the hierarchies Mininet's cgcreate uses
@@ -125,10 +126,8 @@ def _clean_state_file(path: Path, dry_run: bool, problems: list[str]) -> list[st
     if not dry_run:
         # What is gone is no longer listed, so cleaning again does nothing; what failed stays.
         data.update(kept, cleaned_at=datetime.now(UTC).isoformat(timespec="seconds"))
-        tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(data, indent=2))
-            tmp.replace(path)
+            files.write_atomic(path, json.dumps(data, indent=2))
         except OSError as exc:
             _problem(problems, f"{path}: cannot rewrite it ({exc.strerror})")
     return removed

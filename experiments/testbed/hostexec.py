@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from experiments.results import files
 from experiments.testbed.cleanup import STATE_FILE, TEMP_PREFIX, active_owner
 from services.mariadb import socket_path
 from services.runner import is_recorded_process
@@ -57,7 +58,7 @@ def host_names(config: TestbedConfig) -> list[str]:
 
 def host_command(state_path: Path, data: dict[str, Any], host: str, command: list[str]) -> list[str]:
     """The argv and environment that run `command` inside `host` of the testbed `data` describes."""
-    config = TestbedConfig.from_dict(json.loads((state_path.parent / "config.json").read_text()))
+    config = TestbedConfig.from_dict(json.loads((state_path.parent / files.CONFIG).read_text()))
     hosts = host_names(config)
     if host not in hosts:
         raise ExecError(f"no host {host!r} in the running testbed; the hosts are {', '.join(hosts)}")

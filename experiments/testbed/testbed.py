@@ -28,6 +28,7 @@ from typing import IO, Any
 import pymysql
 
 from controller.eventlog import EVENT_LOG
+from experiments.results import files
 from experiments.testbed.runlock import RunLock
 from services.mariadb import MariaDB
 from services.runner import STOP_SIGNALS, ProcessRunner, RunState, StartupError, signals_held
@@ -36,7 +37,7 @@ from services.web import PROJECT_ROOT, WebService
 from topology.config import TestbedConfig
 from topology.network import build_network, host_interfaces, start_network
 
-EXPERIMENT_EVENTS = "experiment-events.jsonl"
+EXPERIMENT_EVENTS = files.EXPERIMENT_EVENTS
 FAULT_COOKIE = "0xfa17"  # marks the flows a fault adds to the switch (never the controller's)
 
 
@@ -68,7 +69,7 @@ class Testbed:
         # leave a folder nothing knows of.
         with signals_held():
             self.socket_dir = Path(tempfile.mkdtemp(prefix="hatb-"))
-            self.state = RunState(self.dir / "state.json", folders=[str(self.socket_dir)])
+            self.state = RunState(self.dir / files.STATE, folders=[str(self.socket_dir)])
             self.state.save()
         self.runner = ProcessRunner(self.dir, self.state)
         self.secrets_dir = self.socket_dir / "secrets"
@@ -111,7 +112,7 @@ class Testbed:
             self.lock.close()
 
     def start(self) -> None:
-        config_path = self.dir / "config.json"
+        config_path = self.dir / files.CONFIG
         config_path.write_text(json.dumps(self.config.to_dict(), indent=2))
         secrets = RunSecrets.generate(self.secrets_dir)
         self.token = secrets.controller_token
@@ -122,7 +123,7 @@ class Testbed:
         self.runner.start(
             "prober",
             [sys.executable, "-m", "controller.prober", "--config", str(config_path),
-             "--socket", str(self.probe_socket), "--out", str(self.dir / "probes.csv")],
+             "--socket", str(self.probe_socket), "--out", str(self.dir / files.PROBES)],
             host=self.host("monitor"),
             cwd=PROJECT_ROOT,
         )
@@ -170,10 +171,10 @@ class Testbed:
 
     @property
     def probe_socket(self) -> Path:
-        return self.socket_dir / "probes.sock"
+        return self.socket_dir / files.PROBE_SOCKET
 
     def _start_controller(self, config_path: Path | None = None) -> None:
-        config_path = config_path or self.dir / "config.json"
+        config_path = config_path or self.dir / files.CONFIG
         self.runner.start(
             "controller",
             [sys.executable, "-m", "controller", "--config", str(config_path),
@@ -299,7 +300,7 @@ class Testbed:
             "--url", url or f"http://{self.config.network.vip}:{self.config.web.port}",
             "--rate", str(load.rate), "--duration", str(load.duration_s),
             "--post-ratio", str(load.post_ratio), "--timeout", str(load.timeout_s),
-            "--start-at", f"{start_at:.6f}", "--out", str(self.dir / "requests.csv"),
+            "--start-at", f"{start_at:.6f}", "--out", str(self.dir / files.REQUESTS),
         ]
         if rate_file is not None:
             command += ["--rate-file", str(rate_file)]
