@@ -1,0 +1,1 @@
+"""The run folder: its file names, readers and writers, tables, reports and pictures."""
