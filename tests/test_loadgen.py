@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments.analysis.metrics import RequestRecord, read_requests
+from experiments.analysis.metrics import RequestRecord
 from experiments.load.loadgen import LoadResult, run_load
+from experiments.results.records import read_requests
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_SEND_LAG_S = 0.05  # how late a request may leave compared with its schedule

@@ -18,12 +18,11 @@ from experiments.analysis.metrics import (
     RequestRecord,
     acked_write_ids,
     percentile,
-    read_events,
-    read_requests,
     summarize,
     throughput_buckets,
 )
 from experiments.load.loadgen import Recorder
+from experiments.results.records import read_events, read_requests
 
 T0 = 1000.0
 NO_LATENCY = {"p50": None, "p95": None, "p99": None}

@@ -19,8 +19,8 @@ from experiments.analysis import metrics
 from experiments.analysis.metrics import RequestRecord
 from experiments.load.loadgen import Recorder
 from experiments.results.compare import compare, write_comparison
+from experiments.results.records import write_events_csv, write_summary
 from experiments.results.report import ReportError, write_report
-from experiments.results.tables import write_events_csv, write_summary
 
 T0 = 1_800_000_000.0  # epoch seconds when the load started: the first request's schedule
 RATE = 100  # requests per second

@@ -22,13 +22,10 @@ The windows used by `summarize` (times are epoch seconds):
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 REQUEST_COLUMNS = (
@@ -107,61 +104,6 @@ class RequestRecord:
 
 
 # -- reading the trial folder -------------------------------------------------------------
-
-
-def _complete_lines(path: Path) -> list[str]:
-    """The file's lines, without a last line that was cut off.
-
-    The writers append as they go and may be killed at any moment, so the file can end
-    in the middle of a line; such a partial line would parse into wrong values (a
-    truncated number), so it is dropped rather than trusted.
-    """
-    text = path.read_text()
-    if not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    return text.splitlines()
-
-
-def read_requests(path: str | Path) -> list[RequestRecord]:
-    """The records of a requests.csv file, sorted by request_id.
-
-    The load generator writes rows as requests finish, so the file is not in request order.
-    """
-    lines = _complete_lines(Path(path))
-    reader = csv.reader(lines)
-    header = next(reader, None)
-    if header is None:
-        return []
-    if tuple(header) != REQUEST_COLUMNS:
-        raise ValueError(f"{path}: unexpected columns {header}, expected {list(REQUEST_COLUMNS)}")
-    records = []
-    for line_number, row in enumerate(reader, start=2):
-        if len(row) != len(REQUEST_COLUMNS):
-            raise ValueError(f"{path}:{line_number}: expected {len(REQUEST_COLUMNS)} fields, got {len(row)}")
-        records.append(RequestRecord.from_csv_row(dict(zip(REQUEST_COLUMNS, row, strict=True))))
-    records.sort(key=lambda record: record.request_id)
-    return records
-
-
-def read_events(paths: str | Path | Iterable[str | Path]) -> list[dict[str, Any]]:
-    """The events of one JSONL file, or of several merged, sorted by "time".
-
-    A trial has more than one event log (the controller's and the experiment's), hence
-    the list. Each line must be a JSON object with at least "time" and "kind".
-    """
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    events = []
-    for path in paths:
-        for line_number, line in enumerate(_complete_lines(Path(path)), start=1):
-            if not line.strip():
-                continue
-            event = json.loads(line)
-            if not isinstance(event, dict) or "time" not in event or "kind" not in event:
-                raise ValueError(f'{path}:{line_number}: an event needs "time" and "kind"')
-            events.append(event)
-    events.sort(key=lambda event: event["time"])
-    return events
 
 
 # -- basic statistics ----------------------------------------------------------------------
@@ -430,17 +372,6 @@ def aggregate(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         }
     combined["per_trial"] = [dict(s) for s in summaries]
     return combined
-
-
-def read_replication(path: str | Path) -> list[dict[str, Any]]:
-    """replication.csv rows (time, source, target, lag_ms); [] when the file does not exist."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [
-            {**row, "time": float(row["time"]), "lag_ms": float(row["lag_ms"])} for row in csv.DictReader(f)
-        ]
 
 
 def replication_lag(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

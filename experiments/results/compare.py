@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from experiments.analysis import metrics
-from experiments.results.report import ReportError, format_value, read_summary
 from experiments.results import files
+from experiments.results.report import ReportError, format_value, read_summary
 
 ROWS = (
     "scenario",

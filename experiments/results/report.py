@@ -22,8 +22,6 @@ A problem with the input files is a `ReportError` whose message names the file.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,8 +39,15 @@ from matplotlib.ticker import NullLocator
 
 from experiments.analysis import metrics
 from experiments.analysis.metrics import RequestRecord
-from experiments.results.tables import EVENT_COLUMNS
 from experiments.results import files
+from experiments.results.records import (
+    ReportError,
+    checked_events,
+    checked_number,
+    checked_replication,
+    checked_requests,
+    read_summary,
+)
 
 BUCKET_S = 0.1  # the width of a bar in the pictures: 100 ms of load
 ZOOM_BEFORE_S = 0.5  # the zoomed panels show this long before the fault...
@@ -74,87 +79,7 @@ MAX_LABEL_ROWS = 3  # a fourth VIP move goes back to the first row
 PANEL_HEIGHT_PT = {1: 350, 2: 160}  # about how tall a panel is, in a figure of 1 or 2 panels
 
 
-class ReportError(Exception):
-    """A run folder cannot be reported on: a file is missing or bad; the message says which."""
-
-
 # -- reading the run folder ----------------------------------------------------------------
-
-
-def read_summary(run_dir: Path) -> dict[str, Any]:
-    """The run folder's summary.json as a dict; ReportError if it is missing or not a JSON object."""
-    if not run_dir.is_dir():
-        raise ReportError(f"{run_dir}: not a folder")
-    path = run_dir / files.SUMMARY
-    if not path.is_file():
-        raise ReportError(f"{path}: missing (is this a run folder?)")
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(summary, dict):
-        raise ReportError(f"{path}: expected a JSON object")
-    return summary
-
-
-def _read_requests(path: Path) -> list[RequestRecord]:
-    if not path.is_file():
-        raise ReportError(f"{path}: missing; the load generator writes it and the pictures need it")
-    try:
-        records = metrics.read_requests(path)
-    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
-        # metrics' own messages already start with the path; others (a bad number) do not.
-        message = str(exc) if str(exc).startswith(str(path)) else f"{path}: malformed ({exc})"
-        raise ReportError(message) from None
-    if not records:
-        raise ReportError(f"{path}: holds no requests")
-    return records
-
-
-def _read_events(trial_dir: Path) -> list[dict[str, Any]]:
-    """The trial's events: from events.csv, or from the raw JSONL logs if it is missing.
-
-    Events only add the vertical lines of the VIP moves, so a trial without any is still reported.
-    """
-    path = trial_dir / files.EVENTS
-    if path.is_file():
-        return _read_events_csv(path)
-    logs = [p for p in (trial_dir / files.CONTROLLER_EVENTS, trial_dir / files.EXPERIMENT_EVENTS)
-            if p.is_file()]
-    try:
-        return metrics.read_events(logs)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ReportError(f"{trial_dir}: malformed event log ({exc})") from None
-
-
-def _read_events_csv(path: Path) -> list[dict[str, Any]]:
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        events = [{**row, "time": float(row["time"])} for row in rows]
-    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as exc:
-        raise ReportError(f"{path}: malformed, expected columns {EVENT_COLUMNS} ({exc})") from None
-    if any(event.get("kind") is None for event in events):
-        raise ReportError(f"{path}: malformed, expected columns {EVENT_COLUMNS}")
-    return sorted(events, key=lambda event: event["time"])
-
-
-def _read_replication(path: Path) -> list[tuple[float, float]]:
-    """(time in epoch seconds, lag in ms) rows of replication.csv; [] if the file does not exist."""
-    if not path.is_file():
-        return []
-    try:
-        with open(path, newline="") as f:
-            return [(float(row["time"]), float(row["lag_ms"])) for row in csv.DictReader(f)]
-    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as exc:
-        raise ReportError(f"{path}: malformed, expected columns time,lag_ms ({exc})") from None
-
-
-def _number(value: Any, path: Path, key: str) -> float | None:
-    """A summary figure that must be a number or null; ReportError naming the file otherwise."""
-    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-        return value
-    raise ReportError(f"{path}: {key} should be a number or null, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -183,16 +108,16 @@ class Trial:
 def load_trial(trial_dir: Path) -> Trial:
     """Everything the pictures of one trial need, read and checked; ReportError naming a bad file."""
     summary = read_summary(trial_dir)
-    records = _read_requests(trial_dir / files.REQUESTS)
+    records = checked_requests(trial_dir / files.REQUESTS)
     origin = min(r.scheduled_at for r in records)
-    fault_at = _number(summary.get("fault_at"), trial_dir / files.SUMMARY, "fault_at")
+    fault_at = checked_number(summary.get("fault_at"), trial_dir / files.SUMMARY, "fault_at")
     for key in ("latency_ms_before", "latency_ms_after", "served_by_before", "served_by_after"):
         if not isinstance(summary.get(key), dict | None):
             raise ReportError(f"{trial_dir / files.SUMMARY}: {key} should be an object or null")
-    events = _read_events(trial_dir)
+    events = checked_events(trial_dir)
     moves = [(e["time"] - origin, str(e.get("server") or "?"))
              for e in events if e["kind"] == metrics.VIP_MOVED]
-    replication = [(t - origin, lag) for t, lag in _read_replication(trial_dir / files.REPLICATION)]
+    replication = [(t - origin, lag) for t, lag in checked_replication(trial_dir / files.REPLICATION)]
     return Trial(
         folder=trial_dir,
         summary=summary,
@@ -713,7 +638,7 @@ def _write_run_report(run_dir: Path, trial_dirs: Sequence[Path]) -> Path:
         write_trial_report(trial_dir, up_link=f"../{files.REPORT}")
     trial_summaries = [read_summary(trial_dir) for trial_dir in trial_dirs]
     gaps = [gap for trial_dir, s in zip(trial_dirs, trial_summaries, strict=True)
-            if (gap := _number(s.get("failover_gap_ms"), trial_dir / files.SUMMARY, "failover_gap_ms"))
+            if (gap := checked_number(s.get("failover_gap_ms"), trial_dir / files.SUMMARY, "failover_gap_ms"))
             is not None]
     summary_path = run_dir / files.SUMMARY
     gap_figures = summary.get("failover_gap_ms")
@@ -730,8 +655,8 @@ def _write_run_report(run_dir: Path, trial_dirs: Sequence[Path]) -> Path:
     lines += ["", "## Failover gap across trials", ""]
     cdf_path = run_dir / files.GAP_CDF_PNG
     if gaps:
-        median = _number(gap_figures.get("median"), summary_path, "failover_gap_ms.median")
-        p95 = _number(gap_figures.get("p95"), summary_path, "failover_gap_ms.p95")
+        median = checked_number(gap_figures.get("median"), summary_path, "failover_gap_ms.median")
+        p95 = checked_number(gap_figures.get("p95"), summary_path, "failover_gap_ms.p95")
         draw_gap_cdf(gaps, median, p95, f"{scenario}: failover gap over {len(gaps)} trials", cdf_path)
         lines += [
             f"![Failover gap across trials]({files.GAP_CDF_PNG})", "",

@@ -11,31 +11,7 @@ A trial folder holds:
 
 from __future__ import annotations
 
-import csv
-import json
-from pathlib import Path
 from typing import Any
-
-from services.files import write_json
-
-EVENT_COLUMNS = ["time", "source", "kind", "server", "detail"]
-
-
-def write_events_csv(path: Path, events: list[dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(EVENT_COLUMNS)
-        for event in sorted(events, key=lambda e: e["time"]):
-            rest = {k: v for k, v in event.items() if k not in EVENT_COLUMNS}
-            detail = event.get("reason") or event.get("detail") or ""
-            if rest:
-                detail = f"{detail} {json.dumps(rest, sort_keys=True)}".strip()
-            server = event.get("server") or ""
-            writer.writerow([f"{event['time']:.6f}", event.get("source", ""), event["kind"], server, detail])
-
-
-def write_summary(path: Path, summary: dict[str, Any]) -> None:
-    write_json(path, summary)
 
 
 def _fmt(value: Any, unit: str = "") -> str:

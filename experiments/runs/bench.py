@@ -27,12 +27,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from experiments.results import files
+from experiments.results.records import read_requests
 from experiments.runs.trial import run_experiment
 from experiments.testbed.scenarios import SCENARIOS
 from experiments.testbed.testbed import Testbed
 from services.web import PROJECT_ROOT
 from topology.config import TestbedConfig
-from experiments.results import files
 
 # Targets from the issue "Failover controller": (scenario, statistic, limit in ms).
 GAP_TARGETS = [
@@ -209,7 +210,7 @@ def run_loadgen_bench(config: TestbedConfig, rate: float, out: Path) -> tuple[Pa
         testbed.start_load(time.time() + 1.0, url=sink)
         testbed.wait_load_done()
         wrk_rps = wrk_requests_per_s(testbed, "client", sink + "/", 5)
-    records = metrics.read_requests(folder / files.REQUESTS)
+    records = read_requests(folder / files.REQUESTS)
     lags = [(r.sent_at - r.scheduled_at) * 1000 for r in records]
     span = max(r.scheduled_at for r in records) - min(r.scheduled_at for r in records)
     results = {

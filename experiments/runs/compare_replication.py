@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from experiments.analysis import metrics
+from experiments.results import files
+from experiments.results.records import read_requests
 from experiments.runs.trial import run_experiment
 from experiments.testbed.scenarios import SCENARIOS
 from topology.config import TestbedConfig
-from experiments.results import files
 
 MODES = ("async", "semi-sync")
 NAME = "compare-replication"
@@ -66,7 +67,7 @@ def mode_figures(run_dir: Path) -> dict[str, Any]:
         gaps.append(summary.get("failover_gap_ms"))
         consistent.append(summary.get("db_consistent"))
         write_latencies += [
-            r.latency_ms for r in metrics.read_requests(trial / files.REQUESTS)
+            r.latency_ms for r in read_requests(trial / files.REQUESTS)
             if r.kind == "POST" and r.ok and r.latency_ms is not None
         ]
     known_gaps = [g for g in gaps if g is not None]

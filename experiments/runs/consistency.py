@@ -21,9 +21,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from controller.failover import gtid_positions
 from experiments.analysis import metrics
 from experiments.testbed.testbed import Testbed
+from services.gtid import gtid_positions
 
 CATCH_UP_S = 15.0
 WAIT_STEP_S = 0.5

@@ -35,8 +35,8 @@ from typing import Any
 
 from experiments.analysis import metrics
 from experiments.analysis.metrics import REQUEST_COLUMNS, RequestRecord
-from experiments.testbed.testbed import Testbed
 from experiments.results import files
+from experiments.testbed.testbed import Testbed
 
 REFRESH_S = 0.2  # the screen is redrawn five times a second
 WINDOW_S = 1.0  # "last second" figures are over this long

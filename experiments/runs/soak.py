@@ -40,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from experiments.analysis import metrics
+from experiments.results import files
+from experiments.results.records import read_replication, read_requests, write_summary
 from experiments.runs.replication import ReplicationMonitor
-from experiments.results.tables import write_summary
 from experiments.runs.trial import (
     LOAD_START_DELAY_S,
     check_data,
@@ -51,7 +52,6 @@ from experiments.runs.trial import (
 )
 from experiments.testbed.testbed import Testbed
 from topology.config import TestbedConfig
-from experiments.results import files
 
 DEFAULT_DURATION_S = 600.0
 DEFAULT_PERIOD_S = 60.0
@@ -502,7 +502,7 @@ def summarize_soak(
     data: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Every figure of the soak, as summary.json holds it, with the verdict."""
-    records = metrics.read_requests(run_dir / files.REQUESTS) if (run_dir / files.REQUESTS).exists() else []
+    records = read_requests(run_dir / files.REQUESTS) if (run_dir / files.REQUESTS).exists() else []
     figures = per_fault_figures(records, events, faults)
     for figure, fault in zip(figures, faults, strict=True):
         figure.update(at_s=fault["offset_s"], healthy_again=fault["healthy_again"],
@@ -535,7 +535,7 @@ def summarize_soak(
         "availability_pct": round(ok / total * 100, 3) if total else None,
         **data,
         "controller_resources": resource_growth(samples, baseline_at),
-        "replication_lag_ms": metrics.replication_lag(metrics.read_replication(run_dir / files.REPLICATION))
+        "replication_lag_ms": metrics.replication_lag(read_replication(run_dir / files.REPLICATION))
         if (run_dir / files.REPLICATION).exists() else None,
     }
     summary.pop("table_checksums", None)  # per-table detail; db_consistent says what matters

@@ -15,14 +15,20 @@ from typing import Any
 
 from controller.eventlog import EVENT_LOG
 from experiments.analysis import metrics
+from experiments.results import files
+from experiments.results.records import (
+    read_events,
+    read_replication,
+    read_requests,
+    write_events_csv,
+    write_summary,
+)
 from experiments.runs.consistency import ReplicationConflict, check_consistency
 from experiments.runs.replication import ReplicationMonitor
-from experiments.results.tables import write_events_csv, write_summary
 from experiments.testbed.scenarios import Scenario
 from experiments.testbed.testbed import EXPERIMENT_EVENTS, Testbed
 from services.mariadb import SEMI_SYNC_WAIT_POINT
 from topology.config import TestbedConfig
-from experiments.results import files
 
 # Seconds between the load generator's start and its first request: time for it to start.
 LOAD_START_DELAY_S = 1.0
@@ -79,7 +85,7 @@ def run_trial(
     finally:
         # Whatever happened, turn what was recorded into results.
         events = write_trial_events(trial_dir)
-    records = metrics.read_requests(trial_dir / files.REQUESTS)
+    records = read_requests(trial_dir / files.REQUESTS)
     summary = {
         "scenario": scenario.name,
         "trial_dir": str(trial_dir),
@@ -91,7 +97,7 @@ def run_trial(
         ),
         **data,
     }
-    replication = metrics.read_replication(trial_dir / files.REPLICATION)
+    replication = read_replication(trial_dir / files.REPLICATION)
     summary["replication_lag_ms"] = metrics.replication_lag(replication)
     write_summary(trial_dir / files.SUMMARY, summary)
     if "replication_error" in data:
@@ -104,7 +110,7 @@ def check_data(testbed: Testbed, trial_dir: Path, active: str) -> dict[str, Any]
     databases against each other (experiments/runs/consistency.py). A replication conflict is
     returned as "replication_error" (the database's own message), not raised."""
     testbed.databases[active].wait_relay_applied(timeout=10)
-    records = metrics.read_requests(trial_dir / files.REQUESTS)
+    records = read_requests(trial_dir / files.REQUESTS)
     try:
         return check_consistency(testbed, active, records)
     except ReplicationConflict as conflict:
@@ -117,7 +123,7 @@ def write_trial_events(trial_dir: Path) -> list[dict[str, Any]]:
     Their times are rounded to the microsecond, as events.csv holds them: the figures computed
     from the returned events are then exactly those computed again from the file.
     """
-    events = metrics.read_events(
+    events = read_events(
         [p for p in (trial_dir / EVENT_LOG, trial_dir / EXPERIMENT_EVENTS) if p.exists()]
     )
     events = [{**event, "time": round(event["time"], 6)} for event in events]
@@ -181,7 +187,7 @@ def run_experiment(
 def _active_server(trial_dir: Path, default: str) -> str:
     """Who holds the VIP, from the controller's own log of its decisions."""
     active = default
-    for event in metrics.read_events([trial_dir / EVENT_LOG]):
+    for event in read_events([trial_dir / EVENT_LOG]):
         if event["kind"] == "vip_moved":
             active = event["server"]
     return active

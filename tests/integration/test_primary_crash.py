@@ -2,6 +2,7 @@
 
 import json
 
+from experiments.results.records import read_replication, read_requests
 from tests.integration.conftest import leftovers, read_results, run_cli
 
 
@@ -51,10 +52,10 @@ def test_every_figure_of_the_summary_is_recomputed_from_the_csv_files(tmp_path):
 
     _, run_dir = run_cli("primary-crash", tmp_path, "--duration", "6", "--fault-at", "3")
     summary, _, events = read_results(run_dir)
-    records = metrics.read_requests(run_dir / "requests.csv")
+    records = read_requests(run_dir / "requests.csv")
     events = [{**e, "time": float(e["time"])} for e in events]  # events.csv, not the raw logs
     recomputed = metrics.summarize(records, events, summary["fault_at"], "primary", "secondary")
     for key, value in recomputed.items():
         assert summary[key] == value, key
-    lag = metrics.replication_lag(metrics.read_replication(run_dir / "replication.csv"))
+    lag = metrics.replication_lag(read_replication(run_dir / "replication.csv"))
     assert summary["replication_lag_ms"] == lag and lag["n"] > 0
