@@ -1,6 +1,11 @@
-"""The config is validated at the edge: every bad value is a one-line error naming its key."""
+"""The config is validated at the edge: every bad value is a one-line error naming its key.
+
+The tables below hold one row per error message of topology/config.py: what is wrong, the key
+the error names and a fragment of what it says.
+"""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,65 +31,180 @@ def test_network_plan_is_derived_from_the_config():
     assert TestbedConfig.from_dict(config.to_dict()) == config
 
 
+def test_extra_clients_sit_after_the_servers():
+    config = load_config(None, {"network.clients": 3})
+    assert [(p.name, p.ip, p.port) for p in config.extra_clients] == [
+        ("client2", "10.0.0.151", 5), ("client3", "10.0.0.152", 6)]
+
+
+# An address near the top of IPv4, with a subnet around it, so that client2 (client_ip + 150)
+# would fall past 255.255.255.255.
+TOP_OF_IPV4 = {"network.subnet": "255.255.0.0/16", "network.client_ip": "255.255.255.200",
+               "network.monitor_ip": "255.255.0.250", "network.clients": 2}
+
+
 @pytest.mark.parametrize(
-    "overrides, key",
+    "overrides, key, says",
     [
-        ({"probe.interval_s": 0}, "probe.interval_s"),
-        ({"probe.timeout_s": 0.05}, "probe.timeout_s"),  # not below the interval
-        ({"probe.fall": 0}, "probe.fall"),
-        ({"probe.rise": 0}, "probe.rise"),
-        ({"probe.timeout_fall": 1}, "probe.timeout_fall"),  # below fall
-        ({"probe.fall": "3"}, "probe.fall"),  # wrong type
-        ({"probe.fall": True}, "probe.fall"),  # a bool is not an int here
-        ({"probe.bogus": 1}, "probe.bogus"),  # unknown key
-        ({"network.vip": "10.0.1.5"}, "network.vip"),  # outside the subnet
-        ({"network.vip": "10.0.0.11"}, "network.vip"),  # a server's IP
-        ({"network.vip": "not-an-ip"}, "network.vip"),
-        ({"network.vmac": "zz"}, "network.vmac"),
-        ({"network.subnet": "10.0.0.0/8"}, "network.subnet"),
-        ({"network.switch": "br;rm"}, "network.switch"),
-        ({"load.rate": 0}, "load.rate"),
-        ({"load.duration_s": 0}, "load.duration_s"),
-        ({"load.fault_at_s": 30}, "load.fault_at_s"),  # after the load ends
-        ({"load.post_ratio": 1.5}, "load.post_ratio"),
-        ({"failover.failback": "sometimes"}, "failover.failback"),
-        ({"database.replication": "sync"}, "database.replication"),
-        ({"web.workers": 0}, "web.workers"),
+        # network: the subnet and every address in it
+        ({"network.subnet": "ten"}, "network.subnet", "'ten' is not a network like 10.0.0.0/24"),
+        ({"network.subnet": "10.0.0.0/8"}, "network.subnet", "must be an IPv4 network of /16 to /30"),
+        ({"network.subnet": "fd00::/64"}, "network.subnet", "must be an IPv4 network"),
+        ({"network.client_ip": "nope"}, "network.client_ip", "'nope' is not an IPv4 address"),
+        ({"network.client_ip": "10.0.0.0"}, "network.client_ip", "outside network.subnet 10.0.0.0/24"),
+        ({"network.monitor_ip": "10.0.0.255"}, "network.monitor_ip", "outside network.subnet"),
+        ({"network.monitor_ip": "10.0.0.1"}, "network.monitor_ip", "10.0.0.1 is already used by network.client_ip"),
+        ({"network.clients": 0}, "network.clients", "must be between 1 and 64"),
+        ({"network.clients": 65}, "network.clients", "must be between 1 and 64"),
+        (TOP_OF_IPV4, "network.clients", "too many clients after 255.255.255.200"),
+        ({"network.clients": 2, "network.client_ip": "10.0.0.200"}, "network.clients",
+         "10.0.1.94 is outside network.subnet"),
+        ({"network.clients": 2, "network.client_ip": "10.0.0.100"}, "network.clients",
+         "10.0.0.250 is already used by network.monitor_ip"),
+        ({"network.vip": "10.0.1.5"}, "network.vip", "10.0.1.5 is outside network.subnet"),
+        ({"network.vip": "10.0.0.11"}, "network.vip", "10.0.0.11 is already used by servers[0].ip"),
+        ({"network.vip": "not-an-ip"}, "network.vip", "'not-an-ip' is not an IPv4 address"),
+        # network: the rest
+        ({"network.vmac": "zz"}, "network.vmac", "'zz' is not a MAC like 02:00:00:00:01:00"),
+        ({"network.controller_port": 80}, "network.controller_port", "must be between 1024 and 65535"),
+        ({"network.status_port": 70000}, "network.status_port", "must be between 1024 and 65535"),
+        ({"network.status_port": 6653}, "network.status_port", "not the controller_port"),
+        ({"network.switch": "br;rm"}, "network.switch", "'br;rm' must be 's' and a number, like s1"),
+        # probe
+        ({"probe.interval_s": 0}, "probe.interval_s", "must be > 0"),
+        ({"probe.timeout_s": 0.05}, "probe.timeout_s", "below probe.interval_s (0.04)"),
+        ({"probe.timeout_s": 0}, "probe.timeout_s", "must be > 0"),
+        ({"probe.fall": 0}, "probe.fall", "must be >= 1"),
+        ({"probe.timeout_fall": 1}, "probe.timeout_fall", "must be >= probe.fall (2)"),
+        ({"probe.rise": 0}, "probe.rise", "must be >= 1"),
+        # failover
+        ({"failover.failback": "sometimes"}, "failover.failback", "must be one of never, auto"),
+        ({"failover.hold_down_s": -1}, "failover.hold_down_s", "must be >= 0"),
+        # load
+        ({"load.rate": 0}, "load.rate", "between 1 and 5000 requests per second"),
+        ({"load.duration_s": 0}, "load.duration_s", "between 1 and 3600 seconds"),
+        ({"load.fault_at_s": 30}, "load.fault_at_s", "below load.duration_s (20.0)"),  # after the load
+        ({"load.fault_at_s": -1}, "load.fault_at_s", "must be >= 0"),
+        ({"load.post_ratio": 1.5}, "load.post_ratio", "must be between 0 and 1"),
+        ({"load.timeout_s": 31}, "load.timeout_s", "at most 30 seconds"),
+        # web
+        ({"web.port": 0}, "web.port", "must be between 1 and 65535"),
+        ({"web.workers": 0}, "web.workers", "must be between 1 and 16"),
+        ({"web.threads": 65}, "web.threads", "must be between 1 and 64"),
+        # database
+        ({"database.replication": "sync"}, "database.replication", "must be one of async, semi-sync"),
+        ({"database.semi_sync_timeout_ms": 5}, "database.semi_sync_timeout_ms", "between 10 and 60000"),
+        # types and keys, checked while reading, before any of the above
+        ({"probe.fall": "3"}, "probe.fall", "must be int, got str '3'"),
+        ({"probe.fall": True}, "probe.fall", "must be int, got bool True"),  # a bool is not an int here
+        ({"probe.interval_s": "fast"}, "probe.interval_s", "must be float, got str 'fast'"),
+        ({"probe.bogus": 1}, "probe.bogus", "unknown key; allowed: interval_s, timeout_s, fall"),
     ],
 )
-def test_bad_values_name_their_key(overrides, key):
+def test_bad_values_name_their_key(overrides: dict[str, Any], key: str, says: str) -> None:
     with pytest.raises(ConfigError) as error:
         load_config(None, overrides)
     assert error.value.key == key
     assert str(error.value).startswith(key + ":")
+    assert says in str(error.value)
+
+
+OTHER = {"name": "b", "ip": "10.0.0.12"}
 
 
 @pytest.mark.parametrize(
-    "servers, key",
+    "servers, key, says",
     [
-        ([{"name": "primary", "ip": "10.0.0.11"}], "servers"),  # only one
-        ([{"name": "a", "ip": "10.0.0.11"}, {"name": "a", "ip": "10.0.0.12"}], "servers[1].name"),
-        ([{"name": "a", "ip": "10.0.0.11"}, {"name": "b", "ip": "10.0.0.11"}], "servers[1].ip"),
-        ([{"name": "a;ls", "ip": "10.0.0.11"}, {"name": "b", "ip": "10.0.0.12"}], "servers[0].name"),
-        ([{"name": "client", "ip": "10.0.0.11"}, {"name": "b", "ip": "10.0.0.12"}], "servers[0].name"),
-        ([{"name": "a", "ip": "10.0.0.11", "cpu": 0}, {"name": "b", "ip": "10.0.0.12"}], "servers[0].cpu"),
-        ([{"name": "a", "ip": "10.0.0.11", "cpu": 1.5}, {"name": "b", "ip": "10.0.0.12"}], "servers[0].cpu"),
-        ([{"name": "a", "ip": "10.0.0.11", "ram": 1}, {"name": "b", "ip": "10.0.0.12"}], "servers[0].ram"),
-        ([{"name": "a"}, {"name": "b", "ip": "10.0.0.12"}], "servers[0].ip"),
+        ([], "servers", "must be a non-empty list of [[servers]] tables"),
+        ({"name": "a"}, "servers", "must be a non-empty list"),
+        (["primary", OTHER], "servers[0]", "must be a table with name, ip and cpu"),
+        ([{"name": "a", "ip": "10.0.0.11", "ram": 1}, OTHER], "servers[0].ram",
+         "unknown key; allowed: name, ip, cpu"),
+        ([{"name": "a"}, OTHER], "servers[0].ip", "is required"),
+        ([{"ip": "10.0.0.11"}, OTHER], "servers[0].name", "is required"),
+        ([{"name": 7, "ip": "10.0.0.11"}, OTHER], "servers[0].name", "must be str, got int 7"),
+        ([{"name": "a", "ip": "10.0.0.11", "cpu": "half"}, OTHER], "servers[0].cpu", "must be float"),
+        ([{"name": "primary", "ip": "10.0.0.11"}], "servers", "needs at least two servers"),
+        ([{"name": "a", "ip": "10.0.0.11"}, {"name": "a", "ip": "10.0.0.12"}], "servers[1].name",
+         "'a' is already the name of another host"),
+        ([{"name": "a", "ip": "10.0.0.11"}, {"name": "b", "ip": "10.0.0.11"}], "servers[1].ip",
+         "10.0.0.11 is already used by servers[0].ip"),
+        ([{"name": "a", "ip": "10.0.1.11"}, OTHER], "servers[0].ip", "outside network.subnet"),
+        ([{"name": "a;ls", "ip": "10.0.0.11"}, OTHER], "servers[0].name",
+         "'a;ls' must be 1-10 lowercase letters or digits, starting with a letter"),
+        ([{"name": "client", "ip": "10.0.0.11"}, OTHER], "servers[0].name", "already the name of another host"),
+        ([{"name": "a", "ip": "10.0.0.11", "cpu": 0}, OTHER], "servers[0].cpu", "must be in (0, 1], got 0.0"),
+        ([{"name": "a", "ip": "10.0.0.11", "cpu": 1.5}, OTHER], "servers[0].cpu", "must be in (0, 1], got 1.5"),
     ],
 )
-def test_bad_servers_name_their_key(servers, key):
+def test_bad_servers_name_their_key(servers: Any, key: str, says: str) -> None:
     with pytest.raises(ConfigError) as error:
         TestbedConfig.from_dict({"servers": servers})
     assert error.value.key == key
+    assert says in str(error.value)
 
 
-def test_unknown_section_and_bad_files(tmp_path):
-    with pytest.raises(ConfigError, match="unknown section"):
-        TestbedConfig.from_dict({"probes": {}})
-    with pytest.raises(ConfigError, match="no such file"):
-        load_config(tmp_path / "missing.toml")
-    bad = tmp_path / "bad.toml"
-    bad.write_text("[probe\nfall = 3")
-    with pytest.raises(ConfigError, match="not valid TOML"):
-        load_config(bad)
+@pytest.mark.parametrize(
+    "data, key, says",
+    [
+        (["network"], "config", "must be a table"),
+        ({"probes": {}}, "probes", "unknown section; allowed: database, failover, load, network, probe"),
+        ({"probe": 3}, "probe", "must be a table"),
+    ],
+)
+def test_bad_structure_names_its_key(data: Any, key: str, says: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        TestbedConfig.from_dict(data)
+    assert error.value.key == key
+    assert says in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (None, "no such file"),  # nothing written
+        (b"[probe\nfall = 3", "is not valid TOML"),
+        (b"\xff\xfe[probe]", "cannot read"),  # not UTF-8
+        ("a folder", "cannot read"),
+    ],
+)
+def test_a_config_file_that_cannot_be_used_is_named(tmp_path: Path, content: bytes | str | None,
+                                                   says: str) -> None:
+    path = tmp_path / "testbed.toml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.mkdir()
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert error.value.key == "--config"
+    assert says in str(error.value) and str(path) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        # Each pair is wrong in two places: the one reported is the one checked first.
+        ({"network.subnet": "ten", "network.vip": "nope"}, "network.subnet"),
+        ({"network.vip": "nope", "network.vmac": "zz"}, "network.vip"),
+        ({"network.switch": "x", "probe.fall": 0}, "network.switch"),
+        ({"probe.rise": 0, "failover.hold_down_s": -1}, "probe.rise"),
+        ({"failover.hold_down_s": -1, "load.rate": 0}, "failover.hold_down_s"),
+        ({"load.timeout_s": 0, "web.port": 0}, "load.timeout_s"),
+        ({"web.threads": 0, "database.replication": "sync"}, "web.threads"),
+        ({"database.replication": "sync", "probe.fall": "3"}, "probe.fall"),  # types come first
+    ],
+)
+def test_the_first_failing_check_is_the_one_reported(overrides: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(None, overrides)
+    assert error.value.key == key
+
+
+def test_servers_are_checked_after_the_network_and_before_the_probes() -> None:
+    data = {"servers": [{"name": "a", "ip": "10.0.0.11"}], "network": {"switch": "x"}, "probe": {"fall": 0}}
+    with pytest.raises(ConfigError, match="^network.switch"):
+        TestbedConfig.from_dict(data)
+    del data["network"]
+    with pytest.raises(ConfigError, match="^servers: needs at least two"):
+        TestbedConfig.from_dict(data)

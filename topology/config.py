@@ -269,43 +269,64 @@ def _servers(values: Any) -> tuple[ServerConfig, ...]:
 
 
 def _check(c: TestbedConfig) -> None:
-    """Cross-field checks: everything that must hold before a network is built."""
-    net = c.network
+    """Cross-field checks: everything that must hold before a network is built.
+
+    One check per section, in this order; the first value that fails is the one reported.
+    """
+    subnet = _check_subnet(c.network)
+    _check_addresses(c, subnet)
+    _check_network(c.network)
+    _check_servers(c.servers)
+    _check_probe(c.probe)
+    _check_failover(c.failover)
+    _check_load(c.load)
+    _check_web(c.web)
+    _check_database(c.database)
+
+
+def _check_subnet(net: NetworkConfig) -> ipaddress.IPv4Network:
     try:
         subnet = ipaddress.ip_network(net.subnet)
     except ValueError:
         raise ConfigError("network.subnet", f"{net.subnet!r} is not a network like 10.0.0.0/24") from None
     if subnet.prefixlen < 16 or subnet.version != 4:
         raise ConfigError("network.subnet", "must be an IPv4 network of /16 to /30 (e.g. 10.0.0.0/24)")
+    return subnet
 
-    addresses: dict[str, str] = {}
 
-    def host_ip(key: str, value: str) -> None:
-        try:
-            ip = ipaddress.ip_address(value)
-        except ValueError:
-            raise ConfigError(key, f"{value!r} is not an IPv4 address") from None
-        if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
-            raise ConfigError(key, f"{value} is outside network.subnet {subnet}")
-        if value in addresses:
-            raise ConfigError(key, f"{value} is already used by {addresses[value]}")
-        addresses[value] = key
-
-    host_ip("network.client_ip", net.client_ip)
-    host_ip("network.monitor_ip", net.monitor_ip)
+def _check_addresses(c: TestbedConfig, subnet: ipaddress.IPv4Network) -> None:
+    """Every host's address and the VIP: inside the subnet, and each one used once."""
+    net = c.network
+    used: dict[str, str] = {}  # address -> the key that took it first
+    _claim_address(used, subnet, "network.client_ip", net.client_ip)
+    _claim_address(used, subnet, "network.monitor_ip", net.monitor_ip)
     if not 1 <= net.clients <= 64:
         raise ConfigError("network.clients", "must be between 1 and 64")
     try:
-        for plan in c.extra_clients:
-            host_ip("network.clients", plan.ip)
-    except ValueError as exc:  # an address past the end of IPv4 (ConfigError is a ValueError too)
-        if isinstance(exc, ConfigError):
-            raise
+        extra_clients = c.extra_clients
+    except ValueError:  # an address past the end of IPv4
         raise ConfigError("network.clients", f"too many clients after {net.client_ip}") from None
+    for plan in extra_clients:
+        _claim_address(used, subnet, "network.clients", plan.ip)
     for i, s in enumerate(c.servers):
-        host_ip(f"servers[{i}].ip", s.ip)
-    host_ip("network.vip", net.vip)
+        _claim_address(used, subnet, f"servers[{i}].ip", s.ip)
+    _claim_address(used, subnet, "network.vip", net.vip)
 
+
+def _claim_address(used: dict[str, str], subnet: ipaddress.IPv4Network, key: str, value: str) -> None:
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        raise ConfigError(key, f"{value!r} is not an IPv4 address") from None
+    if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
+        raise ConfigError(key, f"{value} is outside network.subnet {subnet}")
+    if value in used:
+        raise ConfigError(key, f"{value} is already used by {used[value]}")
+    used[value] = key
+
+
+def _check_network(net: NetworkConfig) -> None:
+    """The virtual MAC, the controller's ports and the switch's name."""
     if not MAC_RE.match(net.vmac):
         raise ConfigError("network.vmac", f"{net.vmac!r} is not a MAC like 02:00:00:00:01:00")
     if not 1024 <= net.controller_port <= 65535:
@@ -315,10 +336,12 @@ def _check(c: TestbedConfig) -> None:
     if not re.match(r"^s[0-9]{1,4}$", net.switch):
         raise ConfigError("network.switch", f"{net.switch!r} must be 's' and a number, like s1")
 
-    if len(c.servers) < 2:
+
+def _check_servers(servers: tuple[ServerConfig, ...]) -> None:
+    if len(servers) < 2:
         raise ConfigError("servers", "needs at least two servers (a primary and a secondary)")
     names = set()
-    for i, s in enumerate(c.servers):
+    for i, s in enumerate(servers):
         if not HOST_NAME_RE.match(s.name):
             raise ConfigError(
                 f"servers[{i}].name",
@@ -330,7 +353,8 @@ def _check(c: TestbedConfig) -> None:
         if not 0 < s.cpu <= 1:
             raise ConfigError(f"servers[{i}].cpu", f"must be in (0, 1], got {s.cpu}")
 
-    p = c.probe
+
+def _check_probe(p: ProbeConfig) -> None:
     if p.interval_s <= 0:
         raise ConfigError("probe.interval_s", "must be > 0")
     if not 0 < p.timeout_s < p.interval_s:
@@ -342,12 +366,15 @@ def _check(c: TestbedConfig) -> None:
     if p.rise < 1:
         raise ConfigError("probe.rise", "must be >= 1")
 
-    if c.failover.failback not in FAILBACK_POLICIES:
+
+def _check_failover(f: FailoverConfig) -> None:
+    if f.failback not in FAILBACK_POLICIES:
         raise ConfigError("failover.failback", f"must be one of {', '.join(FAILBACK_POLICIES)}")
-    if c.failover.hold_down_s < 0:
+    if f.hold_down_s < 0:
         raise ConfigError("failover.hold_down_s", "must be >= 0")
 
-    ld = c.load
+
+def _check_load(ld: LoadConfig) -> None:
     if not 1 <= ld.rate <= 5000:
         raise ConfigError("load.rate", "must be between 1 and 5000 requests per second")
     if not 1 <= ld.duration_s <= 3600:
@@ -359,7 +386,8 @@ def _check(c: TestbedConfig) -> None:
     if not 0 < ld.timeout_s <= 30:
         raise ConfigError("load.timeout_s", "must be > 0 and at most 30 seconds")
 
-    w = c.web
+
+def _check_web(w: WebConfig) -> None:
     if not 1 <= w.port <= 65535:
         raise ConfigError("web.port", "must be between 1 and 65535")
     if not 1 <= w.workers <= 16:
@@ -367,7 +395,9 @@ def _check(c: TestbedConfig) -> None:
     if not 1 <= w.threads <= 64:
         raise ConfigError("web.threads", "must be between 1 and 64")
 
-    if c.database.replication not in REPLICATION_MODES:
+
+def _check_database(d: DatabaseConfig) -> None:
+    if d.replication not in REPLICATION_MODES:
         raise ConfigError("database.replication", f"must be one of {', '.join(REPLICATION_MODES)}")
-    if not 10 <= c.database.semi_sync_timeout_ms <= 60000:
+    if not 10 <= d.semi_sync_timeout_ms <= 60000:
         raise ConfigError("database.semi_sync_timeout_ms", "must be between 10 and 60000")
