@@ -1,4 +1,4 @@
-"""Tests of experiments.results.report and experiments.results.compare on synthetic run folders.
+"""Tests of experiments.results.report on synthetic run folders (compare's: tests/test_compare.py).
 
 The folders are written with the project's own writers (the load generator's Recorder, and
 results.write_events_csv / write_summary), and summary.json is computed by metrics.summarize,
@@ -18,7 +18,6 @@ import pytest
 from experiments.analysis import metrics
 from experiments.analysis.metrics import RequestRecord
 from experiments.load.loadgen import Recorder
-from experiments.results.compare import compare, write_comparison
 from experiments.results.records import write_events_csv, write_summary
 from experiments.results.report import ReportError, write_report
 
@@ -230,54 +229,6 @@ def test_multi_trial_report_has_the_cdf_and_links_each_trial(multi_run: tuple[Pa
     assert rows["trial-02"][0] == str(summary["per_trial"][1]["failover_gap_ms"])
 
 
-# -- comparison -----------------------------------------------------------------------------
-
-
-def compare_rows(text: str) -> dict[str, list[str]]:
-    """The rows of compare()'s text table: label -> one cell per run (cells are 2+ spaces apart)."""
-    rows = {}
-    for line in text.splitlines():
-        cells = re.split(r"\s{2,}", line.strip())
-        if len(cells) > 1:
-            rows[cells[0]] = cells[1:]
-    return rows
-
-
-def test_compare_puts_runs_side_by_side(
-    single_run: tuple[Path, dict, Path], multi_run: tuple[Path, dict, Path]
-) -> None:
-    (single, one, _), (multi, many, _) = single_run, multi_run
-    rows = compare_rows(compare([single, multi]))
-    assert rows["figure"] == [single.name, multi.name]
-    assert rows["trials"] == ["1", "3"]
-    # A multi-trial column: counts are totals over the trials, the rest medians.
-    trials = many["per_trial"]
-    assert rows["requests"] == [str(one["requests_total"]), str(sum(t["requests_total"] for t in trials))]
-    assert rows["availability %"] == [str(one["availability_pct"]), str(many["availability_pct"]["median"])]
-    assert rows["failed"] == [str(one["requests_failed"]), str(sum(t["requests_failed"] for t in trials))]
-    assert rows["throughput after (req/s)"] == [
-        str(one["throughput_rps_after"]), str(many["throughput_rps_after"]["median"])
-    ]
-    assert rows["latency p95 before (ms)"][0] == str(one["latency_ms_before"]["p95"])
-    assert rows["detection (ms)"] == [str(one["detection_ms"]), str(many["detection_ms"]["median"])]
-    gap = many["failover_gap_ms"]
-    assert rows["failover gap (ms)"] == [str(one["failover_gap_ms"]), f"{gap['median']} [{gap['p95']}]"]
-    assert rows["acked writes lost"] == ["0", "0"]
-
-
-def test_write_comparison_writes_markdown_and_csv(
-    single_run: tuple[Path, dict, Path], multi_run: tuple[Path, dict, Path], tmp_path: Path
-) -> None:
-    (single, one, _), (multi, _, _) = single_run, multi_run
-    out = tmp_path / "compare.md"
-    write_comparison([single, multi], out)
-    assert f"| figure | {single.name} | {multi.name} |" in out.read_text()
-    with open(tmp_path / "compare.csv", newline="") as f:
-        rows = {row[0]: row[1:] for row in csv.reader(f)}
-    assert rows["figure"] == [single.name, multi.name]
-    assert rows["requests"][0] == str(one["requests_total"])
-
-
 # -- bad input ------------------------------------------------------------------------------
 
 
@@ -307,10 +258,3 @@ def test_malformed_replication_csv_is_a_report_error(tmp_path: Path) -> None:
     (tmp_path / "replication.csv").write_text("when,lag\n1,2\n")
     with pytest.raises(ReportError, match="replication.csv"):
         write_report(tmp_path)
-
-
-def test_compare_on_a_folder_that_is_not_a_run_is_a_report_error(tmp_path: Path) -> None:
-    with pytest.raises(ReportError, match="summary.json"):
-        compare([tmp_path])
-    with pytest.raises(ReportError, match="not a folder"):
-        compare([tmp_path / "no-such-run"])
