@@ -253,7 +253,7 @@ def test_the_process_runner_records_identities_and_forgets_stopped_processes(tmp
 
 def test_the_command_line_says_nothing_to_clean_and_takes_the_lock(tmp_path, monkeypatch, capsys):
     name = f"sdn-ha-test-{os.getpid()}-{tmp_path.name}"
-    monkeypatch.setattr(cli, "LOCK_NAME", name)
+    monkeypatch.setattr("experiments.cli.common.LOCK_NAME", name)
     assert cli.main(["clean", "--results", str(tmp_path / "results")]) == 0
     assert capsys.readouterr().out == "nothing to clean\n"
 

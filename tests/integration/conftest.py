@@ -5,7 +5,6 @@ them (a skip would hide a broken CI machine). `make test` installs and starts ev
 """
 
 import os
-import shutil
 import subprocess
 
 import pytest
@@ -14,9 +13,11 @@ import pytest
 def missing_prerequisite() -> str | None:
     if os.geteuid() != 0:
         return "integration tests need root: run `sudo make test`"
-    for tool in ("mnexec", "ovs-vsctl", "mariadbd", "mariadb-install-db", "ethtool", "curl"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed: run `make setup` (or `make test`, which runs it)"
+    from experiments.testbed.prerequisites import missing_tools_problem
+
+    tools = missing_tools_problem("run `make setup` (or `make test`, which runs it)")
+    if tools:
+        return tools
     if subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True).returncode != 0:
         return "Open vSwitch is not running: run `make setup` (it starts it)"
     return None

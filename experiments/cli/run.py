@@ -1,0 +1,89 @@
+"""`list` (the scenarios) and `run` (a scenario, or the compare-replication experiment)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from experiments.cli.common import (
+    Commands,
+    UsageError,
+    add_load_options,
+    check_scenarios,
+    check_trials,
+    overrides_from,
+    prepare,
+    run_with_testbed,
+)
+
+
+def add_commands(commands: Commands) -> None:
+    from experiments.testbed.scenarios import SCENARIOS
+
+    listing = commands.add_parser("list", help="list the scenarios, one line each")
+    listing.set_defaults(handler=list_command)
+
+    run = commands.add_parser(
+        "run",
+        help="run a scenario and write results/<scenario>-<timestamp>/",
+        description="Start the testbed, send open-loop load from the client to the virtual IP, "
+        "inject the scenario's fault, and write requests.csv, events.csv and summary.json. "
+        "Options given here override the config file.",
+    )
+    run.add_argument("scenario", help=f"one of: {', '.join(SCENARIOS)}; or the experiment "
+                     "compare-replication (primary-crash, or --under's scenario, under both "
+                     "replication modes)")
+    run.add_argument("--under", metavar="SCENARIO",
+                     help="compare-replication only: the scenario to run under both modes "
+                     "(default primary-crash; partition-crash shows what async loses)")
+    add_load_options(run, "requests per second, sent open-loop (default 200)")
+    run.add_argument("--duration", type=float, metavar="SECONDS",
+                     help="seconds of load (default 20); the fault then comes at half of it, "
+                     "unless --fault-at says otherwise")
+    run.add_argument("--fault-at", type=float, metavar="SECONDS",
+                     help="seconds into the load when the fault is injected (default 10)")
+    run.add_argument("--trials", type=int, default=1, help="how many times to repeat the trial (default 1)")
+    run.set_defaults(handler=run_command)
+
+
+def list_command(args: argparse.Namespace) -> int:
+    from experiments.runs import compare_replication
+    from experiments.testbed.scenarios import SCENARIOS
+
+    width = max(len(name) for name in [*SCENARIOS, compare_replication.NAME])
+    for name, scenario in SCENARIOS.items():
+        print(f"{name:<{width}}  {scenario.summary}")
+    print(f"{compare_replication.NAME:<{width}}  (an experiment) {compare_replication.SUMMARY}")
+    return 0
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from experiments.runs import compare_replication
+    from experiments.testbed.scenarios import SCENARIOS
+
+    comparing = args.scenario == compare_replication.NAME
+    scenario = (args.under or compare_replication.DEFAULT_SCENARIO) if comparing else args.scenario
+    if args.under is not None and not comparing:
+        raise UsageError(f"--under applies only to {compare_replication.NAME}; "
+                         f"to run {args.under} alone: run {args.under}")
+    check_scenarios([scenario])
+    check_trials(args.trials)
+    # What the scenario needs (a failback policy, say), unless the command line says otherwise.
+    needs = SCENARIOS[scenario].overrides
+    config, lock = prepare(args, {**needs, **overrides_from(args)})
+
+    from experiments.results.tables import summary_table
+    from experiments.runs.trial import run_experiment
+
+    def work() -> Path:
+        if comparing:
+            folder, results = compare_replication.run_compare_replication(
+                config, args.trials, args.out, scenario
+            )
+            print(compare_replication.comparison_table(results))
+            return folder
+        run_dir, summary = run_experiment(config, SCENARIOS[args.scenario], args.out, args.trials)
+        print(summary_table(summary))
+        return run_dir
+
+    return run_with_testbed(work, lock, report=not comparing)
