@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from experiments.runs.bench import BENCH_SCENARIOS, GAP_TARGETS, bench_table, check_targets, paired_ratio
+from experiments.analysis.bench import GAP_TARGETS, check_targets, paired_ratio
+from experiments.results.bench_report import bench_table
+from experiments.runs.bench import BENCH_SCENARIOS
 
 
 def results(gaps: dict[str, dict[str, float | None]], ratio: float | None = 1.0) -> dict[str, Any]:

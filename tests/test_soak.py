@@ -5,8 +5,11 @@ import os
 
 import pytest
 
+from experiments.analysis import soak
 from experiments.analysis.metrics import RequestRecord
-from experiments.runs import soak
+from experiments.results import files, soak_report
+from experiments.results.records import read_resources
+from experiments.runs import resources
 
 
 def req(rid: int, sent: float, served_by: str, ok: bool = True, latency_ms: float = 1.0) -> RequestRecord:
@@ -127,16 +130,16 @@ def test_resource_growth_without_samples_after_the_baseline_is_not_within():
 
 
 def test_read_process_reads_this_process():
-    sample = soak.read_process(os.getpid())
+    sample = resources.read_process(os.getpid())
     assert sample.fds == len(os.listdir("/proc/self/fd"))  # each count sees its own listing descriptor
     assert sample.threads >= 1 and sample.rss_kb > 1000
 
 
 def test_the_sampler_writes_what_it_keeps(tmp_path):
-    sampler = soak.ResourceSampler(os.getpid(), tmp_path / "r.csv", interval=0.01)
+    sampler = resources.ResourceSampler(os.getpid(), tmp_path / "r.csv", interval=0.01)
     sampler.start()
     sampler.stop()  # the first sample is taken at once
-    read = soak.read_resources(tmp_path / "r.csv")
+    read = read_resources(tmp_path / "r.csv")
     assert len(read) == len(sampler.samples) >= 1
     kept = [(s.fds, s.threads, s.rss_kb) for s in sampler.samples]
     assert [(s.fds, s.threads, s.rss_kb) for s in read] == kept
@@ -219,7 +222,7 @@ def test_report_names_every_fault_and_the_verdict():
     summary["controller_resources"].update(baseline={"fds": 30, "threads": 8, "rss_kb": 60000},
                                            end={"fds": 30, "threads": 8, "rss_kb": 60010},
                                            max={"fds": 31, "threads": 8, "rss_kb": 60100}, samples=300)
-    text = soak.soak_report(summary)
+    text = soak_report.soak_report(summary)
     assert "**Verdict: passed**" in text
     assert "| 1 | 30 | primary | secondary | 15.0 | 40.0 | 3 | 21.0 |" in text
     assert "| open file descriptors | 30 | 30 | 31 | +0 | +4 |" in text
@@ -236,7 +239,7 @@ def test_report_rewrites_the_page_and_picture_of_a_soak_folder(tmp_path):
     )
     summary["controller_resources"].update(baseline={"time": 104.0, "fds": 8, "threads": 10, "rss_kb": 50000})
     (tmp_path / "summary.json").write_text(json.dumps(summary))
-    (tmp_path / soak.RESOURCES_CSV).write_text(
+    (tmp_path / files.RESOURCES).write_text(
         "time,fds,threads,rss_kb\n100.0,8,10,49000\n102.0,9,11,50000\n104.0,8,10,50000\n")
     from experiments.results.report import write_report
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.analysis.metrics import REQUEST_COLUMNS, RequestRecord
+from experiments.analysis.soak import Sample
 from experiments.results import files
 from services.files import write_json
 
@@ -182,3 +183,10 @@ def checked_number(value: Any, path: Path, key: str) -> float | None:
     if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
         return value
     raise ReportError(f"{path}: {key} should be a number or null, got {value!r}")
+
+
+def read_resources(path: Path) -> list[Sample]:
+    """The samples of a controller-resources.csv."""
+    with open(path, newline="") as f:
+        return [Sample(float(r["time"]), int(r["fds"]), int(r["threads"]), int(r["rss_kb"]))
+                for r in csv.DictReader(f)]

@@ -29,10 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
@@ -40,6 +37,19 @@ from matplotlib.ticker import NullLocator
 from experiments.analysis import metrics
 from experiments.analysis.metrics import RequestRecord
 from experiments.results import files
+from experiments.results.plots import (
+    FAILED_COLOUR,
+    FAULT_COLOUR,
+    LABEL_ROW_PT,
+    MAX_LABEL_ROWS,
+    OK_COLOUR,
+    UNKNOWN_SERVER,
+    bottom_with_room,
+    figure,
+    legend_dot,
+    server_colours,
+    top_with_room,
+)
 from experiments.results.records import (
     ReportError,
     checked_events,
@@ -48,35 +58,11 @@ from experiments.results.records import (
     checked_requests,
     read_summary,
 )
+from experiments.results.tables import format_value, markdown_table
 
 BUCKET_S = 0.1  # the width of a bar in the pictures: 100 ms of load
 ZOOM_BEFORE_S = 0.5  # the zoomed panels show this long before the fault...
 ZOOM_AFTER_S = 1.0  # ...and this long after it (or after the first VIP move, if later)
-
-# Sized for a 16:9 slide: 12 x 6.75 inches at 150 dpi is 1800 x 1012 pixels.
-FIGURE_SIZE = (12.0, 6.75)
-DPI = 150
-STYLE = {
-    "font.size": 14,
-    "axes.titlesize": 15,
-    "axes.labelsize": 14,
-    "legend.fontsize": 13,
-    "figure.titlesize": 18,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-}
-
-OK_COLOUR = "tab:green"
-FAILED_COLOUR = "tab:red"  # red means "failed" in every picture, so no server gets it
-FAULT_COLOUR = "black"
-# Servers get these in the order they first answered: primary blue, secondary orange.
-SERVER_COLOURS = ("tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
-UNKNOWN_SERVER = "(no X-Served-By)"
-
-# Event labels (fault, VIP moves) sit in rows at the top of a panel; the y axes leave room for them.
-LABEL_ROW_PT = 22  # the height of one row of labels, in points
-MAX_LABEL_ROWS = 3  # a fourth VIP move goes back to the first row
-PANEL_HEIGHT_PT = {1: 350, 2: 160}  # about how tall a panel is, in a figure of 1 or 2 panels
 
 
 # -- reading the run folder ----------------------------------------------------------------
@@ -132,33 +118,6 @@ def load_trial(trial_dir: Path) -> Trial:
 # -- drawing helpers -----------------------------------------------------------------------
 
 
-@contextmanager
-def _figure(path: Path, rows: int = 1) -> Iterator[list[Axes]]:
-    """A slide-sized figure with `rows` panels, one above the other; saved as a PNG at `path` on exit.
-
-    The Agg canvas draws into memory: no screen is needed, and pyplot's global state is avoided.
-    """
-    with matplotlib.rc_context(STYLE):
-        figure = Figure(figsize=FIGURE_SIZE, dpi=DPI, layout="constrained")
-        FigureCanvasAgg(figure)
-        axes = figure.subplots(rows, 1, squeeze=False)[:, 0]
-        yield list(axes)
-        figure.savefig(path, dpi=DPI)
-
-
-def _server_colours(records: Sequence[RequestRecord]) -> dict[str, str]:
-    """A colour per server, in the order the servers first answered: the primary is blue in every picture."""
-    servers: list[str] = []
-    for record in sorted(records, key=lambda r: r.sent_at):
-        name = record.served_by or UNKNOWN_SERVER
-        if record.ok and name not in servers:
-            servers.append(name)
-    colours = {name: SERVER_COLOURS[i % len(SERVER_COLOURS)] for i, name in enumerate(servers)}
-    if UNKNOWN_SERVER in colours:
-        colours[UNKNOWN_SERVER] = "tab:gray"
-    return colours
-
-
 def _moves_in(trial: Trial, span: tuple[float, float]) -> list[tuple[float, str]]:
     return [(when, server) for when, server in trial.vip_moves if span[0] <= when <= span[1]]
 
@@ -166,16 +125,6 @@ def _moves_in(trial: Trial, span: tuple[float, float]) -> list[tuple[float, str]
 def _label_rows(trial: Trial, span: tuple[float, float]) -> int:
     """How many rows of event labels a panel showing `span` needs (see `_mark_events`)."""
     return max(1, min(len(_moves_in(trial, span)), MAX_LABEL_ROWS))
-
-
-def _room_for_labels(rows: int, panels: int) -> float:
-    """The share of a panel's height that `rows` rows of event labels take."""
-    return min((rows * LABEL_ROW_PT + 10) / PANEL_HEIGHT_PT[panels], 0.6)
-
-
-def _top_with_room(highest: float, rows: int, panels: int) -> float:
-    """The top of a linear y axis that leaves room above `highest` for the event labels."""
-    return highest / (1 - _room_for_labels(rows, panels))
 
 
 def _mark_events(
@@ -226,7 +175,7 @@ def _whole_and_zoom(path: Path, trial: Trial) -> Iterator[list[tuple[Axes, tuple
     zoom = _zoom_window(trial)
     whole = (0.0, trial.end_s)
     rows = 1 if zoom is None else 2
-    with _figure(path, rows) as axes:
+    with figure(path, rows) as axes:
         panels = [(axes[0], whole)]
         if zoom is not None:
             # Shade the zoomed range on the whole-run panel, so the eye links the two.
@@ -254,18 +203,18 @@ def draw_throughput(trial: Trial, path: Path) -> None:
     starts = [b["start"] - trial.origin for b in buckets]
     ok = [b["ok"] for b in buckets]
     failed = [b["failed"] for b in buckets]
-    colours = _server_colours(trial.records)
+    colours = server_colours(trial.records)
     highest = max(b["sent"] for b in buckets)
     with _whole_and_zoom(path, trial) as panels:
         for ax, span in panels:
             ax.bar(starts, ok, width=BUCKET_S, align="edge", color=OK_COLOUR, linewidth=0)
             ax.bar(starts, failed, bottom=ok, width=BUCKET_S, align="edge", color=FAILED_COLOUR, linewidth=0)
-            ax.set_ylim(0, _top_with_room(highest, _label_rows(trial, span), len(panels)))
+            ax.set_ylim(0, top_with_room(highest, _label_rows(trial, span), len(panels)))
             ax.set_ylabel("requests per 100 ms")
             _mark_events(ax, trial, colours, span)
-        figure = panels[0][0].figure
-        figure.suptitle(f"{trial.scenario}: requests per 100 ms, by the time they were sent")
-        figure.legend(
+        fig = panels[0][0].figure
+        fig.suptitle(f"{trial.scenario}: requests per 100 ms, by the time they were sent")
+        fig.legend(
             handles=[Patch(color=OK_COLOUR, label="successful"), Patch(color=FAILED_COLOUR, label="failed")],
             loc="outside lower center", ncols=2, frameon=False,
         )
@@ -273,7 +222,7 @@ def draw_throughput(trial: Trial, path: Path) -> None:
 
 def draw_latency(trial: Trial, path: Path) -> None:
     """Each request's latency (log scale) over its send time; failed requests as red crosses on top."""
-    colours = _server_colours(trial.records)
+    colours = server_colours(trial.records)
     answered = [r for r in trial.records if r.ok and r.latency_ms is not None]
     failed = [r for r in trial.records if not r.ok or r.latency_ms is None]
     highest = max((r.latency_ms for r in answered), default=1000.0)
@@ -283,7 +232,7 @@ def draw_latency(trial: Trial, path: Path) -> None:
     top = failed_y * 1.6 if failed else highest * 2
     with _whole_and_zoom(path, trial) as panels:
         for ax, span in panels:
-            bottom = _bottom_with_room(lowest, top, _label_rows(trial, span), len(panels))
+            bottom = bottom_with_room(lowest, top, _label_rows(trial, span), len(panels))
             for server, colour in colours.items():
                 mine = [r for r in answered if (r.served_by or UNKNOWN_SERVER) == server]
                 ax.scatter([r.sent_at - trial.origin for r in mine], [r.latency_ms for r in mine],
@@ -295,20 +244,13 @@ def draw_latency(trial: Trial, path: Path) -> None:
             _latency_ticks(ax, lowest / 2, highest * 1.5, failed_y if failed else None)
             ax.set_ylabel("latency (ms, log scale)")
             _mark_events(ax, trial, colours, span, label_at_top=False)
-        figure = panels[0][0].figure
-        figure.suptitle(f"{trial.scenario}: latency of each request, by the time it was sent")
-        handles = [_dot(colour, f"served by {server}") for server, colour in colours.items()]
+        fig = panels[0][0].figure
+        fig.suptitle(f"{trial.scenario}: latency of each request, by the time it was sent")
+        handles = [legend_dot(colour, f"served by {server}") for server, colour in colours.items()]
         if failed:
             handles.append(Line2D([], [], marker="x", linestyle="", color=FAILED_COLOUR, markersize=9,
                                   markeredgewidth=2, label="failed (no answer or an error)"))
-        figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
-
-
-def _bottom_with_room(lowest: float, top: float, rows: int, panels: int) -> float:
-    """The bottom of a log y axis that leaves room below `lowest` for the event labels."""
-    share = _room_for_labels(rows, panels)
-    decades = math.log10(top / lowest) * share / (1 - share)
-    return lowest / 10**decades
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
 
 
 def _draw_failed_band(ax: Axes, sent_s: Sequence[float], y: float) -> None:
@@ -340,16 +282,12 @@ def _latency_ticks(ax: Axes, low: float, high: float, failed_y: float | None) ->
         failed_label.set_fontweight("bold")
 
 
-def _dot(colour: str, label: str) -> Line2D:
-    return Line2D([], [], marker="o", linestyle="", color=colour, markersize=9, label=label)
-
-
 def draw_served_by(trial: Trial, path: Path) -> None:
     """Per 100 ms, the share of the successful requests each server answered, stacked to 100 %."""
     buckets = [b for b in _buckets(trial) if b["ok"] > 0]  # no success: nothing to share, a gap
-    colours = _server_colours(trial.records)
+    colours = server_colours(trial.records)
     starts = [b["start"] - trial.origin for b in buckets]
-    with _figure(path) as (ax,):
+    with figure(path) as (ax,):
         bottom = [0.0] * len(buckets)
         for server, colour in colours.items():
             key = "" if server == UNKNOWN_SERVER else server
@@ -360,7 +298,7 @@ def draw_served_by(trial: Trial, path: Path) -> None:
         span = (0.0, trial.end_s)
         _mark_events(ax, trial, colours, span)
         ax.set_xlim(*span)
-        ax.set_ylim(0, _top_with_room(100, _label_rows(trial, span), 1))
+        ax.set_ylim(0, top_with_room(100, _label_rows(trial, span), 1))
         ax.set_yticks(range(0, 101, 25))
         ax.set_xlabel("time since the load started (s)")
         ax.set_ylabel("share of successful requests (%)")
@@ -374,15 +312,15 @@ def draw_served_by(trial: Trial, path: Path) -> None:
 
 def draw_replication_lag(trial: Trial, path: Path) -> None:
     """The replication lag (ms) over time, from replication.csv."""
-    colours = _server_colours(trial.records)
-    with _figure(path) as (ax,):
+    colours = server_colours(trial.records)
+    with figure(path) as (ax,):
         rows = sorted(trial.replication)
         ax.plot([t for t, _ in rows], [lag for _, lag in rows],
                 color="0.3", linewidth=2, marker="o", markersize=3)
         highest = max(max(lag for _, lag in trial.replication), 1.0)
         span = (0.0, max(trial.end_s, *(t for t, _ in trial.replication)))
         ax.set_xlim(*span)
-        ax.set_ylim(0, _top_with_room(highest, _label_rows(trial, span), 1))
+        ax.set_ylim(0, top_with_room(highest, _label_rows(trial, span), 1))
         _mark_events(ax, trial, colours, span)
         ax.set_xlabel("time since the load started (s)")
         ax.set_ylabel("replication lag (ms)")
@@ -396,7 +334,7 @@ def draw_gap_cdf(
     ordered = sorted(gaps)
     shares = [(i + 1) / len(ordered) * 100 for i in range(len(ordered))]
     box = {"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
-    with _figure(path) as (ax,):
+    with figure(path) as (ax,):
         # Start the staircase at (0, 0 %): no trial has a gap shorter than 0 ms.
         right = max(ordered[-1], p95 or 0.0) * 1.2 or 1.0
         # The staircase ends at 100 %, flat to the right edge: every trial had a shorter gap.
@@ -419,17 +357,6 @@ def draw_gap_cdf(
 
 
 # -- report.md -----------------------------------------------------------------------------
-
-
-def format_value(value: Any) -> str:
-    """A figure as the reports print it: "-" for none, floats to at most 3 decimals, as in summary.json."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return str(round(value, 3))
-    if isinstance(value, Mapping):
-        return ", ".join(f"{key}: {format_value(count)}" for key, count in value.items()) or "none"
-    return str(value)
 
 
 def _pair(before: Any, after: Any) -> str:
@@ -469,13 +396,6 @@ def trial_figures(summary: Mapping[str, Any], fault_s: float | None) -> list[tup
     ]
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """A Markdown table, one string per line."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
 def _colour_name(colours: Mapping[str, str], server: str) -> str:
     return colours.get(server, "grey").removeprefix("tab:")
 
@@ -511,7 +431,7 @@ def _how_to_read_throughput(trial: Trial) -> str:
 
 def _how_to_read_latency(trial: Trial) -> str:
     s = trial.summary
-    colours = _server_colours(trial.records)
+    colours = server_colours(trial.records)
     servers = ", ".join(f"{_colour_name(colours, name)} for {name}" for name in colours)
     before = s.get("latency_ms_before") or {}
     after = s.get("latency_ms_after") or {}
@@ -591,7 +511,7 @@ def write_trial_report(trial_dir: Path, up_link: str | None = None) -> Path:
     if up_link is not None:
         lines.append(f"This is one trial of a run with several: [the report over all trials]({up_link}).")
     lines += ["", "## The figures", "", "From `summary.json`; latencies are over successful requests.", ""]
-    lines += _table(["Figure", "Value"], trial_figures(trial.summary, trial.fault_s))
+    lines += markdown_table(["Figure", "Value"], trial_figures(trial.summary, trial.fault_s))
     for file_name, heading, how_to_read in pictures:
         lines += ["", f"## {heading}", "", f"![{heading}]({file_name})", ""]
         lines.append(f"**How to read this.** {how_to_read}")
@@ -651,7 +571,7 @@ def _write_run_report(run_dir: Path, trial_dirs: Sequence[Path]) -> Path:
     lines += ["", "## The figures over all trials", "",
               "From `summary.json`: `n` is how many trials had the figure (a trial without a failover has "
               "no failover gap).", ""]
-    lines += _table(["Figure", "n", "Median", "p95", "Max"], _aggregate_rows(summary))
+    lines += markdown_table(["Figure", "n", "Median", "p95", "Max"], _aggregate_rows(summary))
     lines += ["", "## Failover gap across trials", ""]
     cdf_path = run_dir / files.GAP_CDF_PNG
     if gaps:
@@ -670,7 +590,7 @@ def _write_run_report(run_dir: Path, trial_dirs: Sequence[Path]) -> Path:
         cdf_path.unlink(missing_ok=True)
         lines.append("No trial had a failover gap (no failover happened), so there is nothing to plot.")
     lines += ["", "## Each trial", ""]
-    lines += _table(
+    lines += markdown_table(
         ["Trial", "Failover gap (ms)", "Detection (ms)", "Availability (%)", "Requests failed",
          "Acknowledged writes lost", "Report"],
         [_trial_row(d, s) for d, s in zip(trial_dirs, trial_summaries, strict=True)],
@@ -692,7 +612,7 @@ def write_report(run_dir: Path) -> Path:
         raise ReportError(f"{run_dir}: not a folder")
     if (run_dir / files.SUMMARY).is_file() and read_summary(run_dir).get("scenario") == "soak":
         # A soak has ten faults, not one: its own page (soak.md) and picture, not a trial report.
-        from experiments.runs.soak import write_report as write_soak_report
+        from experiments.results.soak_report import write_soak_report
 
         write_soak_report(run_dir, read_summary(run_dir))
         return run_dir / files.SOAK_REPORT

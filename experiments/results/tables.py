@@ -1,25 +1,13 @@
-"""The one place that writes results: events.csv, summary.json and the printed summary table.
-
-A trial folder holds:
-    requests.csv               one row per request (written by the load generator as it goes)
-    controller-events.jsonl    the controller's decisions, as it made them
-    experiment-events.jsonl    faults and phases, as the experiment did them
-    events.csv                 both event logs merged and sorted by time
-    summary.json               the figures, every one recomputable from the files above
-    logs/                      every process's output
-"""
+"""Tables for people: the one value formatter, Markdown tables, the printed summary of a run."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def _fmt(value: Any, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.1f}{unit}"
-    return f"{value}{unit}"
+def _tenths(value: Any, unit: str = "") -> str:
+    return format_value(value, decimals=1, unit=unit, grouped=True)
 
 
 def summary_table(summary: dict[str, Any]) -> str:
@@ -31,23 +19,24 @@ def summary_table(summary: dict[str, Any]) -> str:
         ("scenario", summary.get("scenario")),
         ("requests sent", summary.get("requests_total")),
         ("requests failed", summary.get("requests_failed")),
-        ("availability", _fmt(summary.get("availability_pct"), " %")),
-        ("request loss overall / during the outage", f"{_fmt(summary.get('request_loss_pct'), ' %')} / "
-                                                     f"{_fmt(summary.get('request_loss_pct_outage'), ' %')}"),
-        ("throughput before / after fault", f"{_fmt(summary.get('throughput_rps_before'))} / "
-                                            f"{_fmt(summary.get('throughput_rps_after'))} req/s"),
-        ("latency p50 before / after", f"{_fmt(before.get('p50'))} / {_fmt(after.get('p50'))} ms"),
-        ("latency p95 before / after", f"{_fmt(before.get('p95'))} / {_fmt(after.get('p95'))} ms"),
-        ("latency p99 before / after", f"{_fmt(before.get('p99'))} / {_fmt(after.get('p99'))} ms"),
-        ("detection (fault -> flow change)", _fmt(summary.get("detection_ms"), " ms")),
-        ("failover gap (last primary -> first secondary)", _fmt(summary.get("failover_gap_ms"), " ms")),
-        ("served by before", _fmt(summary.get("served_by_before"))),
-        ("served by after", _fmt(summary.get("served_by_after"))),
+        ("availability", _tenths(summary.get("availability_pct"), " %")),
+        ("request loss overall / during the outage",
+         f"{_tenths(summary.get('request_loss_pct'), ' %')} / "
+         f"{_tenths(summary.get('request_loss_pct_outage'), ' %')}"),
+        ("throughput before / after fault", f"{_tenths(summary.get('throughput_rps_before'))} / "
+                                            f"{_tenths(summary.get('throughput_rps_after'))} req/s"),
+        ("latency p50 before / after", f"{_tenths(before.get('p50'))} / {_tenths(after.get('p50'))} ms"),
+        ("latency p95 before / after", f"{_tenths(before.get('p95'))} / {_tenths(after.get('p95'))} ms"),
+        ("latency p99 before / after", f"{_tenths(before.get('p99'))} / {_tenths(after.get('p99'))} ms"),
+        ("detection (fault -> flow change)", _tenths(summary.get("detection_ms"), " ms")),
+        ("failover gap (last primary -> first secondary)", _tenths(summary.get("failover_gap_ms"), " ms")),
+        ("served by before", _tenths(summary.get("served_by_before"))),
+        ("served by after", _tenths(summary.get("served_by_after"))),
         ("acknowledged writes", summary.get("acked_writes")),
         ("acknowledged writes lost", summary.get("acked_writes_lost")),
         ("databases consistent after the trial", summary.get("db_consistent")),
-        ("replication lag p50 / p99", f"{_fmt((summary.get('replication_lag_ms') or {}).get('p50'))} / "
-                                      f"{_fmt((summary.get('replication_lag_ms') or {}).get('p99'))} ms"),
+        ("replication lag p50 / p99", f"{_tenths((summary.get('replication_lag_ms') or {}).get('p50'))} / "
+                                      f"{_tenths((summary.get('replication_lag_ms') or {}).get('p99'))} ms"),
     ]
     return _aligned(rows)
 
@@ -98,3 +87,25 @@ def trials_table(summary: dict[str, Any]) -> str:
 def _aligned(rows: list[tuple[str, Any]]) -> str:
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)
+
+
+def format_value(value: Any, decimals: int | None = None, unit: str = "", grouped: bool = False) -> str:
+    """A figure as every table prints it: "-" for none; a float to at most 3 decimals, as in
+    summary.json, or to exactly `decimals` (with thousands separators if `grouped`); a mapping
+    as "key: value, ..."; `unit` after any value but none."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        text = str(round(value, 3)) if decimals is None else f"{value:{',' if grouped else ''}.{decimals}f}"
+    elif isinstance(value, Mapping):
+        text = ", ".join(f"{key}: {format_value(count)}" for key, count in value.items()) or "none"
+    else:
+        text = str(value)
+    return text + unit
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table, one string per line."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines

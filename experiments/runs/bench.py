@@ -27,7 +27,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from experiments.analysis.bench import check_targets, gap_figures, paired_ratio
 from experiments.results import files
+from experiments.results.bench_report import bench_table
 from experiments.results.records import read_requests
 from experiments.runs.trial import run_experiment
 from experiments.testbed.scenarios import SCENARIOS
@@ -35,19 +37,6 @@ from experiments.testbed.testbed import Testbed
 from services.web import PROJECT_ROOT
 from topology.config import TestbedConfig
 
-# Targets from the issue "Failover controller": (scenario, statistic, limit in ms).
-GAP_TARGETS = [
-    ("primary-crash", "median", 100.0),
-    ("primary-crash", "p95", 200.0),
-    ("web-crash", "median", 100.0),
-    ("web-crash", "p95", 200.0),
-    # Not in that issue: a dead database is found by the same HTTP health check as a dead web
-    # server, so it is held to the same targets.
-    ("db-crash", "median", 100.0),
-    ("db-crash", "p95", 200.0),
-    ("link-down", "median", 30.0),
-]
-THROUGHPUT_TARGET = 0.95  # VIP throughput as a share of the direct throughput
 BENCH_SCENARIOS = ("primary-crash", "web-crash", "db-crash", "link-down")
 WRK_SECONDS = 4
 # Alternating rounds, VIP then direct. This machine's throughput drifts by about 10 % within a
@@ -89,13 +78,6 @@ def measure_throughput(config: TestbedConfig, folder: Path) -> dict[str, Any]:
     }
 
 
-def paired_ratio(through_vip: list[float], direct: list[float]) -> float | None:
-    """The median of each round's VIP / direct ratio; None if a direct round got nothing."""
-    if not direct or any(d <= 0 for d in direct):
-        return None
-    return round(statistics.median(v / d for v, d in zip(through_vip, direct, strict=True)), 3)
-
-
 def run_bench(
     config: TestbedConfig,
     trials: int,
@@ -112,7 +94,7 @@ def run_bench(
     for name in scenarios:
         progress(f"bench: {name}, {trials} trial(s) at {rate:g} req/s")
         run_dir, summary = run_experiment(config, SCENARIOS[name], folder, trials, progress)
-        results["scenarios"][name] = {"run_dir": str(run_dir), **_gap_figures(summary, trials)}
+        results["scenarios"][name] = {"run_dir": str(run_dir), **gap_figures(summary, trials)}
     progress("bench: throughput through the VIP and straight to the primary (wrk)")
     results["throughput"] = measure_throughput(config, folder / "throughput")
     results["targets"] = check_targets(results)
@@ -120,64 +102,6 @@ def run_bench(
     (folder / files.BENCH_JSON).write_text(json.dumps(results, indent=2) + "\n")
     (folder / files.BENCH_REPORT).write_text(bench_table(results) + "\n")
     return folder, results
-
-
-def _gap_figures(summary: dict[str, Any], trials: int) -> dict[str, Any]:
-    """The failover gap and detection figures of one scenario, whether 1 trial or many."""
-    if trials == 1:
-        gap, detection = summary.get("failover_gap_ms"), summary.get("detection_ms")
-        one = lambda v: {"n": int(v is not None), "median": v, "p95": v, "max": v}  # noqa: E731
-        return {"failover_gap_ms": one(gap), "detection_ms": one(detection),
-                "availability_pct": one(summary.get("availability_pct"))}
-    return {key: summary[key] for key in ("failover_gap_ms", "detection_ms", "availability_pct")}
-
-
-def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    checks = []
-    for scenario, statistic, limit in GAP_TARGETS:
-        figures = results["scenarios"].get(scenario)
-        if figures is None:
-            continue
-        value = figures["failover_gap_ms"][statistic]
-        checks.append({
-            "what": f"{scenario} failover gap {statistic}", "limit": f"<= {limit:g} ms",
-            "measured": value, "met": value is not None and value <= limit,
-        })
-    ratio = results["throughput"]["ratio"]
-    checks.append({
-        "what": "throughput through the VIP / straight to the primary", "limit": f">= {THROUGHPUT_TARGET}",
-        "measured": ratio, "met": ratio is not None and ratio >= THROUGHPUT_TARGET,
-    })
-    return checks
-
-
-def bench_table(results: dict[str, Any]) -> str:
-    lines = [
-        f"Failover benchmark: {results['trials']} trial(s) per scenario at {results['rate']:g} req/s",
-        "",
-        "| scenario | trials | failover gap median / p95 / max (ms) | detection median (ms) "
-        "| availability median (%) |",
-        "|---|---|---|---|---|",
-    ]
-    for name, figures in results["scenarios"].items():
-        gap, det, avail = figures["failover_gap_ms"], figures["detection_ms"], figures["availability_pct"]
-        lines.append(
-            f"| {name} | {gap['n']} | {gap['median']} / {gap['p95']} / {gap['max']} | "
-            f"{det['median']} | {avail['median']} |"
-        )
-    tp = results["throughput"]
-    lines += [
-        "",
-        f"Throughput (wrk {tp['wrk']}): through the VIP {tp['through_vip_rps']} req/s, "
-        f"straight to the primary {tp['direct_rps']} req/s, ratio {tp['ratio']}",
-        "",
-        "| target | limit | measured | met |",
-        "|---|---|---|---|",
-    ]
-    for check in results["targets"]:
-        lines.append(f"| {check['what']} | {check['limit']} | {check['measured']} | "
-                     f"{'yes' if check['met'] else 'NO'} |")
-    return "\n".join(lines)
 
 
 # -- the load generator's own benchmark --------------------------------------------------------
@@ -226,13 +150,3 @@ def run_loadgen_bench(config: TestbedConfig, rate: float, out: Path) -> tuple[Pa
     return folder, results
 
 
-def loadgen_table(results: dict[str, Any]) -> str:
-    lag = results["send_lag_ms"]
-    return "\n".join([
-        f"Load generator at {results['rate']:g} req/s for 5 s (open loop, one record per request):",
-        f"  requests recorded {results['recorded']}, answered OK {results['ok']}, "
-        f"send rate {results['send_rate_rps']} req/s",
-        f"  lag from schedule to send: p50 {lag['p50']:.2f} ms, p99 {lag['p99']:.2f} ms, "
-        f"max {lag['max']:.2f} ms",
-        f"wrk against the same responder (closed loop, 16 connections): {results['wrk_rps']} req/s",
-    ])

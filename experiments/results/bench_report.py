@@ -1,0 +1,46 @@
+"""The benchmark's tables: the failover targets and the load generator's own figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def bench_table(results: dict[str, Any]) -> str:
+    lines = [
+        f"Failover benchmark: {results['trials']} trial(s) per scenario at {results['rate']:g} req/s",
+        "",
+        "| scenario | trials | failover gap median / p95 / max (ms) | detection median (ms) "
+        "| availability median (%) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, figures in results["scenarios"].items():
+        gap, det, avail = figures["failover_gap_ms"], figures["detection_ms"], figures["availability_pct"]
+        lines.append(
+            f"| {name} | {gap['n']} | {gap['median']} / {gap['p95']} / {gap['max']} | "
+            f"{det['median']} | {avail['median']} |"
+        )
+    tp = results["throughput"]
+    lines += [
+        "",
+        f"Throughput (wrk {tp['wrk']}): through the VIP {tp['through_vip_rps']} req/s, "
+        f"straight to the primary {tp['direct_rps']} req/s, ratio {tp['ratio']}",
+        "",
+        "| target | limit | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for check in results["targets"]:
+        lines.append(f"| {check['what']} | {check['limit']} | {check['measured']} | "
+                     f"{'yes' if check['met'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def loadgen_table(results: dict[str, Any]) -> str:
+    lag = results["send_lag_ms"]
+    return "\n".join([
+        f"Load generator at {results['rate']:g} req/s for 5 s (open loop, one record per request):",
+        f"  requests recorded {results['recorded']}, answered OK {results['ok']}, "
+        f"send rate {results['send_rate_rps']} req/s",
+        f"  lag from schedule to send: p50 {lag['p50']:.2f} ms, p99 {lag['p99']:.2f} ms, "
+        f"max {lag['max']:.2f} ms",
+        f"wrk against the same responder (closed loop, 16 connections): {results['wrk_rps']} req/s",
+    ])
