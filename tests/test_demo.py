@@ -1,27 +1,34 @@
 """The live demo's pure parts: what a typed line means, a lecture script, the live figures and
-the screen's text; and `exec`'s answers when it cannot run. No testbed, no terminal."""
+the screen's text; what each command does to a testbed (a stand-in that records the calls);
+and `exec`'s answers when it cannot run. No testbed, no terminal."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from experiments.analysis.metrics import REQUEST_COLUMNS, RequestRecord
+from experiments.analysis.metrics import RequestRecord
+from experiments.load.loadgen import Recorder
 from experiments.runs.demo import (
     Command,
     CommandError,
     CsvTail,
+    Demo,
     LiveFigures,
+    describe_event,
     latest_lags,
     parse_command,
     parse_script,
     screen_lines,
 )
+from experiments.runs.replication import COLUMNS
 from experiments.testbed.hostexec import ExecError, host_command, running_testbed
 from topology.config import load_config
 
@@ -153,6 +160,31 @@ def test_csv_tail_gives_each_complete_row_once(tmp_path):
     assert latest_lags(rows, {"primary -> secondary": 0.8}) == {"primary -> secondary": 1.5}
 
 
+def test_the_last_lag_of_each_pair_wins_and_other_pairs_stay():
+    lags = {"primary -> tertiary": 3.0}
+    rows = [{"source": "primary", "target": "secondary", "lag_ms": "0.8"},
+            {"source": "secondary", "target": "primary", "lag_ms": "1.0"},
+            {"source": "primary", "target": "secondary", "lag_ms": "2.5"}]
+    result = latest_lags(rows, lags)
+    assert result is lags  # the demo keeps one dict and updates it on every redraw
+    assert lags == {"primary -> tertiary": 3.0, "primary -> secondary": 2.5, "secondary -> primary": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("event", "words"),
+    [
+        ({"kind": "vip_moved", "server": "secondary", "reason": "primary is down"},
+         ["vip_moved", "secondary", "(primary is down)"]),
+        ({"kind": "server_down", "server": "primary", "reason": ""}, ["server_down", "primary"]),
+        ({"kind": "switch_connected"}, ["switch_connected"]),
+    ],
+)
+def test_an_event_reads_as_its_time_kind_server_and_reason(event: dict, words: list[str]):
+    clock, *rest = describe_event({"time": 1_800_000_000.25, **event}).split("  ")
+    assert rest == words
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.250", clock)  # to the millisecond
+
+
 def view(messages: list[str], events: int = 10) -> dict:
     status = {"active": "secondary", "servers": {
         "primary": {"up": False, "port_up": False, "last_probe_ok": False, "last_probe_latency_ms": 35.0,
@@ -189,6 +221,157 @@ def test_the_last_messages_stay_on_screen_whatever_its_height(height):
     assert sum(line.startswith("  message") for line in lines) >= min(8, height - 12)
 
 
+def test_the_screen_says_when_the_controller_does_not_answer():
+    shown = view([])
+    shown["status"] = {}
+    lines = screen_lines(shown)
+    assert lines[2].startswith("VIP 10.0.0.100  ->  (controller not answering)")
+    assert [line for line in lines if line.startswith("primary ")][0].split() == ["primary"] + ["-"] * 5
+    assert "availability -" in "\n".join(lines)  # nothing sent yet: no percentage to show
+
+
+# -- what the commands do to a testbed ----------------------------------------------------------
+
+
+class StandInTestbed:
+    """The calls Demo makes on a Testbed, recorded instead of done."""
+
+    def __init__(self, folder: Path, answer: tuple[int, dict] = (200, {})) -> None:
+        self.config = load_config(None, {})
+        self.dir = folder
+        self.answer = answer  # to a command posted to the controller
+        self.status: dict = {"active": "primary", "servers": {}, "recent_events": []}
+        self.calls: list[tuple[str, str]] = []
+        self.events: list[tuple[str, dict]] = []
+
+    def record(self, kind: str, **fields: object) -> float:
+        self.events.append((kind, fields))
+        return 1000.0 + len(self.events)
+
+    def crash(self, server: str) -> None:
+        self.calls.append(("crash", server))
+
+    def kill_web(self, server: str) -> None:
+        self.calls.append(("kill_web", server))
+
+    def kill_database(self, server: str) -> None:
+        self.calls.append(("kill_database", server))
+
+    def link_down(self, server: str) -> None:
+        self.calls.append(("link_down", server))
+
+    def hang(self, server: str) -> None:
+        self.calls.append(("hang", server))
+
+    def recover(self, server: str) -> list[str]:
+        self.calls.append(("recover", server))
+        return ["link up", "database started"] if server == "primary" else []
+
+    def controller(self, command: str | None = None) -> tuple[int, dict]:
+        if command is None:
+            return 200, self.status
+        self.calls.append(("controller", command))
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("line", "call", "says"),
+    [
+        ("fail primary", ("crash", "primary"), "fail primary: web server killed, database killed, link down"),
+        ("fail primary web", ("kill_web", "primary"), "fail primary web: web server killed"),
+        ("fail secondary db", ("kill_database", "secondary"), "fail secondary db: database killed"),
+        ("fail primary link", ("link_down", "primary"), "fail primary link: link down"),
+        ("hang secondary", ("hang", "secondary"), "hang secondary: web server and database frozen (SIGSTOP)"),
+        ("recover primary", ("recover", "primary"), "recover primary: link up, database started"),
+        ("recover secondary", ("recover", "secondary"), "recover secondary: nothing to do, it is whole"),
+        ("failback", ("controller", "failback"), "failback: done: "),
+    ],
+)
+def test_each_command_makes_its_one_call_on_the_testbed(tmp_path: Path, line: str, call: tuple, says: str):
+    testbed = StandInTestbed(tmp_path)
+    answer = Demo(testbed).execute(parse_command(line, SERVERS))
+    assert testbed.calls == [call]
+    assert answer.startswith(says)
+    assert testbed.events[0] == ("demo_command", {"detail": line})
+
+
+def test_only_faults_are_recorded_as_faults_and_the_first_one_is_kept(tmp_path: Path):
+    testbed = StandInTestbed(tmp_path)
+    demo = Demo(testbed)
+    for line in ("recover primary", "hang secondary", "fail primary db"):
+        demo.execute(parse_command(line, SERVERS))
+    faults = [(fields["server"], fields["detail"]) for kind, fields in testbed.events if kind == "fault"]
+    assert faults == [("secondary", "hang secondary"), ("primary", "fail primary db")]
+    assert demo.first_fault_at == 1003.0  # the time of "hang secondary"'s fault event
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        ((200, {"decisions": [{"kind": "vip_moved", "reason": "failback requested"}]}),
+         "failback: done: failback requested"),
+        ((409, {"error": "primary is not caught up"}), "failback: refused: primary is not caught up"),
+    ],
+)
+def test_failback_says_what_the_controller_answered(tmp_path: Path, answer: tuple[int, dict], says: str):
+    demo = Demo(StandInTestbed(tmp_path, answer))
+    assert demo.execute(Command("failback")) == says
+
+
+def test_load_rewrites_the_rate_the_load_generator_reads(tmp_path: Path):
+    demo = Demo(StandInTestbed(tmp_path))
+    assert demo.rate_file.read_text() == "200\n"  # the config's rate, before the load starts
+    assert demo.execute(Command("load", rate=750.0)) == "load: 750 requests per second from now on"
+    assert demo.rate_file.read_text() == "750\n"
+    assert demo.rate == 750.0  # and the screen shows it
+
+
+def test_a_typed_line_is_checked_at_once_and_queued_only_when_valid(tmp_path: Path):
+    demo = Demo(StandInTestbed(tmp_path))
+    demo.submit("fial primary")
+    assert demo.commands.empty()
+    assert demo.messages[-2:][0] == "> fial primary"
+    assert demo.messages[-1].startswith("unknown command 'fial'")
+    demo.submit("fail primary web", source="script>")
+    assert demo.commands.get_nowait() == Command("fail", "primary", "web")
+    assert demo.messages[-1] == "script> fail primary web"
+
+
+def test_help_lists_every_command_and_quit_stops_without_queueing(tmp_path: Path):
+    demo = Demo(StandInTestbed(tmp_path))
+    demo.submit("help")
+    listed = [message.split()[0] for message in demo.messages[2:]]
+    assert listed == ["fail", "hang", "recover", "failback", "load", "status", "help", "quit"]
+    assert not demo.quitting.is_set()
+    demo.submit("quit")
+    assert demo.quitting.is_set() and demo.commands.empty()
+
+
+def test_the_screen_counts_the_rows_the_load_generator_and_the_monitor_wrote(tmp_path: Path):
+    testbed = StandInTestbed(tmp_path)
+    testbed.status["recent_events"] = [{"time": NOW - 2, "kind": "flows_installed"},
+                                       {"time": NOW - 1, "kind": "vip_moved", "server": "primary"}]
+    demo = Demo(testbed)
+    recorder = Recorder(tmp_path / "requests.csv")
+    for r in (record(0, NOW - 1.0, 10.0), record(1, NOW - 0.9, 30.0, 201),
+              record(2, NOW - 1.0, None, 0, "", "refused")):
+        recorder.write(r)
+    recorder.flush()
+    with open(tmp_path / "replication.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerows([COLUMNS, [NOW - 1, "primary", "secondary", "0.800"],
+                          [NOW - 0.5, "primary", "secondary", "1.500"]])
+    shown = demo.snapshot(NOW)
+    figures = shown["figures"]
+    assert (figures["sent"], figures["ok"], figures["answered_per_s"]) == (3, 2, 2.0)
+    assert figures["errors"] == {"refused": 1} and figures["served_by"] == {"primary": 2}
+    assert shown["lags"] == {"primary -> secondary": 1.5}
+    assert [e["kind"] for e in shown["events"]] == ["vip_moved"]  # flows_installed is noise on screen
+    assert "VIP 10.0.0.100  ->  primary" in screen_lines(shown)[2]
+    recorder.close()
+    assert demo.snapshot(NOW)["figures"]["sent"] == 3  # each row is counted once
+
+
 def test_exec_without_a_running_testbed_says_how_to_start_one(tmp_path):
     with pytest.raises(ExecError, match="no testbed is running .*`make demo`"):
         running_testbed(tmp_path)
@@ -210,8 +393,3 @@ def test_exec_command_line_without_a_testbed_is_a_one_line_error(tmp_path):
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.startswith("error: no testbed is running") and "Traceback" not in result.stderr
-
-
-def test_requests_csv_columns_are_what_the_tail_parses():
-    # The demo reads requests.csv rows by column name: the same columns the load generator writes.
-    assert "latency_ms" in REQUEST_COLUMNS and "served_by" in REQUEST_COLUMNS
