@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pymysql
 
+from services.gtid import format_gtid, parse_gtid
 from services.secrets import RunSecrets
 from topology.config import DatabaseConfig, HostPlan
 
@@ -87,14 +88,7 @@ def replica_start_position(replica_pos: str, binlog_pos: str, own_domain: int) -
     when it comes: MariaDB, MDEV-27760). The other way round, a binary log ahead of the position
     holds transactions the other servers never got: asking for those would fail (error 1236).
     """
-    def entries(text: str) -> dict[int, tuple[int, int]]:
-        parsed = {}
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            domain, server, seq = (int(n) for n in part.split("-"))
-            parsed[domain] = (server, seq)
-        return parsed
-
-    position, logged = entries(replica_pos), entries(binlog_pos)
+    position, logged = parse_gtid(replica_pos), parse_gtid(binlog_pos)
     if own_domain in position:
         logged_seq = logged[own_domain][1] if own_domain in logged else 0
         if logged_seq < position[own_domain][1]:
@@ -102,7 +96,7 @@ def replica_start_position(replica_pos: str, binlog_pos: str, own_domain: int) -
                 position[own_domain] = logged[own_domain]
             else:
                 del position[own_domain]
-    return ",".join(f"{domain}-{server}-{seq}" for domain, (server, seq) in sorted(position.items()))
+    return format_gtid(position)
 
 
 def set_read_only(socket: Path, read_only: bool, timeout: float) -> None:
