@@ -4,17 +4,20 @@ One handler per event, nothing clever, as in Ryu's simple_switch_13:
 - the switch connects: install the base flows and ask the switch for its VIP flow. Only the
   testbed's own switch is served: any other datapath on the OpenFlow port is logged and
   dropped, and messages from any datapath but the one served are ignored;
-- the switch answers: if a VIP flow is there (the controller restarted while the switch kept
-  forwarding, fail-mode secure), adopt its server; otherwise install the VIP flow for the
-  preferred server. Until then probe results are not acted on;
+- the switch answers with its VIP flows: tell the state machine, which adopts the server a
+  VIP flow names (the controller restarted while the switch kept forwarding, fail-mode
+  secure) or installs the VIP for the preferred server. Until then it acts on nothing;
 - an ARP request for the VIP arrives: answer with the virtual MAC;
 - a switch port changes state: tell the state machine (a server's port down fails over at once);
-- a health probe result arrives from the prober: tell the state machine, and fence the
-  databases (controller/fencing.py) if one is writable that should not be, or the reverse;
+- a health probe result arrives from the prober: tell the state machine, and tell the fence
+  policy the database's mode the probe saw;
+- a fence attempt ends (controller/fencing.py, in a thread of its own): tell the fence policy;
 - a status request or a command arrives from the status endpoint (controller/status.py, on
   127.0.0.1 only): answer it from this app's own thread.
-What to do is decided by `FailoverMachine` (controller/failover.py); the flows come from
-`controller/flows.py`. Each decision is written, timestamped, to the run's event log.
+What to do is decided by `FailoverMachine` (controller/failover.py) and `FencePolicy`
+(controller/fence_policy.py); this app only carries it out, in `apply` and `apply_fence`.
+The flows come from `controller/flows.py`. Each decision is written, timestamped, to the
+run's event log.
 
 Started by `python -m controller` (controller/__main__.py), which sets the `testbed_*`
 options below in os-ken's CONF.
@@ -38,9 +41,10 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controller import flows
 from controller.eventlog import EVENT_LOG, EventLog
-from controller.failover import VIP_ADOPTED, VIP_MOVED, Decision, FailoverMachine
+from controller.failover import VIP_INSTALLED, VIP_MOVED, Decision, FailoverMachine
+from controller.fence_policy import FenceAction, FencePlan, FencePolicy
 from controller.fencing import DatabaseFence
-from controller.status import StatusServer
+from controller.status import StatusServer, command_reply
 from topology.config import TestbedConfig
 
 # The testbed's own options, set by the launcher (controller/__main__.py) or by a test.
@@ -75,6 +79,29 @@ class EventProbeResult(event.EventBase):
         self.detail = detail
         self.gtid = gtid  # the database's GTID position, from a passed probe
         self.read_only = read_only
+
+    @classmethod
+    def from_datagram(cls, data: bytes) -> EventProbeResult:
+        """Read one of the prober's datagrams; ValueError, KeyError or TypeError if malformed."""
+        message = json.loads(data)
+        gtid, read_only = message.get("gtid"), message.get("read_only")
+        return cls(
+            str(message["server"]), bool(message["ok"]),
+            float(message["latency_ms"]), str(message.get("detail", "")),
+            str(gtid) if gtid is not None else None,
+            bool(read_only) if read_only is not None else None,
+            bool(message.get("timed_out", False)),
+        )
+
+
+class EventFenceResult(event.EventBase):
+    """A fence attempt ended, in its own thread; the fence policy hears of it in the app's."""
+
+    def __init__(self, action: FenceAction, ok: bool, detail: str) -> None:
+        super().__init__()
+        self.action = action
+        self.ok = ok
+        self.detail = detail
 
 
 class EventStatusRequest(event.EventRequestBase):
@@ -112,9 +139,9 @@ class FailoverController(app_manager.OSKenApp):
         self.server_on_port = {plan.port: plan.name for plan in self.config.server_plans}
         self.switch_dpid = switch_dpid(self.config.network.switch)
         self.datapath = None  # the testbed's switch, once connected: the only one served
-        self.vip_placed = False  # True once the VIP flow on the switch is known or installed
         self.probe_socket_path = Path(self.CONF.testbed_probe_socket)
-        self.fence = DatabaseFence(Path(self.CONF.testbed_socket_dir or "."), self.event_log.write)
+        self.fence_policy = FencePolicy()
+        self.fence = DatabaseFence(Path(self.CONF.testbed_socket_dir or "."), self._fence_ended)
         self.last_probe: dict[str, EventProbeResult] = {}
         self.last_probe_at: dict[str, float] = {}
 
@@ -141,15 +168,7 @@ class FailoverController(app_manager.OSKenApp):
         while True:
             data = self.probe_socket.recv(4096)
             try:
-                message = json.loads(data)
-                gtid, read_only = message.get("gtid"), message.get("read_only")
-                result = EventProbeResult(
-                    str(message["server"]), bool(message["ok"]),
-                    float(message["latency_ms"]), str(message.get("detail", "")),
-                    str(gtid) if gtid is not None else None,
-                    bool(read_only) if read_only is not None else None,
-                    bool(message.get("timed_out", False)),
-                )
+                result = EventProbeResult.from_datagram(data)
             except (ValueError, KeyError, TypeError):
                 self.logger.warning("dropped a malformed probe message: %r", data[:200])
                 continue
@@ -179,7 +198,7 @@ class FailoverController(app_manager.OSKenApp):
                 dp.close()
             return
         self.datapath = dp
-        self.vip_placed = False
+        self.apply(self.machine.switch_connected(time.time()))
         for flow in flows.base_flows(dp, self.config):
             dp.send_msg(flow)
         dp.send_msg(flows.vip_flow_request(dp))
@@ -189,22 +208,12 @@ class FailoverController(app_manager.OSKenApp):
     def flow_stats_reply_handler(self, ev) -> None:
         if not self._from_switch(ev):
             return
-        if self.vip_placed:
-            return
-        dp = ev.msg.datapath
         holders = [
             flows.server_for_cookie(self.config, stat.cookie)
             for stat in ev.msg.body
             if stat.priority == flows.PRIORITY_VIP
         ]
-        holders = [server for server in holders if server is not None]
-        if holders:
-            self.apply(self.machine.adopt(holders[0], time.time()))
-        else:
-            dp.send_msg(flows.vip_flow(dp, self.config, self.config.server(self.machine.active)))
-            dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
-            self.event_log.write("vip_installed", server=self.machine.active)
-        self.vip_placed = True
+        self.apply(self.machine.vip_flows(holders, time.time()))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def packet_in_handler(self, ev) -> None:
@@ -234,33 +243,29 @@ class FailoverController(app_manager.OSKenApp):
         down = bool(desc.state & ofp.OFPPS_LINK_DOWN or desc.config & ofp.OFPPC_PORT_DOWN)
         down = down or ev.msg.reason == ofp.OFPPR_DELETE
         self.event_log.write("port_status", server=server, up=not down)
-        if not self.vip_placed:
-            return
         self.apply(self.machine.port(server, not down, time.time()))
 
     @set_ev_cls(EventProbeResult)
     def probe_result_handler(self, ev: EventProbeResult) -> None:
         self.last_probe[ev.server] = ev
         self.last_probe_at[ev.server] = time.time()
-        if not self.vip_placed:
-            return
         self.apply(self.machine.probe(ev.server, ev.ok, time.time(), ev.detail, ev.gtid, ev.timed_out))
-        if ev.ok and ev.read_only is not None:
-            should_be_read_only = ev.server != self.machine.active
-            self.fence.reconcile(ev.server, ev.read_only, should_be_read_only)
+        # Only a passed probe reports the database's mode.
+        read_only = ev.read_only if ev.ok else None
+        self.apply_fence(self.fence_policy.probe(ev.server, read_only, self.machine.holder, time.monotonic()))
+
+    @set_ev_cls(EventFenceResult)
+    def fence_result_handler(self, ev: EventFenceResult) -> None:
+        self.apply_fence(self.fence_policy.result(ev.action, ev.ok, ev.detail, time.monotonic()))
 
     @set_ev_cls(EventStatusRequest)
     def status_request_handler(self, req: EventStatusRequest) -> None:
         if req.command is None:
             status, body = 200, self.status()
-        elif not self.vip_placed:
-            status, body = 409, {"error": "the controller has not placed the VIP yet"}
         else:
             decisions = self.machine.command(req.command, time.time())
             self.apply(decisions)
-            refused = any(d.kind != VIP_MOVED for d in decisions)
-            status = 409 if refused else 200
-            body = {"decisions": [d.__dict__ for d in decisions], "active": self.machine.active}
+            status, body = command_reply(self.machine.vip_placed, decisions, self.machine.active)
         self.reply_to_request(req, EventStatusReply(req.src, status, body))
 
     def status(self) -> dict[str, Any]:
@@ -297,16 +302,24 @@ class FailoverController(app_manager.OSKenApp):
     # -- effects ------------------------------------------------------------------------
 
     def apply(self, decisions: list[Decision]) -> None:
+        """Carry out the failover machine's decisions: the one way the VIP flow is sent."""
         for decision in decisions:
-            if decision.kind == VIP_MOVED and self.datapath is not None:
+            if decision.kind in (VIP_MOVED, VIP_INSTALLED) and self.datapath is not None:
                 dp = self.datapath
                 dp.send_msg(flows.vip_flow(dp, self.config, self.config.server(decision.server)))
                 dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
-            if decision.kind in (VIP_MOVED, VIP_ADOPTED):
-                self.fence.make_writable(decision.server)  # in the background: never delays the flow
-            if decision.kind == VIP_MOVED and decision.previous:
-                self.fence.make_read_only(decision.previous)
-            self.event_log.write(
-                decision.kind, server=decision.server, reason=decision.reason, previous=decision.previous
-            )
+            # After the flow: the fence's attempts run in the background and never delay it.
+            self.apply_fence(self.fence_policy.decided(decision, time.monotonic()))
+            self.event_log.write(decision.kind, **decision.event_fields())
             self.logger.info("%s %s: %s", decision.kind, decision.server, decision.reason)
+
+    def apply_fence(self, plan: FencePlan) -> None:
+        """Carry out the fence policy's plan: log its events, start its attempts."""
+        for kind, fields in plan.events:
+            self.event_log.write(kind, **fields)
+        for action in plan.actions:
+            self.fence.run(action)
+
+    def _fence_ended(self, action: FenceAction, ok: bool, detail: str) -> None:
+        """Called in a fence attempt's thread: hand its result to this app's event loop."""
+        self.send_event(self.name, EventFenceResult(action, ok, detail))

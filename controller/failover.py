@@ -17,8 +17,12 @@ The rules:
 - When the server holding the VIP goes down, the VIP moves at once to the first server, in
   priority order, that is up. If none is, the VIP stays and a `no_healthy_server` decision
   says so; it moves to the first server that comes back up.
-- A restarted controller first reads which server holds the VIP from the switch (`adopt`),
-  so it neither moves the VIP nor interrupts traffic.
+- Start-up: until the VIP is placed on the switch, nothing is acted on (probe results, port
+  events and commands change nothing), for the VIP may already be elsewhere. When the switch
+  (re)connects (`switch_connected`) the placement is unknown again; its answer about its VIP
+  flows (`vip_flows`) places it: the server a VIP flow names is adopted (a restarted
+  controller neither moves the VIP nor interrupts traffic), and only a switch with no VIP
+  flow gets one, for the active (at first the preferred) server.
 - Failback: with policy `never` (like keepalived's nopreempt) the VIP stays where it is when
   a preferred server comes back. With `auto` it returns to the most preferred server that is
   up, but only once `hold_down_s` has passed since the VIP last moved (so a flapping server
@@ -35,6 +39,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from services.gtid import caught_up
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -45,11 +51,19 @@ class Decision:
     reason: str
     previous: str | None = None  # for VIP_MOVED: the server that held the VIP
 
+    def event_fields(self) -> dict[str, str | None]:
+        """The fields the event log writes with the decision's kind. A `vip_installed` line
+        names only its server, as it always has: runs already recorded have that shape."""
+        if self.kind == VIP_INSTALLED:
+            return {"server": self.server}
+        return {"server": self.server, "reason": self.reason, "previous": self.previous}
+
 
 SERVER_DOWN = "server_down"
 SERVER_UP = "server_up"
 VIP_MOVED = "vip_moved"
 VIP_ADOPTED = "vip_adopted"
+VIP_INSTALLED = "vip_installed"  # the switch had no VIP flow: one is sent for `server`
 NO_HEALTHY_SERVER = "no_healthy_server"
 COMMAND_REFUSED = "command_refused"
 COMMANDS = ("failover", "failback")
@@ -57,29 +71,6 @@ COMMANDS = ("failover", "failback")
 # more than the replication lag here (p99 a few ms), far less than a lagging server's delay.
 REPLICATION_ALLOWANCE_S = 0.1
 GTID_HISTORY = 32  # passed probes remembered per server: over a second at the default interval
-
-
-def gtid_positions(text: str | None) -> dict[int, int] | None:
-    """MariaDB's GTID position ("0-1-100,2-2-57") as {domain: sequence number}."""
-    if text is None:
-        return None
-    positions: dict[int, int] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        domain, _server, seq = part.split("-")
-        positions[int(domain)] = int(seq)
-    return positions
-
-
-def caught_up(candidate: str | None, reference: str | None) -> bool:
-    """Has a server at GTID position `candidate` applied everything in `reference`?
-
-    Unknown positions count as not caught up: the VIP never goes to a server whose state
-    nobody has seen. Sequence numbers are compared per replication domain.
-    """
-    have, need = gtid_positions(candidate), gtid_positions(reference)
-    if have is None or need is None:
-        return False
-    return all(have.get(domain, 0) >= seq for domain, seq in need.items())
 
 
 @dataclass
@@ -124,8 +115,33 @@ class FailoverMachine:
         self.active = active or self.order[0]
         self.last_move: float | None = None
         self.reported_no_server = False  # say "no healthy server" once, not at every probe
+        self.vip_placed = False  # True once the switch's VIP flow is known or installed
+
+    @property
+    def holder(self) -> str | None:
+        """The server that holds the VIP on the switch; None until the VIP is placed."""
+        return self.active if self.vip_placed else None
 
     # -- inputs -------------------------------------------------------------------------
+
+    def switch_connected(self, now: float) -> list[Decision]:
+        """The switch (re)connected: which server its VIP flow names is unknown again, and
+        nothing is acted on until it says (`vip_flows`). A switch that restarted may have
+        lost the flow; one that kept it may name a server other than `active`."""
+        self.vip_placed = False
+        return []
+
+    def vip_flows(self, holders: Sequence[str | None], now: float) -> list[Decision]:
+        """The switch answered with the servers its VIP flows name (None: a cookie naming
+        no server). Adopt the first known one; with none, install the VIP for the active
+        server. Only the first answer after a connect places the VIP."""
+        if self.vip_placed:
+            return []
+        known = [server for server in holders if server in self.servers]
+        if known:
+            return self.adopt(known[0], now)
+        self.vip_placed = True
+        return [Decision(VIP_INSTALLED, self.active, "the switch has no VIP flow")]
 
     def probe(
         self, server: str, ok: bool, now: float, detail: str = "", gtid: str | None = None,
@@ -133,6 +149,8 @@ class FailoverMachine:
     ) -> list[Decision]:
         """A health probe of `server` passed (`ok`) or failed (`timed_out`, or answered with an
         error) at `now`; `gtid` is the database's GTID position reported by a passed probe."""
+        if not self.vip_placed:
+            return []
         state = self.servers[server]
         decisions: list[Decision] = []
         if ok and state.port_up:
@@ -166,10 +184,13 @@ class FailoverMachine:
             raise ValueError(f"unknown server {server!r}")
         self.active = server
         self.last_move = now
+        self.vip_placed = True
         return [Decision(VIP_ADOPTED, server, "the switch's flow table says it holds the VIP")]
 
     def port(self, server: str, up: bool, now: float) -> list[Decision]:
         """The switch port of `server` went down or came back up."""
+        if not self.vip_placed:
+            return []
         state = self.servers[server]
         decisions: list[Decision] = []
         state.port_up = up
@@ -184,6 +205,8 @@ class FailoverMachine:
 
     def command(self, name: str, now: float) -> list[Decision]:
         """A person asked for a `failover` or a `failback` (see the module docstring)."""
+        if not self.vip_placed:
+            return []
         if name not in COMMANDS:
             return [Decision(COMMAND_REFUSED, None, f"unknown command {name!r}; use {' or '.join(COMMANDS)}")]
         up = [s for s in self.order if self.servers[s].up and s != self.active]

@@ -18,14 +18,28 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from controller.failover import VIP_MOVED, Decision
+
 COMMAND_PREFIX = "/command/"
+NOT_PLACED = "the controller has not placed the VIP yet"
 
 # ask(command or None for status) -> (HTTP status, JSON body)
 Ask = Callable[[str | None], tuple[int, dict[str, Any]]]
+
+
+def command_reply(placed: bool, decisions: Sequence[Decision], active: str) -> tuple[int, dict[str, Any]]:
+    """The HTTP answer to a command: 200 when it moved the VIP, 409 when it was refused or
+    came before the VIP was placed (a conflict with the controller's state, not a bad request).
+    The body lists the decisions and who holds the VIP after them."""
+    if not placed:
+        return 409, {"error": NOT_PLACED}
+    refused = any(d.kind != VIP_MOVED for d in decisions)
+    return (409 if refused else 200), {"decisions": [asdict(d) for d in decisions], "active": active}
 
 
 class StatusServer(ThreadingHTTPServer):

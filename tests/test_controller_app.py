@@ -10,13 +10,18 @@ import os
 
 import pytest
 from os_ken import cfg
+from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.lib.packet import arp, ethernet, packet
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
 from controller import flows
-from controller.app import EventProbeResult, EventStatusRequest, FailoverController
+from controller.app import EventFenceResult, EventProbeResult, EventStatusRequest, FailoverController
 from controller.eventlog import EVENT_LOG
+from controller.failover import COMMAND_REFUSED, VIP_MOVED, Decision
+from controller.fence_policy import FENCE_TIMEOUT_S, FenceAction
+from controller.fencing import DatabaseFence
+from controller.status import NOT_PLACED, command_reply
 from topology.config import TestbedConfig
 
 CONFIG = TestbedConfig()
@@ -46,19 +51,16 @@ class FakeDatapath:
 
 
 class RecordingFence:
-    """Stands in for the databases' fence: records what the app asked, in order."""
+    """Stands in for the databases' fence (controller/fencing.py): records each action the
+    app asked it to run, in order, and runs none."""
 
-    def __init__(self, dp_log):
-        self.calls = dp_log
+    def __init__(self):
+        self.calls = []
+        self.actions = []
 
-    def make_writable(self, server):
-        self.calls.append(("make_writable", server))
-
-    def make_read_only(self, server):
-        self.calls.append(("make_read_only", server))
-
-    def reconcile(self, server, read_only, should_be_read_only):
-        self.calls.append(("reconcile", server, read_only, should_be_read_only))
+    def run(self, action):
+        self.actions.append(action)
+        self.calls.append(("read_only" if action.read_only else "writable", action.server))
 
 
 @pytest.fixture
@@ -74,7 +76,7 @@ def app(tmp_path):
         project="os_ken",
     )
     controller = FailoverController()
-    controller.fence = RecordingFence([])
+    controller.fence = RecordingFence()
     return controller
 
 
@@ -148,7 +150,21 @@ def test_probe_results_before_the_vip_is_known_are_not_acted_on(app):
     before = len(dp.sent)
     for _ in range(CONFIG.probe.fall):
         app.probe_result_handler(EventProbeResult("primary", False, 40.0, "timeout"))
+    app.probe_result_handler(EventProbeResult("secondary", True, 2.0, "", "1-1-1", read_only=False))
     assert len(dp.sent) == before and app.machine.active == "primary"
+    assert app.fence.calls == []  # not even a writable standby is corrected: who holds the VIP is unknown
+
+
+def test_a_reconnecting_switch_is_asked_again_and_its_vip_flow_adopted(connected):
+    app, dp = connected
+    dp = switch_connects(app, vip_holder="primary")
+    assert dp.flows_at(flows.PRIORITY_VIP) == []  # adopted, not sent again
+    assert app.fence.calls == [("writable", "primary")]
+
+
+def test_a_command_before_the_vip_is_placed_is_refused_with_409(app):
+    assert ask(app, "failover") == (409, {"error": NOT_PLACED})
+    assert app.machine.active == "primary"
 
 
 def test_port_down_moves_the_vip_with_one_flow_message(connected):
@@ -169,20 +185,64 @@ def test_the_vip_flow_is_sent_before_the_new_active_database_is_made_writable(co
     real_send = dp.send_msg
     dp.send_msg = lambda msg: (order.append(("send", type(msg).__name__)), real_send(msg))
     app.port_status_handler(port_status(dp, PRIMARY.port, down=True))
-    assert order[:2] == [("send", "OFPFlowMod"), ("send", "OFPBarrierRequest")]
-    assert ("make_writable", "secondary") in order
-    assert ("make_read_only", "primary") in order  # the server that lost the VIP is fenced
+    # The server that gained the VIP is promoted, the one that lost it fenced: after the flow.
+    assert order == [("send", "OFPFlowMod"), ("send", "OFPBarrierRequest"),
+                     ("writable", "secondary"), ("read_only", "primary")]
 
 
 @pytest.mark.parametrize(
     "server, read_only, expected",
-    [("primary", True, ("reconcile", "primary", True, False)),  # the active must be writable
-     ("secondary", False, ("reconcile", "secondary", False, True))],  # the others read-only
+    [("primary", True, [("writable", "primary")]),  # the active must be writable
+     ("secondary", False, [("read_only", "secondary")]),  # the others read-only
+     ("primary", False, []),  # as it should be: nothing to do
+     ("secondary", None, [])],  # the probe did not say
 )
 def test_probes_reporting_the_database_mode_drive_the_fence(connected, server, read_only, expected):
     app, dp = connected
     app.probe_result_handler(EventProbeResult(server, True, 2.0, "", "1-1-1", read_only))
-    assert app.fence.calls[-1] == expected
+    assert app.fence.calls == expected
+
+
+def events_of(tmp_path, *kinds):
+    events = [json.loads(line) for line in (tmp_path / EVENT_LOG).read_text().splitlines()]
+    return [{k: v for k, v in e.items() if k not in ("time", "source")} for e in events if e["kind"] in kinds]
+
+
+def test_fence_results_are_logged_and_a_failed_fence_is_tried_again(connected, tmp_path):
+    app, dp = connected
+    app.port_status_handler(port_status(dp, PRIMARY.port, down=True))
+    promote, fence = app.fence.actions
+    app.fence_result_handler(EventFenceResult(promote, True, ""))
+    app.fence_result_handler(EventFenceResult(fence, False, "Can't connect"))
+    (retry,) = app.fence.actions[2:]
+    assert (retry.server, retry.read_only, retry.attempt) == ("primary", True, 2)
+    app.fence_result_handler(EventFenceResult(retry, True, ""))
+    assert events_of(tmp_path, "db_writable", "db_read_only", "fence_failed") == [
+        {"kind": "db_writable", "server": "secondary"},
+        {"kind": "fence_failed", "server": "primary", "read_only": True, "detail": "Can't connect"},
+        {"kind": "db_read_only", "server": "primary"},
+    ]
+
+
+def test_a_fence_attempts_result_comes_back_through_the_apps_event_queue(connected, tmp_path, monkeypatch):
+    app, dp = connected
+    monkeypatch.setitem(app_manager.SERVICE_BRICKS, app.name, app)
+    app.fence = DatabaseFence(tmp_path, app._fence_ended)  # no database socket there: it fails
+    app.fence.attempt(FenceAction("secondary", True, 1.0))
+    ev, _state = app.events.get(timeout=5)
+    assert isinstance(ev, EventFenceResult) and not ev.ok
+    app.fence_result_handler(ev)
+    (failed,) = events_of(tmp_path, "fence_failed")
+    assert (failed["server"], failed["read_only"]) == ("secondary", True)
+
+
+def test_a_fence_that_runs_out_of_time_says_it_gave_up(connected, tmp_path):
+    app, dp = connected
+    late = FenceAction("primary", True, FENCE_TIMEOUT_S, attempt=60, retry_until=0.0)
+    app.fence_result_handler(EventFenceResult(late, False, "timed out"))
+    assert app.fence.actions == []
+    gave_up = {"kind": "fence_gave_up", "server": "primary"}
+    assert events_of(tmp_path, "fence_failed", "fence_gave_up") == [gave_up]  # its failure was told before
 
 
 def test_probe_failures_move_the_vip_after_fall(connected, tmp_path):
@@ -288,6 +348,29 @@ def test_a_failover_command_moves_the_vip_and_a_bad_one_is_refused(connected):
     assert vip_target(dp)[0] == SECONDARY.ip
     status, body = ask(app, "reboot")
     assert status == 409 and body["decisions"][0]["kind"] == "command_refused"
+
+
+MOVED = Decision(VIP_MOVED, "secondary", "failover requested, to secondary", "primary")
+REFUSED = Decision(COMMAND_REFUSED, "primary", "no other server is up")
+
+
+@pytest.mark.parametrize(
+    "placed, decisions, expected",
+    [
+        (False, [], (409, {"error": NOT_PLACED})),
+        (False, [MOVED], (409, {"error": NOT_PLACED})),  # placement is checked first
+        (True, [MOVED], (200, {"decisions": [{"kind": "vip_moved", "server": "secondary",
+                                             "reason": "failover requested, to secondary",
+                                             "previous": "primary"}], "active": "secondary"})),
+        (True, [REFUSED], (409, {"decisions": [{"kind": "command_refused", "server": "primary",
+                                               "reason": "no other server is up", "previous": None}],
+                                 "active": "secondary"})),
+        (True, [MOVED, REFUSED], (409, {"decisions": [MOVED.__dict__, REFUSED.__dict__],
+                                        "active": "secondary"})),  # any refusal is a conflict
+    ],
+)
+def test_a_commands_http_status_is_200_only_when_the_vip_moved(placed, decisions, expected):
+    assert command_reply(placed, decisions, "secondary") == expected
 
 
 def test_the_status_server_needs_the_token_for_commands():

@@ -3,9 +3,15 @@
 Each case is a list of steps at increasing times. A step is
     ("probe", server, ok)  or  ("probe", server, ok, gtid)  or  ("port", server, up)
 (ok is True, False for a definite failure such as a refused connection, or "timeout")
-(a passed probe without a GTID position reports "1-1-10": every database caught up) and the
-case lists the decisions expected over the whole history, as
+(a passed probe without a GTID position reports "1-1-10": every database caught up), or one
+of the switch's, for the start-up placement of the VIP:
+    ("connect",)  the switch (re)connects      ("flows", holder)  it answers: its VIP flow
+                                               names `holder` (None: it has no VIP flow)
+    ("command", name)  a person's command
+and the case lists the decisions expected over the whole history, as
     (time, kind, server)
+Unless a case says `placed=False`, the switch has answered "no VIP flow" before its first
+step (that decision is not listed).
 """
 
 import pytest
@@ -15,27 +21,44 @@ from controller.failover import (
     NO_HEALTHY_SERVER,
     SERVER_DOWN,
     SERVER_UP,
+    VIP_ADOPTED,
+    VIP_INSTALLED,
     VIP_MOVED,
+    Decision,
     FailoverMachine,
-    caught_up,
-    gtid_positions,
 )
 
 P, S, T = "primary", "secondary", "third"
 
 
-def run(steps, servers=(P, S), fall=3, rise=2, failback="never", hold_down_s=0.0, timeout_fall=6):
-    machine = FailoverMachine(servers, fall=fall, rise=rise, failback=failback, hold_down_s=hold_down_s,
-                              timeout_fall=timeout_fall)
+def placed_machine(servers=(P, S), **params):
+    """A machine whose switch answered that it had no VIP flow: the VIP is on the first server."""
+    machine = FailoverMachine(servers, **params)
+    assert [d.kind for d in machine.vip_flows([], now=0.0)] == [VIP_INSTALLED]
+    return machine
+
+
+def step(machine, now, what, *args):
+    if what == "probe":
+        server, value, *gtid = args
+        return machine.probe(server, value is True, now, gtid=(gtid or ["1-1-10"])[0],
+                             timed_out=value == "timeout")
+    if what == "port":
+        return machine.port(*args, now)
+    if what == "connect":
+        return machine.switch_connected(now)
+    if what == "flows":
+        return machine.vip_flows(list(args), now)
+    return machine.command(*args, now)
+
+
+def run(steps, servers=(P, S), fall=3, rise=2, failback="never", hold_down_s=0.0, timeout_fall=6,
+        placed=True):
+    params = dict(fall=fall, rise=rise, failback=failback, hold_down_s=hold_down_s, timeout_fall=timeout_fall)
+    machine = placed_machine(servers, **params) if placed else FailoverMachine(servers, **params)
     seen = []
-    for now, (what, server, value, *gtid) in steps:
-        if what == "probe":
-            timed_out = value == "timeout"
-            decisions = machine.probe(server, value is True, now, gtid=(gtid or ["1-1-10"])[0],
-                                      timed_out=timed_out)
-        else:
-            decisions = machine.port(server, value, now)
-        seen += [(now, d.kind, d.server) for d in decisions]
+    for now, (what, *args) in steps:
+        seen += [(now, d.kind, d.server) for d in step(machine, now, what, *args)]
     return machine, seen
 
 
@@ -139,6 +162,63 @@ def test_failover_history(name):
     assert machine.active == active_at_end
 
 
+# The start-up gate: (steps, decisions expected, who holds the VIP at the end; None: not placed).
+START_UP = {
+    "a switch with no VIP flow gets one for the preferred server": (
+        timed(("flows", None)), [(0.0, VIP_INSTALLED, P)], P,
+    ),
+    "a VIP flow on the switch is adopted, nothing installed": (
+        timed(("flows", S)), [(0.0, VIP_ADOPTED, S)], S,
+    ),
+    "the first VIP flow that names a server is the one adopted": (
+        timed(("flows", None, "ghost", S, P)), [(0.0, VIP_ADOPTED, S)], S,
+    ),
+    "a cookie that names no configured server is not adopted": (
+        timed(("flows", "ghost")), [(0.0, VIP_INSTALLED, P)], P,
+    ),
+    "probes before the switch answered are not acted on": (
+        timed(*fails(P, 3), ("flows", None), *fails(P, 2)), [(0.15, VIP_INSTALLED, P)], P,
+    ),
+    "a port down before the switch answered is not acted on": (
+        timed(("port", P, False), ("flows", None)), [(0.05, VIP_INSTALLED, P)], P,
+    ),
+    "commands before the switch answered change nothing": (
+        timed(("command", "failover"), ("command", "reboot")), [], None,
+    ),
+    "a second answer from the switch changes nothing": (
+        timed(("flows", None), ("flows", S)), [(0.0, VIP_INSTALLED, P)], P,
+    ),
+    "a switch that reconnects is asked again; until it answers nothing is acted on": (
+        timed(("flows", None), ("connect",), *fails(P, 3), ("flows", P), *fails(P, 3)),
+        [(0.0, VIP_INSTALLED, P), (0.25, VIP_ADOPTED, P), (0.4, SERVER_DOWN, P), (0.4, VIP_MOVED, S)], S,
+    ),
+    "a switch that restarted without its VIP flow gets it again for the active server": (
+        timed(("flows", None), ("port", P, False), ("connect",), ("flows", None)),
+        [(0.0, VIP_INSTALLED, P), (0.05, SERVER_DOWN, P), (0.05, VIP_MOVED, S), (0.15, VIP_INSTALLED, S)], S,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", START_UP)
+def test_start_up_placement(name):
+    steps, expected, holder_at_end = START_UP[name]
+    machine, seen = run(steps, placed=False)
+    assert seen == expected
+    assert machine.holder == holder_at_end
+
+
+@pytest.mark.parametrize(
+    "decision, fields",
+    [
+        (Decision(VIP_INSTALLED, P, "the switch has no VIP flow"), {"server": P}),
+        (Decision(VIP_MOVED, S, "P is down", P), {"server": S, "reason": "P is down", "previous": P}),
+        (Decision(VIP_ADOPTED, S, "a flow"), {"server": S, "reason": "a flow", "previous": None}),
+    ],
+)
+def test_event_fields_keep_the_logs_shape(decision, fields):
+    assert decision.event_fields() == fields
+
+
 def test_three_servers_fail_over_in_priority_order():
     machine, seen = run(
         timed(("port", T, False), ("port", P, False), ("port", T, True), *passes(T, 2), ("port", S, False)),
@@ -151,7 +231,7 @@ def test_three_servers_fail_over_in_priority_order():
 
 
 def test_move_records_the_previous_server_and_a_reason():
-    machine = FailoverMachine([P, S], fall=1, rise=1)
+    machine = placed_machine([P, S], fall=1, rise=1)
     decisions = machine.probe(P, False, 1.0, detail="HTTP 503")
     assert decisions[0].reason == "1 probes in a row failed (HTTP 503)"
     assert (decisions[1].previous, decisions[1].server) == (P, S)
@@ -164,29 +244,6 @@ def test_adopting_the_switch_state_starts_the_hold_down():
     machine.probe(S, True, 10.5, gtid="1-1-10")
     assert machine.probe(P, True, 11.0, gtid="1-1-10") == []  # healthy, but inside the hold-down
     assert [d.kind for d in machine.probe(P, True, 12.5, gtid="1-1-10")] == [VIP_MOVED]
-
-
-@pytest.mark.parametrize(
-    "candidate, reference, expected",
-    [
-        ("1-1-10", "1-1-10", True),
-        ("1-1-11", "1-1-10", True),
-        ("1-1-9", "1-1-10", False),
-        ("1-1-10,2-2-5", "1-1-10,2-2-6", False),
-        ("1-1-10,2-2-6", "2-2-6", True),
-        ("1-1-10", "1-1-10,2-2-1", False),  # a domain the candidate never saw
-        ("", "", True),  # two empty databases
-        (None, "1-1-1", False),  # unknown: never trusted
-        ("1-1-1", None, False),
-    ],
-)
-def test_caught_up_compares_gtid_positions_per_domain(candidate, reference, expected):
-    assert caught_up(candidate, reference) is expected
-
-
-def test_gtid_positions_parse():
-    assert gtid_positions("0-1-100,2-2-57") == {0: 100, 2: 57}
-    assert gtid_positions("") == {}
 
 
 @pytest.mark.parametrize(
