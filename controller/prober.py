@@ -75,34 +75,53 @@ class ProbeRecorder:
                 self.flushed_at = time.monotonic()
 
 
+def probe_message(server: str, ok: bool, latency_ms: float, detail: str, health: dict, now: float) -> dict:
+    """The report of one probe, as the controller reads it (`EventProbeResult.from_datagram`):
+    the GTID position and the database's mode come from a passed probe's body."""
+    return {
+        "server": server,
+        "ok": ok,
+        "latency_ms": round(latency_ms, 3),
+        "detail": detail,
+        "timed_out": detail == TIMED_OUT,
+        "time": now,
+        "gtid": health.get("gtid"),
+        "read_only": health.get("read_only"),
+    }
+
+
+def send_report(report: socket.socket, target: str, message: dict) -> bool:
+    """Send one probe's report to the controller's socket; False if no one is listening."""
+    try:
+        report.sendto(json.dumps(message).encode(), target)
+    except OSError:
+        return False  # the controller is not listening (yet, or any more): the next probe tries again
+    return True
+
+
+def next_probe(next_at: float, interval: float, now: float) -> tuple[float, float]:
+    """When the probe after the one due at `next_at` is due, and how long to sleep until then.
+    A probe that ran late starts the schedule again from `now`: a burst of probes to catch up
+    would only load a server that is already slow."""
+    next_at += interval
+    delay = next_at - now
+    if delay > 0:
+        return next_at, delay
+    return now, 0.0
+
+
 def probe_loop(
     server: HostPlan, config: TestbedConfig, report: socket.socket, target: str, recorder: ProbeRecorder
 ) -> None:
-    interval = config.probe.interval_s
     next_at = time.monotonic()
     while True:
         ok, latency_ms, detail, health = probe_once(server.ip, config.web.port, config.probe.timeout_s)
-        message = {
-            "server": server.name,
-            "ok": ok,
-            "latency_ms": round(latency_ms, 3),
-            "detail": detail,
-            "timed_out": detail == TIMED_OUT,
-            "time": time.time(),
-            "gtid": health.get("gtid"),
-            "read_only": health.get("read_only"),
-        }
-        try:
-            report.sendto(json.dumps(message).encode(), target)
-        except OSError:
-            pass  # the controller is not listening (yet, or any more): the next probe tries again
+        message = probe_message(server.name, ok, latency_ms, detail, health, time.time())
+        send_report(report, target, message)
         recorder.record(message)
-        next_at += interval
-        delay = next_at - time.monotonic()
+        next_at, delay = next_probe(next_at, config.probe.interval_s, time.monotonic())
         if delay > 0:
             time.sleep(delay)
-        else:
-            next_at = time.monotonic()  # a slow probe: start again from now, do not burst
 
 
 def main() -> None:
