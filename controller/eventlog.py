@@ -22,7 +22,7 @@ class EventLog:
     def __init__(self, path: Path) -> None:
         self.file = open(path, "a", buffering=1)
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
-        self.lock = threading.Lock()  # cheap insurance: today only the app's event loop writes
+        self.lock = threading.Lock()  # the app's start() and its event loop may write at once
 
     def write(self, kind: str, **fields: object) -> None:
         record = {"time": time.time(), "source": "controller", "kind": kind, **fields}
