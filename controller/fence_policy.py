@@ -20,9 +20,9 @@ The rules:
   pile onto an attempt still under way.
 
 Each action carries what the policy needs to judge its result (its attempt number and its
-deadline), so the policy keeps no per-attempt state: a result comes back with its action.
-That is also where a generation number would go, so that a late result of an older move
-could be told from a newer one.
+deadline), and a result comes back with its action: the policy keeps no state for retries,
+only when each correction was last asked for. The action is also where a generation number
+would go, so that a late result of an older move could be told from one of a newer move.
 """
 
 from __future__ import annotations
