@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from experiments.runs.compare_replication import comparison_table, mode_figures
+from experiments.results.replication_report import comparison_table, mode_figures
 
 HEADER = "request_id,kind,write_id,scheduled_at,sent_at,latency_ms,status,served_by,error,item_id\n"
 

@@ -240,9 +240,13 @@ class StandInTestbed:
         self.config = load_config(None, {})
         self.dir = folder
         self.answer = answer  # to a command posted to the controller
-        self.status: dict = {"active": "primary", "servers": {}, "recent_events": []}
+        self.status_body: dict = {"active": "primary", "servers": {}, "recent_events": []}
         self.calls: list[tuple[str, str]] = []
         self.events: list[tuple[str, dict]] = []
+        # The fault primitives (testbed.faults) and the controller's client (testbed.control)
+        # are this one object, so that every call lands in `calls`.
+        self.faults = self
+        self.control = self
 
     def record(self, kind: str, **fields: object) -> float:
         self.events.append((kind, fields))
@@ -267,10 +271,11 @@ class StandInTestbed:
         self.calls.append(("recover", server))
         return ["link up", "database started"] if server == "primary" else []
 
-    def controller(self, command: str | None = None) -> tuple[int, dict]:
-        if command is None:
-            return 200, self.status
-        self.calls.append(("controller", command))
+    def status(self) -> dict:
+        return self.status_body
+
+    def command(self, name: str) -> tuple[int, dict]:
+        self.calls.append(("controller", name))
         return self.answer
 
 
@@ -349,7 +354,7 @@ def test_help_lists_every_command_and_quit_stops_without_queueing(tmp_path: Path
 
 def test_the_screen_counts_the_rows_the_load_generator_and_the_monitor_wrote(tmp_path: Path):
     testbed = StandInTestbed(tmp_path)
-    testbed.status["recent_events"] = [{"time": NOW - 2, "kind": "flows_installed"},
+    testbed.status_body["recent_events"] = [{"time": NOW - 2, "kind": "flows_installed"},
                                        {"time": NOW - 1, "kind": "vip_moved", "server": "primary"}]
     demo = Demo(testbed)
     recorder = Recorder(tmp_path / "requests.csv")

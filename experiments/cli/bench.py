@@ -30,13 +30,8 @@ def add_commands(commands: Commands) -> None:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from experiments.runs.bench import (
-        BENCH_SCENARIOS,
-        bench_table,
-        loadgen_table,
-        run_bench,
-        run_loadgen_bench,
-    )
+    from experiments.results.bench_report import bench_table, loadgen_table
+    from experiments.runs.bench import BENCH_SCENARIOS, run_bench, run_loadgen_bench
 
     check_scenarios(args.scenarios or [])
     check_trials(args.trials)

@@ -38,7 +38,7 @@ def add_commands(commands: Commands) -> None:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from experiments.runs.demo import demo_drive, terminal_problem
+    from experiments.runs.demo import DemoDrive, terminal_problem
 
     # The screen is checked first: without a terminal nothing else matters.
     problem = terminal_problem()
@@ -51,15 +51,14 @@ def demo_command(args: argparse.Namespace) -> int:
     check_prerequisites()
     lock = take_lock()
 
+    from experiments.results.files import new_run_dir
     from experiments.results.tables import summary_table
-    from experiments.runs.trial import new_run_dir, run_trial
-    from experiments.testbed.scenarios import Scenario
+    from experiments.runs.trial import run_trial
 
     def work() -> Path:
         run_dir = new_run_dir(args.out, "demo")
         print(f"starting the testbed in {run_dir} (about 20 s) ...", flush=True)
-        scenario = Scenario("demo", None, expect_failover=False)
-        summary = run_trial(config, scenario, run_dir, demo_drive(script))
+        summary = run_trial(config, "demo", run_dir, DemoDrive(script))
         print(summary_table(summary))
         return run_dir
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,20 @@ def read_resources(path: Path) -> list[Sample]:
     with open(path, newline="") as f:
         return [Sample(float(r["time"]), int(r["fds"]), int(r["threads"]), int(r["rss_kb"]))
                 for r in csv.DictReader(f)]
+
+
+class ExperimentLog:
+    """The experiment's own event log (faults and phases), one JSON line each, flushed at once
+    so that a run killed mid-way keeps every event it recorded."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "a", buffering=1)
+
+    def record(self, kind: str, **fields: object) -> float:
+        """Write an event now; returns its time (epoch seconds)."""
+        now = time.time()
+        self.file.write(json.dumps({"time": now, "source": "experiment", "kind": kind, **fields}) + "\n")
+        return now
+
+    def close(self) -> None:
+        self.file.close()

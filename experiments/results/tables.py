@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from experiments.results import files
+
 
 def _tenths(value: Any, unit: str = "") -> str:
     return format_value(value, decimals=1, unit=unit, grouped=True)
@@ -79,7 +81,7 @@ def trials_table(summary: dict[str, Any]) -> str:
                                      f"{len(trials)} trials"),
         ("databases consistent after the trial",
          f"{sum(checked)} of {len(checked)} trials" if checked else "-"),
-        ("each trial's figures", "trial-NN/summary.json"),
+        ("each trial's figures", f"trial-NN/{files.SUMMARY}"),
     ]
     return _aligned(rows)
 
@@ -91,7 +93,7 @@ def _aligned(rows: list[tuple[str, Any]]) -> str:
 
 def format_value(value: Any, decimals: int | None = None, unit: str = "", grouped: bool = False) -> str:
     """A figure as every table prints it: "-" for none; a float to at most 3 decimals, as in
-    summary.json, or to exactly `decimals` (with thousands separators if `grouped`); a mapping
+    the summary, or to exactly `decimals` (with thousands separators if `grouped`); a mapping
     as "key: value, ..."; `unit` after any value but none."""
     if value is None:
         return "-"

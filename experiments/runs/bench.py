@@ -16,22 +16,22 @@ monitor's traffic crosses the same switch untouched.
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from experiments.analysis import metrics
 from experiments.analysis.bench import check_targets, gap_figures, paired_ratio
 from experiments.results import files
 from experiments.results.bench_report import bench_table
+from experiments.results.files import new_run_dir, write_json
 from experiments.results.records import read_requests
-from experiments.runs.trial import run_experiment
+from experiments.runs.trial import Drive, run_experiment, run_trial, start_load
 from experiments.testbed.scenarios import SCENARIOS
 from experiments.testbed.testbed import Testbed
 from services.web import PROJECT_ROOT
@@ -58,22 +58,35 @@ def wrk_requests_per_s(testbed: Testbed, host: str, url: str, seconds: int) -> f
     return float(match.group(1))
 
 
-def measure_throughput(config: TestbedConfig, folder: Path) -> dict[str, Any]:
-    """wrk through the VIP (from the client) and straight to the primary (from the monitor)."""
-    primary = config.server_plans[0]
-    vip_url = f"http://{config.network.vip}:{config.web.port}/"
-    direct_url = f"http://{primary.ip}:{config.web.port}/"
-    through_vip, direct = [], []
-    with Testbed(config, folder) as testbed:
+class ThroughputRounds(Drive):
+    """wrk through the VIP (from the client) and straight to the primary (from the monitor),
+    alternating, `WRK_ROUNDS` times: no open-loop load, no fault."""
+
+    checks_data = False  # wrk only reads
+
+    def __init__(self) -> None:
+        self.through_vip: list[float] = []
+        self.direct: list[float] = []
+
+    def run(self, testbed: Testbed) -> float | None:
+        config = testbed.config
+        vip_url = f"http://{config.network.vip}:{config.web.port}/"
+        direct_url = f"http://{config.server_plans[0].ip}:{config.web.port}/"
         for _ in range(WRK_ROUNDS):
-            through_vip.append(wrk_requests_per_s(testbed, "client", vip_url, WRK_SECONDS))
-            direct.append(wrk_requests_per_s(testbed, "monitor", direct_url, WRK_SECONDS))
-    vip_rps, direct_rps = statistics.median(through_vip), statistics.median(direct)
+            self.through_vip.append(wrk_requests_per_s(testbed, "client", vip_url, WRK_SECONDS))
+            self.direct.append(wrk_requests_per_s(testbed, "monitor", direct_url, WRK_SECONDS))
+        return None
+
+
+def measure_throughput(config: TestbedConfig, folder: Path) -> dict[str, Any]:
+    """The throughput rounds in a trial of their own; their figures."""
+    rounds = ThroughputRounds()
+    run_trial(config, "throughput", folder, rounds)
     return {
-        "through_vip_rps": round(vip_rps, 1),
-        "direct_rps": round(direct_rps, 1),
-        "ratio": paired_ratio(through_vip, direct),
-        "rounds": {"through_vip": through_vip, "direct": direct},
+        "through_vip_rps": round(statistics.median(rounds.through_vip), 1),
+        "direct_rps": round(statistics.median(rounds.direct), 1),
+        "ratio": paired_ratio(rounds.through_vip, rounds.direct),
+        "rounds": {"through_vip": rounds.through_vip, "direct": rounds.direct},
         "wrk": f"-t2 -c16 -d{WRK_SECONDS}s, GET /",
     }
 
@@ -86,8 +99,7 @@ def run_bench(
     scenarios: tuple[str, ...] = BENCH_SCENARIOS,
     progress: Callable[[str], None] = print,
 ) -> tuple[Path, dict[str, Any]]:
-    folder = out.resolve() / f"bench-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    folder.mkdir(parents=True)
+    folder = new_run_dir(out, "bench")
     config = bench_config(config, rate)
     started = time.monotonic()
     results: dict[str, Any] = {"rate": rate, "trials": trials, "scenarios": {}}
@@ -99,8 +111,8 @@ def run_bench(
     results["throughput"] = measure_throughput(config, folder / "throughput")
     results["targets"] = check_targets(results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
-    (folder / files.BENCH_JSON).write_text(json.dumps(results, indent=2) + "\n")
-    (folder / files.BENCH_REPORT).write_text(bench_table(results) + "\n")
+    write_json(folder / files.BENCH_JSON, results)
+    files.write_atomic(folder / files.BENCH_REPORT, bench_table(results) + "\n")
     return folder, results
 
 
@@ -108,6 +120,30 @@ def run_bench(
 
 GENERATOR_TARGET_RPS = 2000
 SINK_PORT = 8080
+
+
+class LoadgenRound(Drive):
+    """Open-loop load from the client to a minimal responder on the monitor host, then wrk
+    against the same responder."""
+
+    checks_data = False  # the responder has no database: nothing was written
+
+    def __init__(self) -> None:
+        self.wrk_rps: float | None = None
+
+    def run(self, testbed: Testbed) -> float | None:
+        config = testbed.config
+        sink = f"http://{config.monitor.ip}:{SINK_PORT}"
+        command = [sys.executable, "-m", "experiments.load.sink",
+                   "--host", config.monitor.ip, "--port", str(SINK_PORT)]
+        testbed.runner.start("sink", command, host=testbed.host("monitor"), cwd=PROJECT_ROOT)
+        testbed.runner.wait_for("the sink answers", lambda: testbed.http_status("client", sink) == 200,
+                                timeout=10, process="sink")
+        start_load(testbed, url=sink)
+        testbed.wait_load_done()
+        testbed.record("load_finished")
+        self.wrk_rps = wrk_requests_per_s(testbed, "client", sink + "/", 5)
+        return None
 
 
 def run_loadgen_bench(config: TestbedConfig, rate: float, out: Path) -> tuple[Path, dict[str, Any]]:
@@ -120,20 +156,10 @@ def run_loadgen_bench(config: TestbedConfig, rate: float, out: Path) -> tuple[Pa
     to send stays small) with a record for each; wrk, closed-loop, shows what the same target
     takes from a tool written in C.
     """
-    from experiments.analysis import metrics
-
-    folder = out.resolve() / f"bench-loadgen-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    folder = new_run_dir(out, "bench-loadgen")
     config = replace(config, load=replace(config.load, rate=rate, duration_s=5.0, fault_at_s=4.0))
-    sink = f"http://{config.monitor.ip}:{SINK_PORT}"
-    with Testbed(config, folder) as testbed:
-        command = [sys.executable, "-m", "experiments.load.sink",
-                   "--host", config.monitor.ip, "--port", str(SINK_PORT)]
-        testbed.runner.start("sink", command, host=testbed.host("monitor"), cwd=PROJECT_ROOT)
-        testbed.runner.wait_for("the sink answers", lambda: testbed.http_status("client", sink) == 200,
-                                timeout=10, process="sink")
-        testbed.start_load(time.time() + 1.0, url=sink)
-        testbed.wait_load_done()
-        wrk_rps = wrk_requests_per_s(testbed, "client", sink + "/", 5)
+    drive = LoadgenRound()
+    run_trial(config, "bench-loadgen", folder, drive)
     records = read_requests(folder / files.REQUESTS)
     lags = [(r.sent_at - r.scheduled_at) * 1000 for r in records]
     span = max(r.scheduled_at for r in records) - min(r.scheduled_at for r in records)
@@ -144,9 +170,7 @@ def run_loadgen_bench(config: TestbedConfig, rate: float, out: Path) -> tuple[Pa
         "ok": sum(1 for r in records if r.ok),
         "send_rate_rps": round(len(records) / (span + 1 / rate), 1) if records else None,
         "send_lag_ms": {p: metrics.percentile(lags, q) for p, q in (("p50", 50), ("p99", 99), ("max", 100))},
-        "wrk_rps": wrk_rps,
+        "wrk_rps": drive.wrk_rps,
     }
-    (folder / files.BENCH_LOADGEN_JSON).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(folder / files.BENCH_LOADGEN_JSON, results)
     return folder, results
-
-

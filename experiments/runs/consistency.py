@@ -40,7 +40,7 @@ def check_consistency(
     databases = testbed.databases
     active_db = databases[active]
     active_db.stop_replica()
-    for line in testbed.bring_back():
+    for line in testbed.faults.bring_back():
         testbed.record("brought_back", detail=line)
     active_binlog = active_db.gtid_binlog_pos()
     active_position = gtid_positions(active_binlog) or {}

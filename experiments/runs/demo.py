@@ -23,12 +23,11 @@ import csv
 import curses
 import os
 import queue
-import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,8 @@ from typing import Any
 from experiments.analysis import metrics
 from experiments.analysis.metrics import REQUEST_COLUMNS, RequestRecord
 from experiments.results import files
+from experiments.runs.trial import Drive, start_load
+from experiments.testbed.ovs import ofctl
 from experiments.testbed.testbed import Testbed
 
 REFRESH_S = 0.2  # the screen is redrawn five times a second
@@ -43,7 +44,6 @@ WINDOW_S = 1.0  # "last second" figures are over this long
 # Rows reach requests.csv up to 0.25 s after a request ends (the load generator's flush), so
 # the "last second" ends this long before now: a window still filling would show a false dip.
 SETTLE_S = 0.5
-LOAD_START_DELAY_S = 1.0
 MAX_MESSAGES = 8
 MAX_EVENTS = 6
 DEMO_DURATION_S = 3600.0  # the load runs at most this long; a demo is a lecture, not a soak
@@ -354,10 +354,8 @@ class Demo:
 
     def run(self) -> float | None:
         """The whole session: load, the screen and the commands; returns the first fault's time."""
-        start_at = time.time() + LOAD_START_DELAY_S
-        self.testbed.start_load(start_at, rate_file=self.rate_file)
-        self.testbed.record("load_started", detail=f"{self.rate:g} req/s, demo")
-        self.load_started_at = start_at
+        detail = f"{self.rate:g} req/s, demo"
+        self.load_started_at = start_load(self.testbed, detail, rate_file=self.rate_file)
         worker = threading.Thread(target=self._work, name="demo-commands", daemon=True)
         worker.start()
         if self.script:
@@ -423,22 +421,23 @@ class Demo:
             if self.first_fault_at is None:
                 self.first_fault_at = at
         if command.verb == "fail" and not command.part:
-            testbed.crash(server)
+            testbed.faults.crash(server)
             return f"{command.text}: web server killed, database killed, link down"
         if command.verb == "fail":
-            fault, done = {"web": (testbed.kill_web, "web server killed"),
-                           "db": (testbed.kill_database, "database killed"),
-                           "link": (testbed.link_down, "link down")}[command.part]
+            faults = testbed.faults
+            fault, done = {"web": (faults.kill_web, "web server killed"),
+                           "db": (faults.kill_database, "database killed"),
+                           "link": (faults.link_down, "link down")}[command.part]
             fault(server)
             return f"{command.text}: {done}"
         if command.verb == "hang":
-            testbed.hang(server)
+            testbed.faults.hang(server)
             return f"{command.text}: web server and database frozen (SIGSTOP); recover {server} resumes them"
         if command.verb == "recover":
-            done = testbed.recover(server)
+            done = testbed.faults.recover(server)
             return f"{command.text}: {', '.join(done) if done else 'nothing to do, it is whole'}"
         if command.verb == "failback":
-            code, body = testbed.controller("failback")
+            code, body = testbed.control.command("failback")
             reasons = "; ".join(d.get("reason", "") for d in body.get("decisions", []))
             reasons = reasons or body.get("error", "")
             return f"failback: {'done' if code == 200 else 'refused'}: {reasons}"
@@ -466,7 +465,7 @@ class Demo:
         self.figures.add(_records(self.requests.new_rows()))
         latest_lags(self.replication.new_rows(), self.lags)
         try:
-            self.status = self.testbed.controller()[1]
+            self.status = self.testbed.control.status()
         except (OSError, ValueError):
             self.status = {}  # the controller is away (or restarting): the screen says so
         with self.lock:
@@ -534,8 +533,7 @@ def _draw(window: Any, view: dict[str, Any], prompt: str) -> None:
 
 def vip_flow(switch: str, vip: str) -> str:
     """The switch's flow that sends the VIP's traffic somewhere, as `ovs-ofctl` prints it."""
-    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch, f"ip,nw_dst={vip}"],
-                         capture_output=True, text=True, timeout=5).stdout
+    out = ofctl(switch, "dump-flows", f"ip,nw_dst={vip}", check=False)
     flows = [line.strip() for line in out.splitlines() if "priority=100" in line]
     if not flows:
         return "(none)"
@@ -544,10 +542,11 @@ def vip_flow(switch: str, vip: str) -> str:
     return ", ".join(f for f in fields if f.startswith(("cookie", "priority")) or "actions" in f)
 
 
-def run_demo_session(testbed: Testbed, script: list[ScriptLine] | None) -> float | None:
-    """The demo as `run_trial`'s drive: returns the first fault's time (None: no fault)."""
-    return Demo(testbed, script).run()
+class DemoDrive(Drive):
+    """The demo as `run_trial`'s drive: the session's first fault is the one measured around."""
 
+    def __init__(self, script: list[ScriptLine] | None) -> None:
+        self.script = script
 
-def demo_drive(script: list[ScriptLine] | None) -> Callable[[Testbed], float | None]:
-    return lambda testbed: run_demo_session(testbed, script)
+    def run(self, testbed: Testbed) -> float | None:
+        return Demo(testbed, self.script).run()

@@ -1,21 +1,28 @@
-"""Run a scenario: for each trial, start the testbed, send load, inject the fault, record.
+"""One trial from a clean start to a clean stop, with a drive; and runs of several trials.
 
     results/<scenario>-<timestamp>/             one trial: its files are here
     results/<scenario>-<timestamp>/trial-NN/    several trials: one folder each, and the
-                                                figures over all trials in summary.json
+                                                figures over all trials in the run's summary
+
+`run_trial(config, scenario, trial_dir, drive)` starts the testbed and the live instruments
+(the replication monitor), lets the drive do the load and the faults, checks the data
+after the load, turns the event logs into events.csv and writes the summary. Every kind of
+run is a drive given to it: `LoadThenFault` (a scenario's load and fault, on time: `make
+run`), the soak (runs/soak.py), the bench's throughput rounds (runs/bench.py) and the live
+demo (runs/demo.py). A drive may add its own figures to the summary (`Drive.summarize`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.eventlog import EVENT_LOG
 from experiments.analysis import metrics
 from experiments.results import files
+from experiments.results.files import new_run_dir
 from experiments.results.records import (
     read_events,
     read_replication,
@@ -25,92 +32,140 @@ from experiments.results.records import (
 )
 from experiments.runs.consistency import ReplicationConflict, check_consistency
 from experiments.runs.replication import ReplicationMonitor
+from experiments.testbed.control import active_from_log
 from experiments.testbed.scenarios import Scenario
-from experiments.testbed.testbed import EXPERIMENT_EVENTS, Testbed
+from experiments.testbed.testbed import Testbed
 from services.mariadb import SEMI_SYNC_WAIT_POINT
 from topology.config import TestbedConfig
+
+__all__ = ["Drive", "LoadThenFault", "TrialOutcome", "run_trial", "run_experiment"]
 
 # Seconds between the load generator's start and its first request: time for it to start.
 LOAD_START_DELAY_S = 1.0
 
 
-def new_run_dir(out: Path, scenario: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = out.resolve()
-    run_dir = out / f"{scenario}-{stamp}"
-    suffix = 1
-    while run_dir.exists():
-        suffix += 1
-        run_dir = out / f"{scenario}-{stamp}-{suffix}"
-    run_dir.mkdir(parents=True)
-    return run_dir
+@dataclass
+class TrialOutcome:
+    """What a trial recorded, for its summary: read back from the trial folder."""
+
+    config: TestbedConfig
+    scenario: str
+    trial_dir: Path
+    fault_at: float | None  # the fault the figures are measured around; None: no fault
+    active_at_end: str
+    events: list[dict[str, Any]]
+    records: list[metrics.RequestRecord]
+    data: dict[str, Any] = field(default_factory=dict)  # the data check, semi-sync fall-backs
 
 
-# What happens between the testbed's start and its stop: load and faults; returns the time
-# of the fault the figures are measured around (None: no fault).
-Drive = Callable[[Testbed], "float | None"]
+class Drive:
+    """What happens between the testbed's start and its stop: load and faults.
+
+    `run` returns the time of the fault the figures are measured around (None: no fault);
+    `summarize` turns the outcome into the summary (by default the figures of a trial).
+    """
+
+    checks_data = True  # after the load: every write against the databases, and them equal
+
+    def run(self, testbed: Testbed) -> float | None:
+        raise NotImplementedError
+
+    def summarize(self, outcome: TrialOutcome) -> dict[str, Any]:
+        return trial_summary(outcome)
 
 
-def run_trial(
-    config: TestbedConfig, scenario: Scenario, trial_dir: Path, drive: Drive | None = None
-) -> dict[str, Any]:
+class LoadThenFault(Drive):
+    """The scenario's load, its fault on time (`load.fault_at_s` into the load), the end of the load."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+
+    def run(self, testbed: Testbed) -> float | None:
+        start_at = start_load(testbed)
+        fault_at = None
+        if self.scenario.inject is not None:
+            sleep_until(start_at + testbed.config.load.fault_at_s)
+            primary = testbed.config.servers[0].name
+            fault_at = testbed.record("fault", detail=self.scenario.name, server=primary)
+            self.scenario.inject(testbed)
+            testbed.record("fault_injected", detail=self.scenario.name)
+        testbed.wait_load_done()
+        testbed.record("load_finished")
+        return fault_at
+
+
+def start_load(testbed: Testbed, detail: str | None = None, **options: Any) -> float:
+    """Start the config's load a moment from now and record it; returns when it starts."""
+    load = testbed.config.load
+    start_at = time.time() + LOAD_START_DELAY_S
+    testbed.start_load(start_at, **options)
+    testbed.record("load_started", detail=detail or f"{load.rate:g} req/s for {load.duration_s:g} s")
+    return start_at
+
+
+def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Drive) -> dict[str, Any]:
     """One trial from a clean start to a clean stop; returns its summary (also on disk).
 
-    `drive` runs the load and faults (default: the scenario's load and fault, on time; the
-    live demo passes its own). A replication conflict found after the load still writes the
-    summary (with the database's message under "replication_error") before it fails the trial.
+    A replication conflict found after the load still writes the summary (with the
+    database's message under "replication_error") before it fails the trial.
     """
-    if drive is None:
-        def drive(testbed: Testbed) -> float | None:
-            return _load_and_fault(testbed, scenario)
-
     fault_at: float | None = None
     active_at_end = config.servers[0].name
     data: dict[str, Any] = {}
     try:
         with Testbed(config, trial_dir) as testbed:
-            lag_file = trial_dir / files.REPLICATION
             semi_sync = config.database.replication == "semi-sync"
-            monitor = ReplicationMonitor(testbed.databases, testbed.active_server, lag_file, semi_sync)
+            monitor = ReplicationMonitor(testbed.databases, testbed.control.active_server,
+                                         trial_dir / files.REPLICATION, semi_sync)
             monitor.start()
             try:
-                fault_at = drive(testbed)
+                fault_at = drive.run(testbed)
             finally:
                 monitor.stop()
                 for at, server in monitor.fallbacks:
                     testbed.record("semi_sync_fell_back", server=server, detail=f"at {at:.6f}")
             data["semi_sync_fell_back"] = len(monitor.fallbacks) if semi_sync else None
-            active_at_end = _active_server(trial_dir, active_at_end)
-            data.update(check_data(testbed, trial_dir, active_at_end))
+            active_at_end = active_from_log(trial_dir / files.CONTROLLER_EVENTS, active_at_end)
+            if drive.checks_data:
+                data.update(check_data(testbed, trial_dir, active_at_end))
     finally:
         # Whatever happened, turn what was recorded into results.
         events = write_trial_events(trial_dir)
-    records = read_requests(trial_dir / files.REQUESTS)
-    summary = {
-        "scenario": scenario.name,
-        "trial_dir": str(trial_dir),
-        "fault_at": fault_at,
-        "active_at_end": active_at_end,
-        "replication": replication_settings(config),
-        **metrics.summarize(
-            records, events, fault_at, config.servers[0].name, config.servers[1].name
-        ),
-        **data,
-    }
-    replication = read_replication(trial_dir / files.REPLICATION)
-    summary["replication_lag_ms"] = metrics.replication_lag(replication)
+    requests = trial_dir / files.REQUESTS
+    outcome = TrialOutcome(config, scenario, trial_dir, fault_at, active_at_end, events,
+                           read_requests(requests) if requests.exists() else [], data)
+    summary = drive.summarize(outcome)
     write_summary(trial_dir / files.SUMMARY, summary)
     if "replication_error" in data:
         raise ReplicationConflict(f"{data['replication_error']} (results kept in {trial_dir})")
     return summary
 
 
+def trial_summary(outcome: TrialOutcome) -> dict[str, Any]:
+    """The figures of a trial, as summary.json holds them."""
+    config = outcome.config
+    summary = {
+        "scenario": outcome.scenario,
+        "trial_dir": str(outcome.trial_dir),
+        "fault_at": outcome.fault_at,
+        "active_at_end": outcome.active_at_end,
+        "replication": replication_settings(config),
+        **metrics.summarize(outcome.records, outcome.events, outcome.fault_at,
+                            config.servers[0].name, config.servers[1].name),
+        **outcome.data,
+    }
+    replication = read_replication(outcome.trial_dir / files.REPLICATION)
+    summary["replication_lag_ms"] = metrics.replication_lag(replication)
+    return summary
+
+
 def check_data(testbed: Testbed, trial_dir: Path, active: str) -> dict[str, Any]:
     """After the load: every write of requests.csv against the active database, and the
-    databases against each other (experiments/runs/consistency.py). A replication conflict is
+    databases against each other (runs/consistency.py). A replication conflict is
     returned as "replication_error" (the database's own message), not raised."""
     testbed.databases[active].wait_relay_applied(timeout=10)
-    records = read_requests(trial_dir / files.REQUESTS)
+    requests = trial_dir / files.REQUESTS
+    records = read_requests(requests) if requests.exists() else []
     try:
         return check_consistency(testbed, active, records)
     except ReplicationConflict as conflict:
@@ -123,9 +178,8 @@ def write_trial_events(trial_dir: Path) -> list[dict[str, Any]]:
     Their times are rounded to the microsecond, as events.csv holds them: the figures computed
     from the returned events are then exactly those computed again from the file.
     """
-    events = read_events(
-        [p for p in (trial_dir / EVENT_LOG, trial_dir / EXPERIMENT_EVENTS) if p.exists()]
-    )
+    logs = [trial_dir / files.CONTROLLER_EVENTS, trial_dir / files.EXPERIMENT_EVENTS]
+    events = read_events([p for p in logs if p.exists()])
     events = [{**event, "time": round(event["time"], 6)} for event in events]
     write_events_csv(trial_dir / files.EVENTS, events)
     return events
@@ -139,23 +193,6 @@ def replication_settings(config: TestbedConfig) -> dict[str, Any]:
             "timeout_ms": config.database.semi_sync_timeout_ms}
 
 
-def _load_and_fault(testbed: Testbed, scenario: Scenario) -> float | None:
-    """Send the load, inject the scenario's fault on time, wait for the load to end."""
-    load = testbed.config.load
-    start_at = time.time() + LOAD_START_DELAY_S
-    testbed.start_load(start_at)
-    testbed.record("load_started", detail=f"{load.rate:g} req/s for {load.duration_s:g} s")
-    fault_at = None
-    if scenario.inject is not None:
-        _sleep_until(start_at + load.fault_at_s)
-        fault_at = testbed.record("fault", detail=scenario.name, server=testbed.config.servers[0].name)
-        scenario.inject(testbed)
-        testbed.record("fault_injected", detail=scenario.name)
-    testbed.wait_load_done()
-    testbed.record("load_finished")
-    return fault_at
-
-
 def run_experiment(
     config: TestbedConfig,
     scenario: Scenario,
@@ -163,13 +200,13 @@ def run_experiment(
     trials: int,
     progress: Callable[[str], None] = print,
 ) -> tuple[Path, dict[str, Any]]:
-    """Run `trials` trials; returns the run folder and its summary."""
+    """Run `trials` trials of a scenario's load and fault; returns the run folder and its summary."""
     run_dir = new_run_dir(out, scenario.name)
     summaries = []
     started = time.monotonic()
     for trial in range(1, trials + 1):
-        trial_dir = run_dir if trials == 1 else run_dir / f"trial-{trial:02d}"
-        summaries.append(run_trial(config, scenario, trial_dir))
+        trial_dir = files.trial_dir(run_dir, trial, trials)
+        summaries.append(run_trial(config, scenario.name, trial_dir, LoadThenFault(scenario)))
         elapsed = time.monotonic() - started
         eta = elapsed / trial * (trials - trial)
         progress(
@@ -184,16 +221,8 @@ def run_experiment(
     return run_dir, summary
 
 
-def _active_server(trial_dir: Path, default: str) -> str:
-    """Who holds the VIP, from the controller's own log of its decisions."""
-    active = default
-    for event in read_events([trial_dir / EVENT_LOG]):
-        if event["kind"] == "vip_moved":
-            active = event["server"]
-    return active
-
-
-def _sleep_until(when: float) -> None:
+def sleep_until(when: float) -> None:
+    """Wait for a moment of the schedule (a fault's time), not for a condition."""
     delay = when - time.time()
     if delay > 0:
         time.sleep(delay)

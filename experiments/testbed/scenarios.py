@@ -38,7 +38,7 @@ def primary_crash(testbed: Testbed) -> None:
     The controller sees the switch port go down and moves the virtual IP to the secondary at
     once; requests in flight on the primary are lost, later ones are served by the secondary.
     """
-    testbed.crash(testbed.config.servers[0].name)
+    testbed.faults.crash(testbed.config.servers[0].name)
 
 
 def web_crash(testbed: Testbed) -> None:
@@ -46,7 +46,7 @@ def web_crash(testbed: Testbed) -> None:
 
     The link stays up, so no port event helps: detection takes `fall` failed probes.
     """
-    testbed.kill_web(testbed.config.servers[0].name)
+    testbed.faults.kill_web(testbed.config.servers[0].name)
 
 
 def db_crash(testbed: Testbed) -> None:
@@ -55,12 +55,12 @@ def db_crash(testbed: Testbed) -> None:
     Only a health probe that queries the database notices; a plain TCP or HTTP check would
     keep sending users to a server that can only answer errors.
     """
-    testbed.kill_database(testbed.config.servers[0].name)
+    testbed.faults.kill_database(testbed.config.servers[0].name)
 
 
 def link_down(testbed: Testbed) -> None:
     """The primary's link goes down: the switch reports the port down and the VIP moves at once."""
-    testbed.link_down(testbed.config.servers[0].name)
+    testbed.faults.link_down(testbed.config.servers[0].name)
 
 
 def controller_restart(testbed: Testbed) -> None:
@@ -70,9 +70,9 @@ def controller_restart(testbed: Testbed) -> None:
     controller is away (2 s here). The new controller reads which server holds the VIP from
     the switch's flow table (the flow's cookie) and changes nothing.
     """
-    testbed.kill_controller()
+    testbed.faults.kill_controller()
     time.sleep(2.0)  # the outage of the controller itself, not a wait for a condition
-    testbed.start_controller_again()
+    testbed.faults.restart_controller()
 
 
 HANG_S = 3.0  # how long primary-hang keeps the primary frozen
@@ -92,9 +92,9 @@ def primary_hang(testbed: Testbed) -> None:
     VIP stays on the secondary, and the controller sets the old primary's database read-only.
     """
     primary = testbed.config.servers[0].name
-    testbed.hang(primary)
+    testbed.faults.hang(primary)
     time.sleep(HANG_S)  # the length of the fault itself
-    testbed.resume(primary)
+    testbed.faults.resume(primary)
 
 
 def flap(testbed: Testbed) -> None:
@@ -105,9 +105,9 @@ def flap(testbed: Testbed) -> None:
     """
     primary = testbed.config.servers[0].name
     for _ in range(FLAPS):
-        testbed.link_down(primary)
+        testbed.faults.link_down(primary)
         time.sleep(FLAP_DOWN_S)
-        testbed.link_up(primary)
+        testbed.faults.link_up(primary)
         time.sleep(FLAP_UP_S)
 
 
@@ -118,9 +118,9 @@ def failback(testbed: Testbed) -> None:
     database has applied every transaction the secondary took meanwhile (GTID positions).
     """
     primary = testbed.config.servers[0].name
-    testbed.kill_web(primary)
+    testbed.faults.kill_web(primary)
     time.sleep(FAILBACK_AFTER_S)
-    testbed.start_web(primary)
+    testbed.faults.recover(primary)
 
 
 def db_partition(testbed: Testbed) -> None:
@@ -130,9 +130,9 @@ def db_partition(testbed: Testbed) -> None:
     the replication lag, which grows for as long as the cut lasts and falls back once the
     replica catches up. A failover in that window would lose what the replica has not got.
     """
-    testbed.cut_replication()
+    testbed.faults.cut_replication()
     time.sleep(PARTITION_S)
-    testbed.restore_replication()
+    testbed.faults.restore_replication()
 
 
 def partition_crash(testbed: Testbed) -> None:
@@ -144,10 +144,10 @@ def partition_crash(testbed: Testbed) -> None:
     asynchronous (the summary says so) and loses writes too. No acknowledged write is lost
     only if a commit waits for the replica as long as it takes.
     """
-    testbed.cut_replication()
+    testbed.faults.cut_replication()
     time.sleep(PARTITION_BEFORE_CRASH_S)
     primary_crash(testbed)
-    testbed.restore_replication()  # the cut was between the databases: the crash replaces it
+    testbed.faults.restore_replication()  # the cut was between the databases: the crash replaces it
 
 
 def both_down(testbed: Testbed) -> None:
@@ -157,7 +157,7 @@ def both_down(testbed: Testbed) -> None:
     moving back and forth between two dead servers.
     """
     for server in testbed.config.servers:
-        testbed.kill_web(server.name)
+        testbed.faults.kill_web(server.name)
 
 
 SCENARIOS = {

@@ -63,8 +63,9 @@ def test_a_duplicate_key_fails_the_check_with_the_databases_own_message(testbed)
 
 
 def test_a_transaction_only_the_fenced_primary_has_is_reported(testbed):
-    testbed.link_down("primary")
-    testbed.runner.wait_for("the VIP moves", lambda: testbed.active_server() == "secondary", timeout=10)
+    testbed.faults.link_down("primary")
+    testbed.runner.wait_for("the VIP moves", lambda: testbed.control.active_server() == "secondary",
+                            timeout=10)
     # Written on the cut-off primary after it lost the VIP (root is not held back by read_only).
     cut_off = testbed.databases["primary"]
     cut_off.execute("INSERT INTO app.items (write_id, served_by) VALUES ('orphan', 'p')")
@@ -116,11 +117,11 @@ def test_a_crashed_semi_sync_primary_comes_back_with_what_the_active_server_has(
         if replica_got_it:
             testbed.runner.wait_for("the secondary has the write",
                                     lambda: "unacked" in secondary.write_id_counts(), timeout=10)
-        testbed.kill_database("primary")
+        testbed.faults.kill_database("primary")
         writer.join(15)
         assert outcome and outcome[0].startswith("failed"), outcome  # the client was never told
         testbed.runner.wait_for("the VIP moves to the secondary",
-                                lambda: testbed.active_server() == "secondary", timeout=10)
+                                lambda: testbed.control.active_server() == "secondary", timeout=10)
 
         result = check_consistency(testbed, "secondary", [])  # restarts the primary's database
         assert "Successfully truncated binlog" in primary.error_log.read_text()

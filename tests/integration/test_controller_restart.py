@@ -16,12 +16,12 @@ def served_by(testbed):
 
 def test_after_a_failover_a_restarted_controller_keeps_the_vip_on_the_secondary(tmp_path):
     with Testbed(load_config(), tmp_path) as testbed:
-        testbed.link_down("primary")
+        testbed.faults.link_down("primary")
         testbed.runner.wait_for("the VIP moves", lambda: served_by(testbed) == ["secondary"], timeout=10)
-        testbed.link_up("primary")  # the primary is back and healthy: failback policy is "never"
-        testbed.kill_controller()
+        testbed.faults.link_up("primary")  # the primary is back and healthy: failback policy is "never"
+        testbed.faults.kill_controller()
         assert served_by(testbed) == ["secondary"]  # the switch forwards without its controller
-        testbed.start_controller_again()
+        testbed.faults.restart_controller()
         for _ in range(20):
             assert served_by(testbed) == ["secondary"]
         log = (tmp_path / "controller-events.jsonl").read_text()

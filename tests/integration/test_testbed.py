@@ -133,8 +133,8 @@ def test_the_app_account_cannot_write_to_a_fenced_database(testbed):
 
 
 def test_status_endpoint_answers_on_loopback_only(testbed):
-    status, body = testbed.controller()
-    assert status == 200 and body["active"] == "primary"
+    body = testbed.control.status()  # raises unless it answers 200
+    assert body["active"] == "primary"
     assert body["servers"]["secondary"]["last_probe_ok"] is True
     assert body["servers"]["primary"]["last_probe_latency_ms"] > 0
     # No Mininet host reaches the status endpoint or the OpenFlow port (by loopback or by
@@ -155,4 +155,4 @@ def test_a_command_without_the_token_is_refused(testbed):
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(request, timeout=5)
     assert error.value.code == 401
-    assert testbed.controller()[1]["active"] == "primary"
+    assert testbed.control.status()["active"] == "primary"

@@ -32,11 +32,11 @@ def test_three_servers_fail_over_in_priority_order_and_replicate_in_a_ring(tmp_p
             time.sleep(0.05)
         assert all("ring" in testbed.databases[name].write_ids() for name in ("secondary", "third"))
 
-        testbed.link_down("primary")
+        testbed.faults.link_down("primary")
         testbed.runner.wait_for("the VIP moves to secondary", lambda: served_by(testbed) == ["secondary"], 10)
-        testbed.link_down("secondary")
+        testbed.faults.link_down("secondary")
         testbed.runner.wait_for("the VIP moves to third", lambda: served_by(testbed) == ["third"], 10)
-        status = testbed.controller()[1]
+        status = testbed.control.status()
         assert status["active"] == "third"
         assert [s["up"] for s in status["servers"].values()] == [False, False, True]
     assert leftovers(cgroups=("secondary", "third")) == []

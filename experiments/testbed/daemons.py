@@ -1,0 +1,92 @@
+"""The experiment's own daemons, one class each, like services/web.py: a name, a start command
+and what "ready" means. The process runner (services/runner.py) starts, records and stops them.
+
+- `ControllerDaemon`: the failover controller (os-ken), on the root namespace's loopback;
+- `ProberDaemon`: the health prober, inside the monitor host;
+- `LoadGenerator`: the open-loop load generator (experiments/load/loadgen.py), inside a client.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from topology.config import TestbedConfig
+
+
+@dataclass(frozen=True)
+class ControllerDaemon:
+    config: TestbedConfig
+    config_path: Path
+    run_dir: Path
+    socket_dir: Path
+    probe_socket: Path
+    token_file: Path
+
+    name = "controller"
+
+    def start_command(self) -> list[str]:
+        return [sys.executable, "-m", "controller", "--config", str(self.config_path),
+                "--run-dir", str(self.run_dir), "--probe-socket", str(self.probe_socket),
+                "--socket-dir", str(self.socket_dir), "--token-file", str(self.token_file)]
+
+    @property
+    def readiness(self) -> str:
+        return f"the controller listens on 127.0.0.1:{self.config.network.controller_port}"
+
+    def ready(self) -> bool:
+        """The OpenFlow port accepts a connection."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.config.network.controller_port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+
+@dataclass(frozen=True)
+class ProberDaemon:
+    config_path: Path
+    probe_socket: Path
+    out: Path
+
+    name = "prober"
+
+    def start_command(self) -> list[str]:
+        return [sys.executable, "-m", "controller.prober", "--config", str(self.config_path),
+                "--socket", str(self.probe_socket), "--out", str(self.out)]
+
+
+@dataclass(frozen=True)
+class LoadGenerator:
+    """Open-loop load to `url` from `start_at` (epoch s), with the config's rate and mix.
+
+    With `rate_file`, the rate can be changed while it runs by rewriting that file.
+    """
+
+    config: TestbedConfig
+    out: Path
+    start_at: float
+    url: str | None = None
+    rate_file: Path | None = None
+
+    name = "loadgen"
+
+    def start_command(self) -> list[str]:
+        load, network = self.config.load, self.config.network
+        command = [
+            sys.executable, "-m", "experiments.load.loadgen",
+            "--url", self.url or f"http://{network.vip}:{self.config.web.port}",
+            "--rate", str(load.rate), "--duration", str(load.duration_s),
+            "--post-ratio", str(load.post_ratio), "--timeout", str(load.timeout_s),
+            "--start-at", f"{self.start_at:.6f}", "--out", str(self.out),
+        ]
+        if self.rate_file is not None:
+            command += ["--rate-file", str(self.rate_file)]
+        return command
+
+    @property
+    def longest_s(self) -> float:
+        """How long it can take at most: the load, the last request's time-out, and a margin."""
+        return self.config.load.duration_s + self.config.load.timeout_s + 30

@@ -1,0 +1,164 @@
+"""The fault primitives: what a scenario, the soak or the demo does to a running testbed, and
+how a server is brought back whole.
+
+    testbed.faults.crash("primary")       web server and database killed, link down
+    testbed.faults.recover("primary")     link up, processes resumed, dead ones started again
+
+Each primitive does one thing to the real parts (a signal to a recorded process, a link set
+down, a flow in the switch) and remembers what it left (links down, servers frozen), so
+that `recover` and `bring_back` undo exactly that.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from typing import Any, Protocol
+
+import pymysql
+
+from experiments.testbed.ovs import ofctl
+from services.mariadb import MariaDB
+from services.runner import ProcessRunner
+from services.web import WebService
+from topology.config import TestbedConfig
+
+FAULT_COOKIE = "0xfa17"  # marks the flows a fault adds to the switch (never the controller's)
+CONTROLLER_STOP_WAIT_S = 5.0
+
+
+class RunningTestbed(Protocol):
+    """What the faults use of a running testbed (experiments/testbed/testbed.py)."""
+
+    config: TestbedConfig
+    runner: ProcessRunner
+    databases: dict[str, MariaDB]
+    webs: dict[str, WebService]
+
+    def host(self, name: str) -> Any: ...
+    def start_web(self, server: str, wait: bool = True) -> None: ...
+    def start_controller(self, wait_for_vip: bool = True) -> None: ...
+
+
+class Faults:
+    """The faults of one running testbed, and the state they left."""
+
+    def __init__(self, testbed: RunningTestbed) -> None:
+        self.testbed = testbed
+        self.runner = testbed.runner
+        self.links_down: set[str] = set()
+        self.hung: set[str] = set()
+
+    # -- servers ------------------------------------------------------------------------
+
+    def crash(self, server: str) -> None:
+        """The whole server dies: web server and database killed, link down (the link last, so
+        the switch's port-down event comes when nothing on the server answers any more)."""
+        self.kill_web(server)
+        self.kill_database(server)
+        self.link_down(server)
+
+    def kill_web(self, server: str) -> None:
+        self.runner.signal(self.testbed.webs[server].name, signal.SIGKILL)
+
+    def kill_database(self, server: str) -> None:
+        self.runner.signal(self.testbed.databases[server].name, signal.SIGKILL)
+
+    def hang(self, server: str) -> None:
+        """Freeze `server`'s web server and database (SIGSTOP): alive, but answering nothing."""
+        self.hung.add(server)
+        for name in (self.testbed.webs[server].name, self.testbed.databases[server].name):
+            self.runner.signal(name, signal.SIGSTOP)
+
+    def resume(self, server: str) -> None:
+        self.hung.discard(server)
+        for name in (self.testbed.databases[server].name, self.testbed.webs[server].name):
+            self.runner.signal(name, signal.SIGCONT)
+
+    def restart_database(self, server: str) -> None:
+        """Start `server`'s database again (after a crash) and wait until it answers.
+
+        The sessions its peers still hold for its dead replica threads are closed first, so
+        that it catches up as soon as it is back (see `MariaDB.drop_replica_sessions`).
+        """
+        databases = self.testbed.databases
+        db = databases[server]
+        for name, peer in databases.items():
+            if name != server and name not in self.hung and self.runner.processes[peer.name].running():
+                try:
+                    peer.drop_replica_sessions(db.plan.ip)
+                except (pymysql.MySQLError, OSError):
+                    pass  # a peer that does not answer holds up nothing: it sends nothing either
+        self.runner.start(db.name, db.restart_command(), host=self.testbed.host(server))
+        self.runner.wait_for(f"{db.name} accepts queries", db.is_ready, timeout=60, process=db.name)
+        db.resume_replication()
+
+    def recover(self, server: str, web: bool = True) -> list[str]:
+        """Bring `server` back whole after any fault: link up, frozen processes resumed, the
+        database (and with `web` the web server) started again if dead, each waited for.
+        Returns what it did, one line each.
+
+        Its database rejoins as a replica and catches up on its own; it holds no VIP until the
+        controller decides so (a failback, or the next failure of the active server).
+        """
+        done = []
+        db, web_service = self.testbed.databases[server], self.testbed.webs[server]
+        if server in self.links_down:
+            self.link_up(server)
+            done.append(f"link of {server} up")
+        if server in self.hung:
+            self.resume(server)
+            done.append(f"{db.name} and {web_service.name} resumed")
+        if not self.runner.processes[db.name].running():
+            self.restart_database(server)
+            done.append(f"{db.name} restarted")
+        if web and not self.runner.processes[web_service.name].running():
+            self.testbed.start_web(server)
+            done.append(f"{web_service.name} restarted")
+        return done
+
+    def bring_back(self) -> list[str]:
+        """Undo what the faults left on every server, web servers aside (after a trial only the
+        data matters): returns what it did, one line each."""
+        return [line for server in self.testbed.databases for line in self.recover(server, web=False)]
+
+    # -- the network --------------------------------------------------------------------
+
+    def link_down(self, server: str) -> None:
+        """Cut `server`'s cable: the switch's side first, so the switch sees it at once."""
+        self.links_down.add(server)
+        self._set_link(server, "down")
+
+    def link_up(self, server: str) -> None:
+        self.links_down.discard(server)
+        self._set_link(server, "up")
+
+    def _set_link(self, server: str, state: str) -> None:
+        # `ip` straight on the switch's interface (root namespace): a fault is injected in a
+        # few milliseconds, not the tens that a round trip through Mininet's shells costs.
+        config = self.testbed.config
+        switch_side = f"{config.network.switch}-eth{config.server(server).port}"
+        subprocess.run(["ip", "link", "set", "dev", switch_side, state], check=True)
+        host = self.testbed.host(server)
+        host.cmd(f"ip link set dev {host.defaultIntf().name} {state}")
+
+    def cut_replication(self) -> None:
+        """Drop the databases' traffic (TCP 3306) in the switch; clients and probes still pass."""
+        switch = self.testbed.config.network.switch
+        for direction in ("tp_dst", "tp_src"):
+            ofctl(switch, "add-flow", f"cookie={FAULT_COOKIE},priority=400,tcp,{direction}=3306,actions=drop")
+
+    def restore_replication(self) -> None:
+        ofctl(self.testbed.config.network.switch, "del-flows", f"cookie={FAULT_COOKIE}/-1")
+
+    # -- the controller -----------------------------------------------------------------
+
+    def kill_controller(self) -> None:
+        """The controller crashes; the switch (fail-mode secure) keeps forwarding on its flows."""
+        self.runner.signal("controller", signal.SIGKILL)
+        self.runner.processes["controller"].popen.wait(CONTROLLER_STOP_WAIT_S)
+
+    def restart_controller(self) -> None:
+        """Start a new controller and wait until it has read the VIP's place from the switch."""
+        self.testbed.start_controller()
+

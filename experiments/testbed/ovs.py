@@ -1,0 +1,16 @@
+"""The one way the experiments speak to the switch directly: `ovs-ofctl`, OpenFlow 1.3."""
+
+from __future__ import annotations
+
+import subprocess
+
+
+def ofctl(switch: str, command: str, *args: str, check: bool = True) -> str:
+    """Run `ovs-ofctl -O OpenFlow13 COMMAND SWITCH ARGS...`; returns what it printed.
+
+    With `check` a failure raises CalledProcessError; without, what it printed is returned
+    anyway (a status line may show nothing rather than fail).
+    """
+    done = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", command, switch, *args],
+                          check=check, capture_output=True, text=True, timeout=10)
+    return done.stdout
