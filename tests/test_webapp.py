@@ -275,7 +275,9 @@ def test_the_page_without_a_database_is_503_and_says_why(monkeypatch: pytest.Mon
     assert "<h1>Served by &lt;b&gt;primary&lt;/b&gt;</h1>" in page  # the node name is escaped
 
 
-def test_after_a_refused_connect_requests_fail_at_once_without_retrying() -> None:
+def test_after_a_refused_connect_requests_fail_at_once_without_retrying(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(webapp, "DB_RETRY_AFTER_S", 10.0)  # the second call comes well within it
     first = call("GET", "/health").json()
     second = call("GET", "/health").json()
     assert "not retried yet" not in first["error"]  # the first one did try
@@ -389,10 +391,10 @@ def test_a_connection_the_database_dropped_fails_one_request_and_is_not_reused(
 
 def test_after_the_retry_pause_the_app_connects_again(with_database: MariaDB,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(webapp, "DB_RETRY_AFTER_S", 0.05)
+    monkeypatch.setattr(webapp, "DB_RETRY_AFTER_S", 0.3)
     monkeypatch.setattr(webapp, "DB_SOCKET", str(with_database.socket.parent / "nobody.sock"))
     assert call("GET", "/health").code == 503
     monkeypatch.setattr(webapp, "DB_SOCKET", str(with_database.socket))  # the database is back
     assert "not retried yet" in call("GET", "/health").json()["error"]
-    time.sleep(0.06)
+    time.sleep(0.35)
     assert call("GET", "/health").code == 200
