@@ -355,7 +355,7 @@ def test_help_lists_every_command_and_quit_stops_without_queueing(tmp_path: Path
 def test_the_screen_counts_the_rows_the_load_generator_and_the_monitor_wrote(tmp_path: Path):
     testbed = StandInTestbed(tmp_path)
     testbed.status_body["recent_events"] = [{"time": NOW - 2, "kind": "flows_installed"},
-                                       {"time": NOW - 1, "kind": "vip_moved", "server": "primary"}]
+                                            {"time": NOW - 1, "kind": "vip_moved", "server": "primary"}]
     demo = Demo(testbed)
     recorder = Recorder(tmp_path / "requests.csv")
     for r in (record(0, NOW - 1.0, 10.0), record(1, NOW - 0.9, 30.0, 201),
