@@ -241,8 +241,6 @@ def aborted_connections(db: MariaDB) -> int:
     return db.error_log.read_text().count("Aborted connection")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: stop() leaves its connections to the garbage collector; "
-                   "each server then logs an aborted connection at the end of every trial")
 def test_stop_closes_its_database_connections(servers: dict[str, MariaDB], monitor: StartMonitor) -> None:
     primary, secondary = servers["primary"], servers["secondary"]
     before = {name: aborted_connections(db) for name, db in servers.items()}

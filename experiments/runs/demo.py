@@ -35,6 +35,7 @@ from typing import Any
 from experiments.analysis import metrics
 from experiments.analysis.metrics import REQUEST_COLUMNS, RequestRecord
 from experiments.results import files
+from experiments.results.tables import format_value
 from experiments.runs.trial import Drive, start_load
 from experiments.testbed.ovs import ofctl
 from experiments.testbed.testbed import Testbed
@@ -271,7 +272,7 @@ def describe_event(event: dict[str, Any]) -> str:
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} ms"
+    return format_value(None if value is None else float(value), decimals=1, unit=" ms")
 
 
 def screen_lines(view: dict[str, Any], height: int = 50) -> list[str]:

@@ -49,6 +49,7 @@ class ReplicationMonitor:
         self.file = open(out, "w", newline="")
         self.writer = csv.writer(self.file)
         self.writer.writerow(COLUMNS)
+        self.file.flush()  # a run killed before the first row still leaves a readable file
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.pending = {name: queue.Queue() for name in databases}  # heartbeats to wait for
@@ -77,9 +78,26 @@ class ReplicationMonitor:
         with self.lock:
             self.file.close()
 
+    @staticmethod
+    def _close(connections: list[pymysql.Connection | None]) -> None:
+        """Say goodbye to each database (COM_QUIT): a connection merely dropped is logged by the
+        server as aborted, at the end of every trial."""
+        for conn in connections:
+            if conn is not None:
+                try:
+                    conn.close()
+                except (pymysql.MySQLError, OSError):
+                    pass  # that database is gone already
+
     def _beat(self) -> None:
         """Write a heartbeat on the active database every HEARTBEAT_S; queue it for the others."""
         connections: dict[str, pymysql.Connection] = {}
+        try:
+            self._beat_until_stopped(connections)
+        finally:
+            self._close(list(connections.values()))
+
+    def _beat_until_stopped(self, connections: dict[str, pymysql.Connection]) -> None:
         seq = 0
         while not self.stopping.wait(HEARTBEAT_S):
             source = self.active()
@@ -97,7 +115,8 @@ class ReplicationMonitor:
                     gtid = cur.fetchone()[0]
                     if self.semi_sync:
                         cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'")
-                        self._semi_sync_seen(source, cur.fetchone()[1] == "ON")
+                        row = cur.fetchone()
+                        self._semi_sync_seen(source, row is not None and row[1] == "ON")
             except (pymysql.MySQLError, OSError):
                 connections.pop(source, None)  # the active database is gone: nothing to measure
                 continue
@@ -112,6 +131,13 @@ class ReplicationMonitor:
 
     def _wait(self, target: str) -> None:
         """Wait, in order, until `target` applied each heartbeat; record how long it took."""
+        holder: list[pymysql.Connection | None] = [None]
+        try:
+            self._wait_until_stopped(target, holder)
+        finally:
+            self._close(holder)
+
+    def _wait_until_stopped(self, target: str, holder: list[pymysql.Connection | None]) -> None:
         conn = None
         while not self.stopping.is_set():
             try:
@@ -120,7 +146,7 @@ class ReplicationMonitor:
                 continue
             while not self.stopping.is_set():
                 try:
-                    conn = conn or self.databases[target].connect(timeout=0.5)
+                    conn = holder[0] = conn or self.databases[target].connect(timeout=0.5)
                     with conn.cursor() as cur:
                         cur.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (gtid, WAIT_STEP_S))
                         applied = cur.fetchone()[0] == 0

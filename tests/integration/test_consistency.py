@@ -23,7 +23,7 @@ def test_semi_sync_primary_crash_loses_no_acknowledged_write(tmp_path):
     assert summary["acked_writes_lost"] == 0
     assert summary["duplicate_writes"] == 0 and summary["unexpected_writes"] == 0
     assert summary["failed_but_present_writes"] == 0
-    assert any(e["kind"] == "brought_back" and "database of primary restarted" in e["detail"] for e in events)
+    assert any(e["kind"] == "brought_back" and "mariadb-primary restarted" in e["detail"] for e in events)
     assert summary["caught_up"] == {"primary": True}
     assert summary["db_consistent"] is True, summary["table_checksums"]
     # The secondary's only replica died with the primary: its first writes wait out the time-out,

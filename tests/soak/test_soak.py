@@ -5,8 +5,8 @@
 
 Outside the default suite (`-m 'not soak'` in pyproject.toml). The results stay in
 results/soak-<timestamp>/ (summary.json, soak.md, controller-resources.csv, ...); the test
-prints where. It asserts what experiments/runs/soak.py's verdict judges, each part separately so a
-failure names itself: every failover within the bounds, nothing acknowledged lost,
+prints where. It asserts what the soak's verdict (experiments/analysis/soak.py) judges, each
+part separately so a failure names itself: every failover within the bounds, nothing acknowledged lost,
 consistent databases, and the controller's growth within GROWTH_BOUNDS.
 """
 
