@@ -72,6 +72,7 @@ def run_command(args: argparse.Namespace) -> int:
     needs = SCENARIOS[scenario].overrides
     config, lock = prepare(args, {**needs, **overrides_from(args)})
 
+    from experiments.results.replication_report import comparison_table
     from experiments.results.tables import summary_table
     from experiments.runs.trial import run_experiment
 
@@ -80,7 +81,7 @@ def run_command(args: argparse.Namespace) -> int:
             folder, results = compare_replication.run_compare_replication(
                 config, args.trials, args.out, scenario
             )
-            print(compare_replication.comparison_table(results))
+            print(comparison_table(results))
             return folder
         run_dir, summary = run_experiment(config, SCENARIOS[args.scenario], args.out, args.trials)
         print(summary_table(summary))
