@@ -4,7 +4,8 @@
 
 A run writes `state.json` in its trial folder as it creates things (see services/runner.py),
 so a run killed with SIGKILL, which has no chance to stop anything, still leaves a list of
-what it created. `clean` finds every such file under the results folder whose owner (the
+what it created. `clean` finds every such file under the results folder, and every one the
+runs registered (experiments/testbed/registry.py, wherever their --out was), whose owner (the
 run's own process) is gone, and removes what it lists and nothing else:
 
 - processes, only if the PID still belongs to the very process that was recorded (same start
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.results import files
+from experiments.testbed import registry
 from services.runner import boot_id, cmdline, is_recorded_process, process_group, start_time
 
 STATE_FILE = files.STATE
@@ -63,10 +65,14 @@ def clean(results_root: Path, dry_run: bool = False, problems: list[str] | None 
     """
     problems = problems if problems is not None else []
     removed: list[str] = []
-    if not results_root.is_dir():
-        return removed
-    for path in sorted(results_root.rglob(STATE_FILE)):
+    found = sorted(results_root.rglob(STATE_FILE)) if results_root.is_dir() else []
+    # And every run registered on this machine, wherever its --out was (testbed/registry.py).
+    entries = registry.registered()
+    found += [path for path in entries.values() if path not in found and path.is_file()]
+    for path in found:
         removed += _clean_state_file(path, dry_run, problems)
+    if not dry_run:
+        registry.forget_finished()
     return removed
 
 

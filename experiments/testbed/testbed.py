@@ -24,6 +24,7 @@ from experiments.results.records import ExperimentLog
 from experiments.testbed.control import ControllerClient, vip_placements
 from experiments.testbed.daemons import ControllerDaemon, LoadGenerator, ProberDaemon
 from experiments.testbed.faults import Faults
+from experiments.testbed.registry import earlier_run_alive, register, unregister
 from experiments.testbed.runlock import RunLock
 from services.mariadb import MariaDB
 from services.runner import STOP_SIGNALS, ProcessRunner, RunState, StartupError, signals_held
@@ -54,6 +55,7 @@ class Testbed:
         self.events: ExperimentLog | None = None
         self.faults: Faults | None = None
         self.control: ControllerClient | None = None
+        self.registry_entry: Path | None = None
 
     def _prepare(self) -> None:
         """The trial folder, its state file, the socket folder and the parts' objects."""
@@ -65,6 +67,7 @@ class Testbed:
             self.socket_dir = Path(tempfile.mkdtemp(prefix="hatb-"))
             self.state = RunState(self.dir / files.STATE, folders=[str(self.socket_dir)])
             self.state.save()
+            self.registry_entry = register(self.state.path)
         self.runner = ProcessRunner(self.dir, self.state)
         self.faults = Faults(self)
         self.secrets_dir = self.socket_dir / "secrets"
@@ -90,6 +93,9 @@ class Testbed:
         # and a refused one has nothing to undo.
         self.lock = RunLock()
         try:
+            problem = earlier_run_alive()
+            if problem:
+                raise StartupError(problem)
             self._prepare()
             self.start()
         except BaseException:  # stop() undoes whatever part of _prepare and start was done
@@ -152,6 +158,9 @@ class Testbed:
             self._remove_socket_dir()
             if self.events is not None:
                 self.events.file.flush()
+            if self.state is not None and not (self.state.processes or self.state.shells
+                                               or self.state.bridges or self.state.interfaces):
+                unregister(self.registry_entry)  # nothing of this run is left
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
