@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from experiments.testbed.daemons import ControllerDaemon, LoadGenerator, ProberD
 from experiments.testbed.faults import Faults
 from experiments.testbed.runlock import RunLock
 from services.mariadb import MariaDB
-from services.runner import STOP_SIGNALS, ProcessRunner, RunState, StartupError, signals_held
+from services.runner import ProcessRunner, RunState, StartupError, signals_held
 from services.secrets import RunSecrets
 from services.web import PROJECT_ROOT, WebService
 from topology.config import TestbedConfig
@@ -133,9 +132,10 @@ class Testbed:
 
     def stop(self) -> None:
         """Stop everything this trial started; safe to call twice and after a partial start."""
-        # Ctrl-C, SIGTERM or a hang-up during clean-up must not leave half of it undone.
-        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
-        try:
+        # Ctrl-C, SIGTERM or a hang-up during clean-up must not leave half of it undone, nor be
+        # lost (a `--trials N` run went on with its next trial): held, and raised once it is done;
+        # held in the clean-up's own commands too (they start no daemon).
+        with signals_held(in_children=True):
             if self.runner is not None:
                 self.runner.stop_all()
             if self.net is not None:
@@ -152,9 +152,6 @@ class Testbed:
             self._remove_socket_dir()
             if self.events is not None:
                 self.events.file.flush()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     # -- the parts, in start order ------------------------------------------------------
 
