@@ -305,6 +305,28 @@ def test_a_stop_signal_before_the_run_is_one_line_and_exit_code_130(signum, monk
     assert one_error_line(capsys) == "interrupted: nothing is left running"
 
 
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("nan fail primary", "script.txt:1: the time must be between 0 and 3600 s"),
+        ("inf fail primary", "script.txt:1: the time must be between 0 and 3600 s"),
+        ("5 load nan", "script.txt:1: load: the rate must be between 1 and 5000 requests per second"),
+        ("5 load inf", "script.txt:1: load: the rate must be between 1 and 5000 requests per second"),
+    ],
+)
+def test_a_demo_script_with_a_number_that_is_not_finite_is_refused(
+    line, message, tmp_path, monkeypatch, no_machine, capsys
+):
+    from experiments.runs import demo
+
+    monkeypatch.setattr(demo, "terminal_problem", lambda: None)  # as if run in a terminal
+    script = tmp_path / "script.txt"
+    script.write_text(line + "\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--script", "script.txt", "--out", str(tmp_path / "out")]) == USAGE_ERROR
+    assert one_error_line(capsys) == f"error: {message}"
+
+
 def test_wrong_option_points_at_its_commands_help(no_machine, capsys):
     assert main(["run", "baseline", "--bogus"]) == USAGE_ERROR
     assert "see `python -m experiments run --help`" in one_error_line(capsys)
