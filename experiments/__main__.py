@@ -11,8 +11,9 @@
 
 Each command lives in experiments/cli/, its options beside its body. Bad input (an unknown
 option or scenario, a config value out of range) is a one-line error and exit code 2, checked
-before anything starts; `main` is the one place that prints it. Ctrl-C or SIGTERM stops
-everything the run started and keeps what was recorded so far.
+before anything starts; `main` is the one place that prints it. Ctrl-C, SIGTERM or SIGHUP, at
+any moment after `main` begins, stops everything the run started (exit code 130) and keeps
+what was recorded so far.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import sys
 
 from experiments.cli import bench, clean, demo, results, run
 from experiments.cli import exec as exec_
-from experiments.cli.common import USAGE_ERROR, Parser, UsageError
+from experiments.cli.common import INTERRUPTED, USAGE_ERROR, Parser, UsageError, stop_signals_handled
 from topology.config import ConfigError
 
 GROUPS = (run, bench, demo, exec_, results, clean)  # in the order `--help` lists them
@@ -52,13 +53,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every usage or config error becomes one line on stderr and exit code 2."""
-    try:
-        args = parse(argv)
-        return args.handler(args)
-    except ConfigError as exc:
-        print(f"error: config {exc}", file=sys.stderr)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    # The stop signals' handlers first, before the checks (the machine check runs commands),
+    # the lock or a testbed: a signal then is a clean stop, never a traceback or a dead run.
+    with stop_signals_handled():
+        try:
+            args = parse(argv)
+            return args.handler(args)
+        except ConfigError as exc:
+            print(f"error: config {exc}", file=sys.stderr)
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+        except KeyboardInterrupt:  # not inside a run (run_with_testbed says so itself)
+            print("interrupted: nothing is left running", file=sys.stderr)
+            return INTERRUPTED
     return USAGE_ERROR
 
 

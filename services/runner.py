@@ -42,22 +42,33 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextmanager
-def signals_held() -> Iterator[None]:
+def signals_held(in_children: bool = False) -> Iterator[None]:
     """Hold the stop signals (SIGINT, SIGTERM, SIGHUP) while the block runs, then act on them.
 
     For what must not be cut in two: a process started but not yet recorded (Popen waits for
     the child's exec, and a signal there raises with the child alive and its PID lost), a
-    folder created but not yet listed. The signals are not blocked: a child would inherit the
-    mask and ignore SIGTERM. Only the main thread can set handlers; elsewhere, nothing held.
+    folder created but not yet listed, a teardown. A signal that comes is remembered, and
+    raised again once the block is done (the first one, by its handler then: Ctrl-C and the
+    command line's SIGTERM raise KeyboardInterrupt), so the run stops after the block.
+
+    The signals are not blocked by default: a child would inherit the mask, and a daemon
+    started in the block would ignore SIGTERM for ever. With `in_children` (a teardown, whose
+    children are short commands such as `ip link del`) they are blocked as well, so that those
+    commands inherit the mask: a Ctrl-C goes to the terminal's whole process group, and would
+    otherwise kill one half-way. Only the main thread can set handlers; elsewhere, nothing held.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     pending: list[int] = []
     previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in STOP_SIGNALS}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if in_children else None
     try:
         yield
     finally:
+        if mask is not None:
+            # A signal blocked meanwhile is delivered now, and lands in `pending`.
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for sig, handler in previous.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
         if pending:

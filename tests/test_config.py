@@ -4,12 +4,14 @@ The tables below hold one row per error message of topology/config.py: what is w
 the error names and a fragment of what it says.
 """
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from topology.config import ConfigError, TestbedConfig, load_config
+import topology.config as config_module
+from topology.config import ConfigError, TestbedConfig, load_config, mac_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +31,98 @@ def test_network_plan_is_derived_from_the_config():
     assert [p.port for p in (config.client, config.monitor, *config.server_plans)] == [1, 2, 3, 4]
     assert config.server("secondary").mac == "00:00:00:00:00:0c"
     assert TestbedConfig.from_dict(config.to_dict()) == config
+
+
+SHIPPED_TOML = [*sorted((ROOT / "config").rglob("*.toml")), *sorted((ROOT / "docs").rglob("*.toml"))]
+
+
+@pytest.mark.parametrize("path", SHIPPED_TOML)
+def test_every_shipped_toml_config_loads(path: Path) -> None:
+    assert isinstance(load_config(path), TestbedConfig)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "docs").rglob("config.json")))
+def test_every_recorded_config_json_loads(path: Path) -> None:
+    """The resolved configs of the example runs, read as the controller reads a run's config."""
+    assert isinstance(TestbedConfig.from_dict(json.loads(path.read_text())), TestbedConfig)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # the bounds themselves are allowed
+        {"probe.interval_s": 10, "probe.timeout_s": 9.9},
+        {"probe.fall": 100, "probe.timeout_fall": 1000, "probe.rise": 100},
+        {"failover.hold_down_s": 3600},
+        {"failover.hold_down_s": 0},
+        # ports next to the ones kept for other traffic
+        {"web.port": 8080},
+        {"web.port": 32767},
+        {"web.port": 61000},
+        {"web.port": 3307},
+    ],
+)
+def test_values_at_the_bounds_load(overrides: dict[str, Any]) -> None:
+    config = load_config(None, overrides)
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".")
+        assert getattr(getattr(config, section), key) == value
+
+
+@pytest.mark.parametrize(
+    "network, names",
+    [
+        ({}, ["s2", "clientx"]),  # not the switch, not client<N>
+        ({"switch": "s2"}, ["s1", "c1"]),  # s1 is free once the switch is s2
+    ],
+)
+def test_server_names_near_the_reserved_ones_load(network: dict[str, Any], names: list[str]) -> None:
+    servers = [{"name": name, "ip": f"10.0.0.{11 + i}"} for i, name in enumerate(names)]
+    config = TestbedConfig.from_dict({"network": network, "servers": servers})
+    assert [plan.name for plan in config.server_plans] == names
+
+
+@pytest.mark.parametrize(
+    "subnet, ip, mac",
+    [
+        # the default /24 keeps the MACs the docs quote: the last octet
+        ("10.0.0.0/24", "10.0.0.1", "00:00:00:00:00:01"),
+        ("10.0.0.0/24", "10.0.0.11", "00:00:00:00:00:0b"),
+        ("10.0.0.0/24", "10.0.0.250", "00:00:00:00:00:fa"),
+        # a /16: the whole offset in the subnet, so 10.0.0.11 and 10.0.1.11 differ
+        ("10.0.0.0/16", "10.0.0.11", "00:00:00:00:00:0b"),
+        ("10.0.0.0/16", "10.0.1.11", "00:00:00:00:01:0b"),
+        ("172.16.0.0/16", "172.16.255.254", "00:00:00:00:ff:fe"),
+        ("192.168.5.64/26", "192.168.5.75", "00:00:00:00:00:0b"),
+    ],
+)
+def test_a_hosts_mac_is_its_offset_in_the_subnet(subnet: str, ip: str, mac: str) -> None:
+    assert mac_for(ip, subnet) == mac
+
+
+SLASH_16 = {
+    "network": {"subnet": "10.0.0.0/16", "clients": 3},
+    "servers": [{"name": "primary", "ip": "10.0.0.11"}, {"name": "secondary", "ip": "10.0.1.11"}],
+}
+
+
+def test_hosts_of_a_slash_16_get_macs_of_their_own() -> None:
+    config = TestbedConfig.from_dict(SLASH_16)
+    plans = [config.client, config.monitor, *config.server_plans, *config.extra_clients]
+    assert len({plan.mac for plan in plans}) == len(plans) == 6
+    assert config.server("secondary").mac == "00:00:00:00:01:0b"
+
+
+def test_two_hosts_with_one_mac_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last octet alone, as the MAC once was, gives two hosts of a /16 one MAC: refused."""
+    def last_octet(ip: str, subnet: str) -> str:
+        return f"00:00:00:00:00:{int(ip.split('.')[3]):02x}"
+
+    monkeypatch.setattr(config_module, "mac_for", last_octet)
+    with pytest.raises(ConfigError) as error:
+        TestbedConfig.from_dict(SLASH_16)
+    assert error.value.key == "servers[1].ip"
+    assert "10.0.1.11 gets the MAC 00:00:00:00:00:0b, already that of primary (10.0.0.11)" in str(error.value)
 
 
 def test_extra_clients_sit_after_the_servers():
@@ -71,16 +165,24 @@ TOP_OF_IPV4 = {"network.subnet": "255.255.0.0/16", "network.client_ip": "255.255
         ({"network.status_port": 70000}, "network.status_port", "must be between 1024 and 65535"),
         ({"network.status_port": 6653}, "network.status_port", "not the controller_port"),
         ({"network.switch": "br;rm"}, "network.switch", "'br;rm' must be 's' and a number, like s1"),
+        ({"network.vmac": "00:00:00:00:00:0b"}, "network.vmac",
+         "00:00:00:00:00:0b is already the MAC of primary (10.0.0.11)"),
+        ({"network.vmac": "00:00:00:00:00:fa"}, "network.vmac", "already the MAC of monitor (10.0.0.250)"),
         # probe
         ({"probe.interval_s": 0}, "probe.interval_s", "must be > 0"),
         ({"probe.timeout_s": 0.05}, "probe.timeout_s", "below probe.interval_s (0.04)"),
         ({"probe.timeout_s": 0}, "probe.timeout_s", "must be > 0"),
-        ({"probe.fall": 0}, "probe.fall", "must be >= 1"),
+        ({"probe.interval_s": 10.5}, "probe.interval_s", "must be > 0 and at most 10 seconds"),
+        ({"probe.fall": 0}, "probe.fall", "must be between 1 and 100"),
+        ({"probe.fall": 101}, "probe.fall", "must be between 1 and 100"),
         ({"probe.timeout_fall": 1}, "probe.timeout_fall", "must be >= probe.fall (2)"),
-        ({"probe.rise": 0}, "probe.rise", "must be >= 1"),
+        ({"probe.timeout_fall": 1001}, "probe.timeout_fall", "and at most 1000"),
+        ({"probe.rise": 0}, "probe.rise", "must be between 1 and 100"),
+        ({"probe.rise": 101}, "probe.rise", "must be between 1 and 100"),
         # failover
         ({"failover.failback": "sometimes"}, "failover.failback", "must be one of never, auto"),
-        ({"failover.hold_down_s": -1}, "failover.hold_down_s", "must be >= 0"),
+        ({"failover.hold_down_s": -1}, "failover.hold_down_s", "must be between 0 and 3600 seconds"),
+        ({"failover.hold_down_s": 3601}, "failover.hold_down_s", "must be between 0 and 3600 seconds"),
         # load
         ({"load.rate": 0}, "load.rate", "between 1 and 5000 requests per second"),
         ({"load.duration_s": 0}, "load.duration_s", "between 1 and 3600 seconds"),
@@ -90,6 +192,13 @@ TOP_OF_IPV4 = {"network.subnet": "255.255.0.0/16", "network.client_ip": "255.255
         ({"load.timeout_s": 31}, "load.timeout_s", "at most 30 seconds"),
         # web
         ({"web.port": 0}, "web.port", "must be between 1 and 65535"),
+        # the switch rewrites what servers send from web.port: no other traffic may use it
+        ({"web.port": 3306}, "web.port", "3306 is the databases' port"),
+        ({"web.port": 6653}, "web.port", "6653 is network.controller_port"),
+        ({"web.port": 8181}, "web.port", "8181 is network.status_port"),
+        ({"web.port": 7000, "network.status_port": 7000}, "web.port", "7000 is network.status_port"),
+        ({"web.port": 32768}, "web.port", "outside the hosts' ephemeral ports 32768-60999"),
+        ({"web.port": 60999}, "web.port", "outside the hosts' ephemeral ports 32768-60999"),
         ({"web.workers": 0}, "web.workers", "must be between 1 and 16"),
         ({"web.threads": 65}, "web.threads", "must be between 1 and 64"),
         # database
@@ -100,6 +209,15 @@ TOP_OF_IPV4 = {"network.subnet": "255.255.0.0/16", "network.client_ip": "255.255
         ({"probe.fall": True}, "probe.fall", "must be int, got bool True"),  # a bool is not an int here
         ({"probe.interval_s": "fast"}, "probe.interval_s", "must be float, got str 'fast'"),
         ({"probe.bogus": 1}, "probe.bogus", "unknown key; allowed: interval_s, timeout_s, fall"),
+        # numbers that are not finite (TOML and JSON can spell them), in every kind of key
+        ({"failover.hold_down_s": float("nan")}, "failover.hold_down_s", "must be a finite number, got nan"),
+        ({"probe.interval_s": float("inf")}, "probe.interval_s", "must be a finite number, got inf"),
+        ({"probe.timeout_s": float("nan")}, "probe.timeout_s", "must be a finite number, got nan"),
+        ({"load.rate": float("-inf")}, "load.rate", "must be a finite number, got -inf"),
+        ({"load.duration_s": float("inf")}, "load.duration_s", "must be a finite number, got inf"),
+        ({"load.fault_at_s": float("nan")}, "load.fault_at_s", "must be a finite number, got nan"),
+        ({"load.post_ratio": float("nan")}, "load.post_ratio", "must be a finite number, got nan"),
+        ({"load.timeout_s": float("inf")}, "load.timeout_s", "must be a finite number, got inf"),
     ],
 )
 def test_bad_values_name_their_key(overrides: dict[str, Any], key: str, says: str) -> None:
@@ -127,18 +245,29 @@ OTHER = {"name": "b", "ip": "10.0.0.12"}
         ([{"name": "a", "ip": "10.0.0.11", "cpu": "half"}, OTHER], "servers[0].cpu", "must be float"),
         ([{"name": "primary", "ip": "10.0.0.11"}], "servers", "needs at least two servers"),
         ([{"name": "a", "ip": "10.0.0.11"}, {"name": "a", "ip": "10.0.0.12"}], "servers[1].name",
-         "'a' is already the name of another host"),
+         "'a' is already the name of servers[0]"),
         ([{"name": "a", "ip": "10.0.0.11"}, {"name": "b", "ip": "10.0.0.11"}], "servers[1].ip",
          "10.0.0.11 is already used by servers[0].ip"),
         ([{"name": "a", "ip": "10.0.1.11"}, OTHER], "servers[0].ip", "outside network.subnet"),
         ([{"name": "a;ls", "ip": "10.0.0.11"}, OTHER], "servers[0].name",
          "'a;ls' must be 1-10 lowercase letters or digits, starting with a letter"),
+        ([{"name": "abcdefghijk", "ip": "10.0.0.11"}, OTHER], "servers[0].name",
+         "must be 1-10 lowercase letters"),  # "<name>-eth0" would pass Linux's 15 characters
+        # the names Mininet or the testbed give their own nodes
         ([{"name": "client", "ip": "10.0.0.11"}, OTHER], "servers[0].name",
-         "already the name of another host"),
+         "'client' is already the name of the client host"),
+        ([{"name": "monitor", "ip": "10.0.0.11"}, OTHER], "servers[0].name", "the monitor host"),
+        ([OTHER, {"name": "s1", "ip": "10.0.0.11"}], "servers[1].name",
+         "'s1' is already the name of the switch (network.switch)"),
+        ([OTHER, {"name": "c0", "ip": "10.0.0.11"}], "servers[1].name", "Mininet's controller node"),
+        ([{"name": "client2", "ip": "10.0.0.11"}, OTHER], "servers[0].name", "an extra client host"),
+        ([{"name": "client64", "ip": "10.0.0.11"}, OTHER], "servers[0].name", "an extra client host"),
         ([{"name": "a", "ip": "10.0.0.11", "cpu": 0}, OTHER], "servers[0].cpu",
          "must be in (0, 1], got 0.0"),
         ([{"name": "a", "ip": "10.0.0.11", "cpu": 1.5}, OTHER], "servers[0].cpu",
          "must be in (0, 1], got 1.5"),
+        ([{"name": "a", "ip": "10.0.0.11", "cpu": float("nan")}, OTHER], "servers[0].cpu",
+         "must be a finite number, got nan"),
     ],
 )
 def test_bad_servers_name_their_key(servers: Any, key: str, says: str) -> None:

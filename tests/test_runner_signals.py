@@ -115,3 +115,107 @@ def test_a_failed_one_shot_command_quotes_the_other_log_it_names(tmp_path):
         raise AssertionError("a command that exits 1 must fail the run")
     assert "its log" in message and " ends with:\nExamine the logs" in message
     assert message.endswith(f"{error_log} says:\nERROR: 1051  Unknown table\n[ERROR] Aborting")
+
+
+def test_a_signal_while_an_error_unwinds_the_block_is_still_raised(interrupts_raise: None) -> None:
+    """A teardown after a failed start: the Ctrl-C that came during it still stops the run."""
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise RuntimeError("the start failed")
+    assert isinstance(stopped.value.__context__, RuntimeError)
+
+
+# -- a signal during the teardown: Testbed.stop without a testbed --------------------------------
+
+
+class SignalledRunner:
+    """Stands in for a testbed's ProcessRunner: a stop signal arrives while it stops the processes,
+    at the run and at a command of the teardown (as a Ctrl-C reaches the terminal's process group)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.stopped = False
+        self.command_code: int | None = None
+
+    def stop_all(self) -> None:
+        command = subprocess.Popen(["cat"], stdin=subprocess.PIPE)
+        os.kill(command.pid, self.signum)
+        os.kill(os.getpid(), self.signum)
+        command.stdin.close()  # cat ends at the end of its input, if the signal left it running
+        self.command_code = command.wait(10)
+        self.stopped = True  # the signal did not cut the teardown short
+
+
+def signalled_testbed(tmp_path, signum: int):
+    from experiments.testbed.testbed import Testbed
+    from topology.config import TestbedConfig
+
+    testbed = Testbed(TestbedConfig(), tmp_path)  # nothing is started: only stop() runs
+    testbed.runner = SignalledRunner(signum)
+    testbed.socket_dir = tmp_path / "hatb-sockets"  # what the teardown removes last
+    testbed.socket_dir.mkdir(parents=True)
+    return testbed
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_the_teardown_is_raised_once_it_is_done(
+    tmp_path, interrupts_raise: None, signum: int
+) -> None:
+    """It used to be ignored there, and a `--trials N` run went on with its next trial."""
+    testbed = signalled_testbed(tmp_path, signum)
+    with pytest.raises(KeyboardInterrupt):
+        testbed.stop()
+    assert testbed.runner.stopped and not testbed.socket_dir.exists()  # the whole teardown ran
+    assert testbed.runner.command_code == 0  # and its command was not killed
+    assert signal.getsignal(signum) is _interrupt
+
+
+def test_a_signal_during_a_trials_teardown_ends_the_run(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, interrupts_raise: None
+) -> None:
+    """Ctrl-C while the first of three trials cleans up: no second trial starts."""
+    from experiments.runs import trial
+    from experiments.testbed.scenarios import SCENARIOS
+    from topology.config import TestbedConfig
+
+    started = []
+
+    def one_trial(config, scenario, trial_dir, drive) -> dict:
+        started.append(trial_dir.name)
+        signalled_testbed(trial_dir, signal.SIGINT).stop()  # as `with Testbed` does at its end
+        return {}
+
+    monkeypatch.setattr(trial, "run_trial", one_trial)
+    with pytest.raises(KeyboardInterrupt):
+        trial.run_experiment(TestbedConfig(), SCENARIOS["baseline"], tmp_path, 3, progress=lambda line: None)
+    assert started == ["trial-01"]
+
+
+@pytest.mark.parametrize(
+    "in_children, returncode",
+    [
+        (False, -signal.SIGTERM),  # a daemon started in the block must stay stoppable
+        (True, 0),  # a teardown's command finishes its job
+    ],
+)
+def test_a_child_of_the_block_gets_the_signals_held_only_when_asked(
+    interrupts_raise: None, in_children: bool, returncode: int
+) -> None:
+    """A Ctrl-C reaches the terminal's whole process group, the commands of a teardown too."""
+    with signals_held(in_children=in_children):
+        child = subprocess.Popen(["cat"], stdin=subprocess.PIPE)
+        os.kill(child.pid, signal.SIGTERM)
+        child.stdin.close()  # cat ends at the end of its input, if it is still there
+        assert child.wait(10) == returncode
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # unblocked again
+
+
+def test_a_signal_blocked_in_the_block_is_raised_after_it(interrupts_raise: None) -> None:
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held(in_children=True):
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("rest of the block")
+    assert done == ["rest of the block"]
+    assert signal.getsignal(signal.SIGINT) is _interrupt

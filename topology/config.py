@@ -17,6 +17,7 @@ names the key and says what is allowed.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,35 @@ MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 FAILBACK_POLICIES = ("never", "auto")
 EXTRA_CLIENT_OFFSET = 150  # client2 is client_ip + 150
 REPLICATION_MODES = ("async", "semi-sync")
+
+# Names Mininet or the testbed give nodes of their own; a server may take none of them.
+CONTROLLER_NODE = "c0"  # what topology/network.py names Mininet's controller node
+EXTRA_CLIENT_NAME_RE = re.compile(r"^client[0-9]+$")  # client2, client3, ... (network.clients)
+
+# The port every MariaDB listens on (services/mariadb.py). The switch rewrites what a server
+# sends from web.port as if it came from the VIP, so the web port must be none of the ports
+# the hosts' other traffic uses, or that traffic is rewritten too (web.port = 3306 broke
+# replication, and the run hung until it was killed).
+DATABASE_PORT = 3306
+# The hosts' ephemeral ports (Linux's default ip_local_port_range): a server's own outgoing
+# connection (a replica's to its source) takes its source port from here, and one that got
+# web.port would be rewritten to come from the VIP.
+EPHEMERAL_PORTS = (32768, 60999)
+
+# Upper bounds of the probe and failover settings: beyond them a run is no failover
+# experiment any more, and a value there is far likelier a typo than a plan.
+# - Probes more than 10 s apart see a server twice in a default 20 s trial: a crash would
+#   not even be detected (fall = 2 takes 10 to 20 s), and `inf` ran a "baseline" of two probes.
+PROBE_INTERVAL_MAX_S = 10.0
+# - fall and rise: 100 probes in a row is 4 s at the default interval, fifty times the
+#   default's detection (or return), and over 15 min at the largest interval.
+PROBE_COUNT_MAX = 100
+# - timeout_fall: a hang needs more probes than a crash (the defaults: 20 against 2), so ten
+#   times fall's bound; 1000 is 40 s at the default interval, twice the default trial.
+TIMEOUT_FALL_MAX = 1000
+# - hold_down_s: the longest load (load.duration_s); a longer hold-down never lets the VIP
+#   fail back within a run, which `failover.failback = "never"` says plainly.
+HOLD_DOWN_MAX_S = 3600.0
 
 
 class ConfigError(ValueError):
@@ -130,7 +160,7 @@ class TestbedConfig:
 
     @property
     def client(self) -> HostPlan:
-        return HostPlan("client", self.network.client_ip, mac_for(self.network.client_ip), 1)
+        return self._plan("client", self.network.client_ip, 1)
 
     @property
     def extra_clients(self) -> tuple[HostPlan, ...]:
@@ -139,20 +169,21 @@ class TestbedConfig:
         plans = []
         for k in range(2, self.network.clients + 1):
             ip = str(ipaddress.ip_address(self.network.client_ip) + EXTRA_CLIENT_OFFSET + k - 2)
-            plans.append(HostPlan(f"client{k}", ip, mac_for(ip), first_port + k - 2))
+            plans.append(self._plan(f"client{k}", ip, first_port + k - 2))
         return tuple(plans)
 
     @property
     def monitor(self) -> HostPlan:
         """The host the health probes run from, so they cross the switch as clients do."""
-        return HostPlan("monitor", self.network.monitor_ip, mac_for(self.network.monitor_ip), 2)
+        return self._plan("monitor", self.network.monitor_ip, 2)
 
     @property
     def server_plans(self) -> tuple[HostPlan, ...]:
         """The servers in priority order, each on switch port 3, 4, ..."""
-        return tuple(
-            HostPlan(s.name, s.ip, mac_for(s.ip), 3 + i) for i, s in enumerate(self.servers)
-        )
+        return tuple(self._plan(s.name, s.ip, 3 + i) for i, s in enumerate(self.servers))
+
+    def _plan(self, name: str, ip: str, port: int) -> HostPlan:
+        return HostPlan(name, ip, mac_for(ip, self.network.subnet), port)
 
     def server(self, name: str) -> HostPlan:
         for plan in self.server_plans:
@@ -174,9 +205,15 @@ class TestbedConfig:
         return _build(data)
 
 
-def mac_for(ip: str) -> str:
-    """A fixed, readable MAC for a host: 00:00:00:00:00:<last octet>."""
-    return f"00:00:00:00:00:{int(ip.rsplit('.', 1)[1]):02x}"
+def mac_for(ip: str, subnet: str) -> str:
+    """A fixed, readable MAC for a host: its offset in the subnet, in the MAC's last four octets.
+
+    In a /24 that is the last octet (10.0.0.11 -> 00:00:00:00:00:0b); in a /16 the last two
+    (10.0.1.11 -> 00:00:00:00:01:0b), so no two hosts of the subnet share a MAC (the last
+    octet alone gave 10.0.0.11 and 10.0.1.11 the same one).
+    """
+    offset = int(ipaddress.ip_address(ip)) & int(ipaddress.ip_network(subnet).hostmask)
+    return "00:00:" + ":".join(f"{b:02x}" for b in offset.to_bytes(4, "big"))
 
 
 # -- reading and validating -----------------------------------------------------------------
@@ -236,9 +273,19 @@ def _section(name: str, kind: type, values: Any) -> Any:
 
 
 def _typed(key: str, value: Any, wanted: type) -> Any:
-    """Check a value's type against the default's; an int is accepted where a float is wanted."""
-    if wanted is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    """Check a value's type against the default's; an int is accepted where a float is wanted.
+
+    A float must be finite: TOML and JSON can spell nan and inf, and every range check below
+    would let a nan through (each comparison with it is false), or take inf for "large".
+    """
+    if wanted is float and isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float (JSON allows any)
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(key, f"must be a finite number, got {value!r}")
+        return number
     if isinstance(value, wanted) and not (wanted is int and isinstance(value, bool)):
         return value
     raise ConfigError(key, f"must be {wanted.__name__}, got {type(value).__name__} {value!r}")
@@ -276,11 +323,12 @@ def _check(c: TestbedConfig) -> None:
     subnet = _check_subnet(c.network)
     _check_addresses(c, subnet)
     _check_network(c.network)
-    _check_servers(c.servers)
+    _check_macs(c)
+    _check_servers(c.servers, c.network)
     _check_probe(c.probe)
     _check_failover(c.failover)
     _check_load(c.load)
-    _check_web(c.web)
+    _check_web(c.web, c.network)
     _check_database(c.database)
 
 
@@ -337,41 +385,78 @@ def _check_network(net: NetworkConfig) -> None:
         raise ConfigError("network.switch", f"{net.switch!r} must be 's' and a number, like s1")
 
 
-def _check_servers(servers: tuple[ServerConfig, ...]) -> None:
+def _check_macs(c: TestbedConfig) -> None:
+    """No two hosts share a MAC, and none has the virtual one: the switch learns a MAC on one
+    port only, so a shared one sends one host's traffic to the other."""
+    hosts = [("network.client_ip", c.client), ("network.monitor_ip", c.monitor),
+             *(("network.clients", plan) for plan in c.extra_clients),
+             *((f"servers[{i}].ip", plan) for i, plan in enumerate(c.server_plans))]
+    used: dict[str, str] = {}  # MAC -> the host that has it
+    for key, plan in hosts:
+        if plan.mac in used:
+            raise ConfigError(key, f"{plan.ip} gets the MAC {plan.mac}, already that of {used[plan.mac]}")
+        used[plan.mac] = f"{plan.name} ({plan.ip})"
+    if c.network.vmac in used:
+        raise ConfigError("network.vmac", f"{c.network.vmac} is already the MAC of {used[c.network.vmac]}; "
+                          "choose one no host has, like 02:00:00:00:01:00")
+
+
+def _check_servers(servers: tuple[ServerConfig, ...], net: NetworkConfig) -> None:
     if len(servers) < 2:
         raise ConfigError("servers", "needs at least two servers (a primary and a secondary)")
-    names = set()
+    taken: dict[str, str] = {}  # name -> the server that has it
     for i, s in enumerate(servers):
+        key = f"servers[{i}].name"
         if not HOST_NAME_RE.match(s.name):
             raise ConfigError(
-                f"servers[{i}].name",
-                f"{s.name!r} must be 1-10 lowercase letters or digits, starting with a letter",
+                key, f"{s.name!r} must be 1-10 lowercase letters or digits, starting with a letter"
             )
-        if s.name in names or s.name in ("client", "monitor"):
-            raise ConfigError(f"servers[{i}].name", f"{s.name!r} is already the name of another host")
-        names.add(s.name)
+        owner = taken.get(s.name) or _node_named(s.name, net)
+        if owner:
+            raise ConfigError(key, f"{s.name!r} is already the name of {owner}; a server needs a name of "
+                              f"its own, not client, client<N>, monitor, {CONTROLLER_NODE} or {net.switch}")
+        taken[s.name] = f"servers[{i}]"
         if not 0 < s.cpu <= 1:
             raise ConfigError(f"servers[{i}].cpu", f"must be in (0, 1], got {s.cpu}")
 
 
+def _node_named(name: str, net: NetworkConfig) -> str | None:
+    """Which of the network's own nodes (not a server) is called `name`, if one is.
+
+    Mininet keeps one node per name: a server called like the switch or the controller
+    replaces that node in the network. The whole client<N> family is kept for the extra
+    clients, so that raising network.clients never makes a valid config invalid.
+    """
+    if name == net.switch:
+        return "the switch (network.switch)"
+    if name == CONTROLLER_NODE:
+        return "Mininet's controller node"
+    if name in ("client", "monitor"):
+        return f"the {name} host"
+    if EXTRA_CLIENT_NAME_RE.match(name):
+        return "an extra client host (network.clients names them client2, client3, ...)"
+    return None
+
+
 def _check_probe(p: ProbeConfig) -> None:
-    if p.interval_s <= 0:
-        raise ConfigError("probe.interval_s", "must be > 0")
+    if not 0 < p.interval_s <= PROBE_INTERVAL_MAX_S:
+        raise ConfigError("probe.interval_s", f"must be > 0 and at most {PROBE_INTERVAL_MAX_S:g} seconds")
     if not 0 < p.timeout_s < p.interval_s:
         raise ConfigError("probe.timeout_s", f"must be > 0 and below probe.interval_s ({p.interval_s})")
-    if p.fall < 1:
-        raise ConfigError("probe.fall", "must be >= 1")
-    if p.timeout_fall < p.fall:
-        raise ConfigError("probe.timeout_fall", f"must be >= probe.fall ({p.fall})")
-    if p.rise < 1:
-        raise ConfigError("probe.rise", "must be >= 1")
+    if not 1 <= p.fall <= PROBE_COUNT_MAX:
+        raise ConfigError("probe.fall", f"must be between 1 and {PROBE_COUNT_MAX}")
+    if not p.fall <= p.timeout_fall <= TIMEOUT_FALL_MAX:
+        raise ConfigError("probe.timeout_fall",
+                          f"must be >= probe.fall ({p.fall}) and at most {TIMEOUT_FALL_MAX}")
+    if not 1 <= p.rise <= PROBE_COUNT_MAX:
+        raise ConfigError("probe.rise", f"must be between 1 and {PROBE_COUNT_MAX}")
 
 
 def _check_failover(f: FailoverConfig) -> None:
     if f.failback not in FAILBACK_POLICIES:
         raise ConfigError("failover.failback", f"must be one of {', '.join(FAILBACK_POLICIES)}")
-    if f.hold_down_s < 0:
-        raise ConfigError("failover.hold_down_s", "must be >= 0")
+    if not 0 <= f.hold_down_s <= HOLD_DOWN_MAX_S:
+        raise ConfigError("failover.hold_down_s", f"must be between 0 and {HOLD_DOWN_MAX_S:g} seconds")
 
 
 def _check_load(ld: LoadConfig) -> None:
@@ -387,9 +472,18 @@ def _check_load(ld: LoadConfig) -> None:
         raise ConfigError("load.timeout_s", "must be > 0 and at most 30 seconds")
 
 
-def _check_web(w: WebConfig) -> None:
+def _check_web(w: WebConfig, net: NetworkConfig) -> None:
     if not 1 <= w.port <= 65535:
         raise ConfigError("web.port", "must be between 1 and 65535")
+    others = {DATABASE_PORT: "the databases' port", net.controller_port: "network.controller_port",
+              net.status_port: "network.status_port"}
+    if w.port in others:
+        raise ConfigError("web.port", f"{w.port} is {others[w.port]}; the web servers need a port of "
+                          "their own")
+    low, high = EPHEMERAL_PORTS
+    if low <= w.port <= high:
+        raise ConfigError("web.port", f"must be outside the hosts' ephemeral ports {low}-{high}, "
+                          "where a server's own connections take their source ports")
     if not 1 <= w.workers <= 16:
         raise ConfigError("web.workers", "must be between 1 and 16")
     if not 1 <= w.threads <= 64:

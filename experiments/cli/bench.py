@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments.cli.common import Commands, check_scenarios, check_trials, prepare, run_with_testbed
+from experiments.cli.common import (
+    Commands,
+    check_scenarios,
+    check_trials,
+    finite_float,
+    prepare,
+    run_with_testbed,
+)
 
 
 def add_commands(commands: Commands) -> None:
@@ -21,7 +28,7 @@ def add_commands(commands: Commands) -> None:
                        "bottleneck (open loop at --rate, default 2000 for it, then wrk)")
     bench.add_argument("--config", type=Path, metavar="FILE", help="TOML config (default: built-in defaults)")
     bench.add_argument("--trials", type=int, default=20, help="trials per scenario (default 20)")
-    bench.add_argument("--rate", type=float, help="requests per second (default 500; loadgen: 2000)")
+    bench.add_argument("--rate", type=finite_float, help="requests per second (default 500; loadgen: 2000)")
     bench.add_argument("--scenarios", nargs="+", metavar="NAME", default=None,
                        help="only these scenarios (default: primary-crash web-crash link-down)")
     bench.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
@@ -35,7 +42,8 @@ def bench_command(args: argparse.Namespace) -> int:
 
     check_scenarios(args.scenarios or [])
     check_trials(args.trials)
-    args.rate = args.rate or (2000.0 if args.what == "loadgen" else 500.0)
+    if args.rate is None:  # not `or`: --rate 0 is refused by the config check, not replaced
+        args.rate = 2000.0 if args.what == "loadgen" else 500.0
     config, lock = prepare(args, {"load.rate": args.rate})
 
     def work() -> Path:

@@ -1,27 +1,43 @@
 """What the commands share: the usage error, the parser, the checks before a run, and the run.
 
 A command checks everything it can before it touches the machine, in this order: its options
-(`check_scenarios`, `check_trials`), the config (`load_config`), the out folder
+(`check_scenarios`, `check_trials`; numbers are `finite_float`), the config (`checked_config`:
+its path, `load_config`, the CPU-limited servers' cgroups), the out folder
 (`check_out_folder`), then the machine (`check_prerequisites`) and the run lock (`take_lock`).
 Every problem found on the way is raised as `UsageError` (or `ConfigError`), and only
-`experiments/__main__.py` prints it: one line, exit code 2.
+`experiments/__main__.py` prints it: one line, exit code 2. It also installs the stop signals'
+handlers (`stop_signals_handled`) before any of this.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
+from experiments.testbed.cleanup import CGROUP_CONTROLLERS
+from experiments.testbed.cleanup import CGROUP_ROOT as MACHINE_CGROUP_ROOT
 from experiments.testbed.runlock import LOCK_NAME as RUN_LOCK_NAME
-from topology.config import TestbedConfig, load_config
+from services.runner import STOP_SIGNALS
+from topology.config import ConfigError, TestbedConfig, load_config
 
 LOCK_NAME = RUN_LOCK_NAME  # a module attribute, so that tests can point it elsewhere
+CGROUP_ROOT = MACHINE_CGROUP_ROOT  # the same, for the cgroups a run must not take over
 USAGE_ERROR = 2
+INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
+
+# What a path given to a run may hold. The run folder's path goes into MariaDB's option files,
+# where `#` starts a comment (with one, MariaDB made its data folder outside the run folder),
+# quotes and backslashes are read and a newline ends the value; and into the commands the run
+# prints for a person to paste into a shell, where a space, `$`, a backtick, `;`, `&`, `|`,
+# `*`, `~` ... mean something. So: letters, digits and these, which neither reads.
+PATH_PUNCTUATION = "._-+,@:/"
 
 # What `add_subparsers` returns: each command group adds its commands to it.
 Commands = argparse._SubParsersAction
@@ -42,12 +58,23 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}; see `{self.prog} --help`")
 
 
+def finite_float(text: str) -> float:
+    """A number option: argparse's `float` would take nan and inf, which no setting can use."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
 def add_load_options(parser: argparse.ArgumentParser, rate_help: str) -> None:
     """The options `run` and `demo` share: the config, the load, the replication, the results."""
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="TOML config (default: built-in defaults, as in config/default.toml)")
-    parser.add_argument("--rate", type=float, help=rate_help)
-    parser.add_argument("--post-ratio", type=float, metavar="SHARE",
+    parser.add_argument("--rate", type=finite_float, help=rate_help)
+    parser.add_argument("--post-ratio", type=finite_float, metavar="SHARE",
                         help="share of requests that are writes, 0 to 1 (default 0.3)")
     parser.add_argument("--replication", choices=["async", "semi-sync"],
                         help="how the databases replicate (default async, or the config's)")
@@ -85,8 +112,48 @@ def check_trials(trials: int) -> None:
         raise UsageError("--trials must be between 1 and 1000")
 
 
+def check_path_characters(path: Path, option: str) -> None:
+    """Only letters, digits and PATH_PUNCTUATION in `path` as the run will use it (resolved:
+    the current folder's part and a symlink's target reach the option files too)."""
+    full = str(path.resolve())
+    bad = sorted({ch for ch in full if not (ch.isalnum() or ch in PATH_PUNCTUATION)})
+    if bad:
+        where = "" if full == str(path) else f" {full!r}"
+        raise UsageError(
+            f"{option} {str(path)!r}: {' '.join(repr(ch) for ch in bad)} not allowed in the path{where}; "
+            f"use letters, digits and {' '.join(PATH_PUNCTUATION)} (MariaDB's option files or shells "
+            "read the others)"
+        )
+
+
+def check_cgroups(config: TestbedConfig, root: Path) -> None:
+    """No CPU-limited server may be named like a cgroup the machine has (under `root`).
+
+    Mininet's CPULimitedHost makes the cgroup /<name> (`cgcreate -g cpu,cpuacct,cpuset:/<name>`)
+    and deletes it with everything under it (`cgdelete -r`) when the host stops: another
+    program's cgroup of that name would be taken over, and then deleted.
+    """
+    for i, server in enumerate(config.servers):
+        if server.cpu >= 1.0:
+            continue  # a plain Mininet host: no cgroup
+        places = [root / controller / server.name for controller in CGROUP_CONTROLLERS]
+        if (root / "cgroup.controllers").exists():  # cgroup v2: one hierarchy for all controllers
+            places.append(root / server.name)
+        found = " ".join(str(place) for place in places if place.exists())
+        if found:
+            take_lock().close()  # an active run's own cgroup: then say that a run is active
+            # rmdir is the safe advice: it removes an empty cgroup only, never one in use.
+            raise ConfigError(
+                f"servers[{i}].name",
+                f"the cgroup {found} exists, and Mininet deletes the cgroup named like a server with "
+                "cpu < 1 when the run ends; rename the server, or, if an earlier run left it, "
+                f"`python -m experiments clean` or `sudo rmdir {found}` removes it",
+            )
+
+
 def check_out_folder(out: Path, option: str = "--out") -> None:
     """Create `out` and write in it now, not after the testbed took 20 s to start."""
+    check_path_characters(out, option)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
@@ -115,9 +182,18 @@ def take_lock() -> Any:
         raise UsageError(str(exc)) from None
 
 
+def checked_config(args: argparse.Namespace, overrides: dict[str, Any]) -> TestbedConfig:
+    """The config of `--config` (or the defaults) with `overrides`, and the cgroups it would make."""
+    if args.config is not None:
+        check_path_characters(args.config, "--config")
+    config = load_config(args.config, overrides)
+    check_cgroups(config, CGROUP_ROOT)
+    return config
+
+
 def prepare(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[TestbedConfig, Any]:
     """Everything checked before a testbed starts: config, out folder, machine, lock."""
-    config = load_config(args.config, overrides)
+    config = checked_config(args, overrides)
     check_out_folder(args.out)
     check_prerequisites()
     return config, take_lock()
@@ -138,26 +214,40 @@ def _hang_up(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+@contextmanager
+def stop_signals_handled() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt in the block; the old handlers come back after.
+
+    `main` enters it first, before the machine check, the lock or any testbed: from then on a
+    stop signal at any moment unwinds through the `with Testbed` blocks, which clean up (and
+    hold the signals while they do, see `Testbed.stop`). All three are set: a shell that starts
+    a job in the background makes it ignore SIGINT, and Python then leaves SIGINT ignored.
+    """
+    previous = {sig: signal.signal(sig, _hang_up if sig == signal.SIGHUP else _interrupt)
+                for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
 def run_with_testbed(work: Callable[[], Path], lock: Any, report: bool) -> int:
-    """Run `work` (which starts testbeds) under the lock, stopping cleanly on Ctrl-C or SIGTERM.
+    """Run `work` (which starts testbeds) under the lock; a stop signal stops it cleanly.
 
     Returns the exit code: 0, 1 for a failed run, 130 when interrupted (what was recorded is kept).
+    The stop signals raise KeyboardInterrupt by then (`stop_signals_handled`, set up by `main`).
     """
     from experiments.runs.consistency import ReplicationConflict
     from services.runner import StartupError
 
-    # Both set here: a shell that starts a job in the background makes it ignore SIGINT, and
-    # Python then leaves SIGINT ignored; a run must stop cleanly on either signal regardless.
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _hang_up)
     try:
         folder = work()
         print(f"results: {folder}")
         return 0 if not report or report_written(folder) else 1
     except KeyboardInterrupt:
         print("interrupted: everything the run started was stopped; results so far are kept", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except StartupError as exc:
         print(f"error: the testbed did not start: {exc}", file=sys.stderr)
         return 1

@@ -12,11 +12,12 @@ from experiments.cli.common import (
     add_load_options,
     check_out_folder,
     check_prerequisites,
+    checked_config,
     overrides_from,
     run_with_testbed,
     take_lock,
 )
-from topology.config import TestbedConfig, load_config
+from topology.config import TestbedConfig
 
 DEMO_DURATION_S = 3600.0  # the demo's load runs until `quit`, at most this long
 
@@ -45,7 +46,7 @@ def demo_command(args: argparse.Namespace) -> int:
     if problem:
         raise UsageError(problem)
     overrides = {**overrides_from(args, duration=False), "load.duration_s": DEMO_DURATION_S}
-    config = load_config(args.config, overrides)
+    config = checked_config(args, overrides)
     script = read_script(args.script, config)
     check_out_folder(args.out)
     check_prerequisites()

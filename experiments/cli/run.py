@@ -11,6 +11,7 @@ from experiments.cli.common import (
     add_load_options,
     check_scenarios,
     check_trials,
+    finite_float,
     overrides_from,
     prepare,
     run_with_testbed,
@@ -37,10 +38,10 @@ def add_commands(commands: Commands) -> None:
                      help="compare-replication only: the scenario to run under both modes "
                      "(default primary-crash; partition-crash shows what async loses)")
     add_load_options(run, "requests per second, sent open-loop (default 200)")
-    run.add_argument("--duration", type=float, metavar="SECONDS",
+    run.add_argument("--duration", type=finite_float, metavar="SECONDS",
                      help="seconds of load (default 20); the fault then comes at half of it, "
                      "unless --fault-at says otherwise")
-    run.add_argument("--fault-at", type=float, metavar="SECONDS",
+    run.add_argument("--fault-at", type=finite_float, metavar="SECONDS",
                      help="seconds into the load when the fault is injected (default 10)")
     run.add_argument("--trials", type=int, default=1, help="how many times to repeat the trial (default 1)")
     run.set_defaults(handler=run_command)

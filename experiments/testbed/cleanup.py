@@ -319,3 +319,16 @@ def _remove_folder(entry: Any, dry_run: bool) -> str:
     except OSError as exc:
         raise CleanError(f"folder {folder}: {exc.strerror}") from None
     return f"deleted folder {folder}"
+
+
+def remove_cgroups(names: list[str]) -> list[str]:
+    """Remove what is left of these cgroups in every hierarchy Mininet uses; returns the names
+    that could not be removed (still busy), to be kept in the state file."""
+    kept = []
+    for name in names:
+        try:
+            _remove_cgroup(name, dry_run=False)
+        except CleanError as exc:
+            print(f"warning: {exc}; `python -m experiments clean` removes it later", file=sys.stderr)
+            kept.append(name)
+    return kept

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,12 @@ from experiments.results import files
 from experiments.results.records import ExperimentLog
 from experiments.testbed.control import ControllerClient, vip_placements
 from experiments.testbed.daemons import ControllerDaemon, LoadGenerator, ProberDaemon
+from experiments.testbed.cleanup import remove_cgroups
 from experiments.testbed.faults import Faults
 from experiments.testbed.registry import earlier_run_alive, register, unregister
 from experiments.testbed.runlock import RunLock
 from services.mariadb import MariaDB
-from services.runner import STOP_SIGNALS, ProcessRunner, RunState, StartupError, signals_held
+from services.runner import ProcessRunner, RunState, StartupError, signals_held
 from services.secrets import RunSecrets
 from services.web import PROJECT_ROOT, WebService
 from topology.config import TestbedConfig
@@ -139,9 +139,10 @@ class Testbed:
 
     def stop(self) -> None:
         """Stop everything this trial started; safe to call twice and after a partial start."""
-        # Ctrl-C, SIGTERM or a hang-up during clean-up must not leave half of it undone.
-        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
-        try:
+        # Ctrl-C, SIGTERM or a hang-up during clean-up must not leave half of it undone, nor be
+        # lost (a `--trials N` run went on with its next trial): held, and raised once it is done;
+        # held in the clean-up's own commands too (they start no daemon).
+        with signals_held(in_children=True):
             if self.runner is not None:
                 self.runner.stop_all()
             if self.net is not None:
@@ -150,8 +151,10 @@ class Testbed:
                 for controller in self.net.controllers:
                     controller.terminate()
                 self.net = None
-                self.state.bridges, self.state.interfaces, self.state.cgroups = [], [], []
-                self.state.shells = {}
+                self.state.bridges, self.state.interfaces, self.state.shells = [], [], {}
+                # Mininet's `cgdelete -r cpu,cpuacct,cpuset:/name` can stop at a busy hierarchy
+                # and still count as done: what is left stays listed, for `make clean`.
+                self.state.cgroups = remove_cgroups(self.state.cgroups)
                 self.state.save()
             for db in self.databases.values():
                 shutil.rmtree(db.datadir, ignore_errors=True)  # large and of no use after the run
@@ -159,11 +162,9 @@ class Testbed:
             if self.events is not None:
                 self.events.file.flush()
             if self.state is not None and not (self.state.processes or self.state.shells
-                                               or self.state.bridges or self.state.interfaces):
+                                               or self.state.bridges or self.state.interfaces
+                                               or self.state.cgroups):
                 unregister(self.registry_entry)  # nothing of this run is left
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     # -- the parts, in start order ------------------------------------------------------
 
