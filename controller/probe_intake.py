@@ -58,7 +58,7 @@ FOREIGN_PROBE_REFUSED = "foreign_probe_refused"  # the first datagram from anoth
 CREDENTIALS = struct.Struct("iII")  # struct ucred: pid, uid, gid
 
 
-class LoopEnded(Exception):  # noqa: N818 - not an error: how a step ends its loop
+class LoopEnded(Exception):  # no "Error" in its name: it is how a loop ends, not a failure
     """Raised by a step of `keep_running` to end its loop; the message says why."""
 
 
