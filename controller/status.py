@@ -71,7 +71,7 @@ def prober_status(machine: FailoverMachine, now: float, pid: int | None,
     return {
         "silent": age is None or (budget is not None and age > budget),
         "last_result_age_s": round(age, 3) if age is not None else None,
-        "budget_s": budget,
+        "budget_s": round(budget, 3) if budget is not None else None,
         "pid": pid,
         **{f"{name}_alive": running for name, running in loop_alive.items()},
     }
