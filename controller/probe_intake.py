@@ -11,9 +11,9 @@ loop that receives them cannot be ended by what it receives:
 - `ProbeIntake`: also drops a datagram larger than the receive buffer (the kernel cut it),
   one that carried other ancillary data (file descriptors), one from another process than the
   prober (its PID, from the kernel's SCM_CREDENTIALS, against the PID file the testbed
-  writes), and one naming no configured server. It counts every drop by reason, for /status,
-  and writes the first drop of each reason to the event log, once: a flood must not fill the
-  disk.
+  writes; while that file names no PID, every sender), and one naming no configured server.
+  It counts every drop by reason, for /status, and writes the first drop of each reason to
+  the event log, once: a flood must not fill the disk.
 - `ProbeReceiver` and `keep_running`: the socket and the loop. Each datagram is handled
   inside a catch-all that counts it; if the loop ends anyway, whoever started it is told.
 """
@@ -48,7 +48,10 @@ BAD_FIELD = "bad_field"  # a field missing, of the wrong type or out of range, o
 OVERSIZE = "oversize"
 ANCILLARY = "ancillary"  # it carried more than the sender's credentials (file descriptors)
 UNKNOWN_SERVER = "unknown_server"
-FOREIGN_SENDER = "foreign_sender"  # not sent by the prober's PID
+FOREIGN_SENDER = "foreign_sender"  # not sent by the PID the prober's PID file names
+# The PID file is absent or holds no PID (the testbed writes it just after the prober starts,
+# so its first reports can land here): no sender can be told to be the prober.
+PROBER_UNKNOWN = "prober_unknown"
 RECEIVE_ERROR = "receive_error"  # the socket itself failed
 ERROR = "error"  # anything else that went wrong with one datagram
 
@@ -207,20 +210,20 @@ class ProbeIntake:
             raise ProbeDropped(OVERSIZE, f"over {MAX_DATAGRAM} bytes")
         if datagram.ancillary_lost:
             raise ProbeDropped(ANCILLARY)
-        if not self.sender_allowed(datagram.pid):
-            raise ProbeDropped(FOREIGN_SENDER)
+        self._check_sender(datagram.pid)
         fields = parse_report(datagram.data)
         if fields["server"] not in self.servers:
             raise ProbeDropped(UNKNOWN_SERVER)
         return fields
 
-    def sender_allowed(self, pid: int | None) -> bool:
-        if self.pid_file is None:
-            return True
-        if pid is not None and pid == self.prober_pid:
-            return True
+    def _check_sender(self, pid: int | None) -> None:
+        if self.pid_file is None or (pid is not None and pid == self.prober_pid):
+            return
         self.prober_pid = read_pid(self.pid_file)
-        return pid is not None and pid == self.prober_pid
+        if self.prober_pid is None:
+            raise ProbeDropped(PROBER_UNKNOWN, f"no PID in {self.pid_file}")
+        if pid != self.prober_pid:  # None too: a datagram without credentials proves nothing
+            raise ProbeDropped(FOREIGN_SENDER)
 
     def drop(self, reason: str, data: bytes = b"", pid: int | None = None, detail: str = "") -> None:
         """Count a dropped datagram; the first of its reason goes to the event log."""

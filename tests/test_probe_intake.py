@@ -26,6 +26,7 @@ from controller.probe_intake import (
     NOT_JSON,
     OVERSIZE,
     PROBE_DROPPED,
+    PROBER_UNKNOWN,
     RECEIVE_ERROR,
     UNKNOWN_SERVER,
     Datagram,
@@ -209,6 +210,7 @@ def test_with_a_pid_file_only_its_pid_is_heard_and_it_is_read_again(tmp_path):
     report = GOOD_TEXT.encode()
     # The prober starts after the controller: no file yet, nobody is heard.
     assert intake.admit(Datagram(report, 4242)) is None
+    assert intake.counts() == {PROBER_UNKNOWN: 1}
     pid_file.write_text("4242\n")
     assert intake.admit(Datagram(report, 4242)) is not None
     assert intake.admit(Datagram(report, 99)) is None
@@ -218,10 +220,20 @@ def test_with_a_pid_file_only_its_pid_is_heard_and_it_is_read_again(tmp_path):
     assert intake.admit(Datagram(report, 5151)) is not None
     assert intake.admit(Datagram(report, 4242)) is None
     assert intake.prober_pid == 5151
-    assert intake.counts() == {FOREIGN_SENDER: 4}
-    (line,) = log.lines  # once, with the first foreign sender's PID
-    assert (line["kind"], line["reason"], line["pid"], line["prober_pid"]) == (
-        FOREIGN_PROBE_REFUSED, FOREIGN_SENDER, 4242, None)
+    assert intake.counts() == {PROBER_UNKNOWN: 1, FOREIGN_SENDER: 3}
+    unknown, refused = log.lines  # each once; the refusal names the foreign sender's PID
+    assert (unknown["kind"], unknown["reason"]) == (PROBE_DROPPED, PROBER_UNKNOWN)
+    assert (refused["kind"], refused["reason"], refused["pid"], refused["prober_pid"]) == (
+        FOREIGN_PROBE_REFUSED, FOREIGN_SENDER, 99, 4242)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "0", "4242 5151"])
+def test_a_pid_file_without_a_pid_hears_nobody(tmp_path, text):
+    pid_file = tmp_path / "prober.pid"
+    pid_file.write_text(text)
+    intake = ProbeIntake(SERVERS, pid_file, Log())
+    assert intake.admit(Datagram(GOOD_TEXT.encode(), 4242)) is None
+    assert intake.counts() == {PROBER_UNKNOWN: 1}
 
 
 # -- the real socket ---------------------------------------------------------------------
