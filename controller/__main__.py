@@ -24,6 +24,12 @@ def main() -> int:
     parser.add_argument("--probe-socket", type=Path, required=True, help="UNIX socket the prober reports to")
     parser.add_argument("--socket-dir", type=Path, required=True, help="folder of the databases' sockets")
     parser.add_argument("--token-file", type=Path, required=True, help="file with the token commands need")
+    parser.add_argument(
+        "--prober-pid-file", type=Path,
+        help="file holding the prober's PID (one line, decimal), written once the prober runs: only "
+             "that process's probe reports are heard, read again when another PID sends. Without "
+             "it, any sender is heard",
+    )
     args = parser.parse_args()
     try:
         config = TestbedConfig.from_dict(json.loads(args.config.read_text()))
@@ -37,18 +43,18 @@ def main() -> int:
 
     import controller.app  # noqa: F401 - registers the app's own options before they are parsed
 
-    cfg.CONF(
-        args=[
-            "--ofp-listen-host", "127.0.0.1",
-            "--ofp-tcp-listen-port", str(config.network.controller_port),
-            "--testbed-config", str(args.config),
-            "--testbed-run-dir", str(args.run_dir),
-            "--testbed-probe-socket", str(args.probe_socket),
-            "--testbed-socket-dir", str(args.socket_dir),
-            "--testbed-token-file", str(args.token_file),
-        ],
-        project="os_ken",
-    )
+    options = [
+        "--ofp-listen-host", "127.0.0.1",
+        "--ofp-tcp-listen-port", str(config.network.controller_port),
+        "--testbed-config", str(args.config),
+        "--testbed-run-dir", str(args.run_dir),
+        "--testbed-probe-socket", str(args.probe_socket),
+        "--testbed-socket-dir", str(args.socket_dir),
+        "--testbed-token-file", str(args.token_file),
+    ]
+    if args.prober_pid_file is not None:
+        options += ["--testbed-prober-pid-file", str(args.prober_pid_file)]
+    cfg.CONF(args=options, project="os_ken")
     AppManager.run_apps(["controller.app"])
     return 0
 

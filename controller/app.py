@@ -3,14 +3,19 @@
 One handler per event, nothing clever, as in Ryu's simple_switch_13:
 - the switch connects: install the base flows and ask the switch for its VIP flow. Only the
   testbed's own switch is served: any other datapath on the OpenFlow port is logged and
-  dropped, and messages from any datapath but the one served are ignored;
+  dropped, and so is a second connection claiming its datapath id while the first is alive;
+  messages from any datapath but the one served are ignored. When the served one is gone
+  (os-ken's state change to DEAD), its reconnection is served again;
 - the switch answers with its VIP flows: tell the state machine, which adopts the server a
   VIP flow names (the controller restarted while the switch kept forwarding, fail-mode
   secure) or installs the VIP for the preferred server. Until then it acts on nothing;
 - an ARP request for the VIP arrives: answer with the virtual MAC;
 - a switch port changes state: tell the state machine (a server's port down fails over at once);
 - a health probe result arrives from the prober: tell the state machine, and tell the fence
-  policy the database's mode the probe saw;
+  policy the database's mode the probe saw. Datagrams on the probe socket are checked first,
+  and only the prober's PID is heard (controller/probe_intake.py);
+- every probe interval (a thread of its own): tell the state machine the time, so that
+  probe results that stopped arriving mark a server down;
 - a fence attempt ends (controller/fencing.py, in a thread of its own): tell the fence policy;
 - a status request or a command arrives from the status endpoint (controller/status.py, on
   127.0.0.1 only): answer it from this app's own thread.
@@ -26,8 +31,8 @@ options below in os-ken's CONF.
 from __future__ import annotations
 
 import json
-import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +46,11 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controller import flows
 from controller.eventlog import EVENT_LOG, EventLog
-from controller.failover import VIP_INSTALLED, VIP_MOVED, Decision, FailoverMachine
+from controller.failover import VIP_INSTALLED, VIP_MOVED, Decision, FailoverMachine, silence_budget_s
 from controller.fence_policy import FenceAction, FencePlan, FencePolicy
 from controller.fencing import DatabaseFence
-from controller.status import StatusServer, command_reply
+from controller.probe_intake import ProbeIntake, ProbeReceiver, keep_running, parse_report
+from controller.status import StatusServer, command_reply, prober_status, server_status
 from topology.config import TestbedConfig
 
 # The testbed's own options, set by the launcher (controller/__main__.py) or by a test.
@@ -55,13 +61,25 @@ cfg.CONF.register_cli_opts(
         cfg.StrOpt("testbed-probe-socket", help="UNIX socket the prober reports to"),
         cfg.StrOpt("testbed-socket-dir", help="folder of the databases' UNIX sockets"),
         cfg.StrOpt("testbed-token-file", help="file holding the token that commands need"),
+        cfg.StrOpt("testbed-prober-pid-file", help="file holding the prober's PID: only it is heard"),
     ]
 )
+
+
+# The event written when one of the app's own loops ends, and the /status key that says so.
+PROBE_RECEIVER_DIED = "probe_receiver_died"
+PROBE_TICKER_DIED = "probe_ticker_died"
+LOOPS = {"receiver": PROBE_RECEIVER_DIED, "ticker": PROBE_TICKER_DIED}
 
 
 def switch_dpid(switch: str) -> int:
     """The datapath id of the testbed's switch: Mininet derives it from the name (s1 -> 1)."""
     return int(switch[1:])  # the config allows only "s" and digits
+
+
+def alive(dp: Any) -> bool:
+    """Whether os-ken still serves the connection `dp` (closed ones end in DEAD_DISPATCHER)."""
+    return getattr(dp, "is_active", True) and getattr(dp, "state", None) != DEAD_DISPATCHER
 
 
 class EventProbeResult(event.EventBase):
@@ -82,16 +100,13 @@ class EventProbeResult(event.EventBase):
 
     @classmethod
     def from_datagram(cls, data: bytes) -> EventProbeResult:
-        """Read one of the prober's datagrams; ValueError, KeyError or TypeError if malformed."""
-        message = json.loads(data)
-        gtid, read_only = message.get("gtid"), message.get("read_only")
-        return cls(
-            str(message["server"]), bool(message["ok"]),
-            float(message["latency_ms"]), str(message.get("detail", "")),
-            str(gtid) if gtid is not None else None,
-            bool(read_only) if read_only is not None else None,
-            bool(message.get("timed_out", False)),
-        )
+        """Read one of the prober's datagrams; ProbeDropped (a ValueError) if it is anything
+        but the prober's report (controller/probe_intake.py, `parse_report`)."""
+        return cls(**parse_report(data))
+
+
+class EventProbeTick(event.EventBase):
+    """A probe interval passed: the failover machine judges whose probe results stopped."""
 
 
 class EventFenceResult(event.EventBase):
@@ -135,23 +150,30 @@ class FailoverController(app_manager.OSKenApp):
             rise=self.config.probe.rise,
             failback=self.config.failover.failback,
             hold_down_s=self.config.failover.hold_down_s,
+            silence_budget_s=silence_budget_s(
+                self.config.probe.interval_s, self.config.probe.timeout_s, self.config.probe.timeout_fall),
         )
+        # The machine's clock: monotonic, for a step of the wall clock must not look like a
+        # silence of the probes (the event log keeps wall-clock times). A test may set it.
+        self.clock = time.monotonic
         self.server_on_port = {plan.port: plan.name for plan in self.config.server_plans}
         self.switch_dpid = switch_dpid(self.config.network.switch)
         self.datapath = None  # the testbed's switch, once connected: the only one served
         self.probe_socket_path = Path(self.CONF.testbed_probe_socket)
+        pid_file = Path(self.CONF.testbed_prober_pid_file) if self.CONF.testbed_prober_pid_file else None
+        self.intake = ProbeIntake(self.machine.servers, pid_file, self.event_log.write)
+        self.receiver: ProbeReceiver | None = None
+        self.loop_alive = {name: False for name in LOOPS}
         self.fence_policy = FencePolicy()
         self.fence = DatabaseFence(Path(self.CONF.testbed_socket_dir or "."), self._fence_ended)
         self.last_probe: dict[str, EventProbeResult] = {}
-        self.last_probe_at: dict[str, float] = {}
 
     def start(self) -> None:
         super().start()
         # Bound before the receiving thread starts, so no early probe finds no socket.
-        self.probe_socket_path.unlink(missing_ok=True)
-        self.probe_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.probe_socket.bind(str(self.probe_socket_path))
-        self.threads.append(hub.spawn(self._receive_probes))
+        receiver = self.listen_for_probes()
+        self._spawn_loop("receiver", receiver.step)
+        self._spawn_loop("ticker", self._tick)
         if self.CONF.testbed_token_file:
             token = Path(self.CONF.testbed_token_file).read_text().strip()
             self.status_server = StatusServer(self.config.network.status_port, token, self._ask)
@@ -163,17 +185,33 @@ class FailoverController(app_manager.OSKenApp):
         reply = self.send_request(EventStatusRequest(self.name, command))
         return reply.status, reply.body
 
-    def _receive_probes(self) -> None:
-        """Turn each probe datagram into an event for this app's own event loop."""
-        while True:
-            data = self.probe_socket.recv(4096)
-            try:
-                result = EventProbeResult.from_datagram(data)
-            except (ValueError, KeyError, TypeError):
-                self.logger.warning("dropped a malformed probe message: %r", data[:200])
-                continue
-            if result.server in self.machine.servers:
-                self.send_event(self.name, result)
+    def listen_for_probes(self) -> ProbeReceiver:
+        """Bind the probe socket; its datagrams, once checked, become events of this app."""
+        self.receiver = ProbeReceiver(self.probe_socket_path, self.intake, self._probe_arrived,
+                                      self.config.probe.interval_s)
+        return self.receiver
+
+    def _probe_arrived(self, fields: dict[str, Any]) -> None:
+        """Called in the receiving thread: hand the result to this app's event loop."""
+        self.send_event(self.name, EventProbeResult(**fields))
+
+    def _tick(self) -> None:
+        """The ticking thread's step: one probe interval, then an event for this app's loop."""
+        hub.sleep(self.config.probe.interval_s)
+        self.send_event(self.name, EventProbeTick())
+
+    def _spawn_loop(self, name: str, step: Callable[[], None]) -> None:
+        """Run `step` in a thread of its own, for good: see `keep_running`."""
+        self.loop_alive[name] = True
+        self.threads.append(hub.spawn(keep_running, step, lambda why: self._loop_ended(name, why),
+                                      self.config.probe.interval_s))
+
+    def _loop_ended(self, name: str, why: str) -> None:
+        """One of this app's loops ended: say so at once, in /status and in the event log
+        (written from the ending thread: the app's loop may be the one that is stuck)."""
+        self.loop_alive[name] = False
+        self.logger.error("the probe %s ended: %s", name, why)
+        self.event_log.write(LOOPS[name], reason=why)
 
     # -- event handlers -----------------------------------------------------------------
 
@@ -191,18 +229,33 @@ class FailoverController(app_manager.OSKenApp):
         # dropped. (The features message's own dpid: os-ken sets `dp.id` only after this
         # event is queued.)
         if ev.msg.datapath_id != self.switch_dpid:
-            # Its messages queued before the drop arrive here too: log and close once.
-            if getattr(dp, "state", None) != DEAD_DISPATCHER:
-                self.event_log.write("foreign_switch_refused", dpid=ev.msg.datapath_id,
-                                     address=str(getattr(dp, "address", "")))
-                dp.close()
+            self._refuse(dp, "foreign_switch_refused", ev.msg.datapath_id)
+            return
+        # A dpid is only a claim: a second connection with the served switch's while that one
+        # is alive would take its place in the same way. The first one stays served.
+        if self.datapath is not None and self.datapath is not dp and alive(self.datapath):
+            self._refuse(dp, "duplicate_switch_refused", ev.msg.datapath_id)
             return
         self.datapath = dp
-        self.apply(self.machine.switch_connected(time.time()))
+        self.apply(self.machine.switch_connected(self.clock()))
         for flow in flows.base_flows(dp, self.config):
             dp.send_msg(flow)
         dp.send_msg(flows.vip_flow_request(dp))
         self.event_log.write("switch_connected", dpid=dp.id)
+
+    def _refuse(self, dp: Any, kind: str, dpid: int) -> None:
+        """Close a connection that is not served. Its messages queued before the close arrive
+        here too: log and close once."""
+        if getattr(dp, "state", None) != DEAD_DISPATCHER:
+            self.event_log.write(kind, dpid=dpid, address=str(getattr(dp, "address", "")))
+            dp.close()
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    def state_change_handler(self, ev) -> None:
+        """The served switch's connection is gone: the next one to connect is served."""
+        if ev.state == DEAD_DISPATCHER and self.datapath is not None and ev.datapath is self.datapath:
+            self.datapath = None
+            self.event_log.write("switch_disconnected", dpid=ev.datapath.id)
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def flow_stats_reply_handler(self, ev) -> None:
@@ -213,7 +266,7 @@ class FailoverController(app_manager.OSKenApp):
             for stat in ev.msg.body
             if stat.priority == flows.PRIORITY_VIP
         ]
-        self.apply(self.machine.vip_flows(holders, time.time()))
+        self.apply(self.machine.vip_flows(holders, self.clock()))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def packet_in_handler(self, ev) -> None:
@@ -243,16 +296,19 @@ class FailoverController(app_manager.OSKenApp):
         down = bool(desc.state & ofp.OFPPS_LINK_DOWN or desc.config & ofp.OFPPC_PORT_DOWN)
         down = down or ev.msg.reason == ofp.OFPPR_DELETE
         self.event_log.write("port_status", server=server, up=not down)
-        self.apply(self.machine.port(server, not down, time.time()))
+        self.apply(self.machine.port(server, not down, self.clock()))
 
     @set_ev_cls(EventProbeResult)
     def probe_result_handler(self, ev: EventProbeResult) -> None:
         self.last_probe[ev.server] = ev
-        self.last_probe_at[ev.server] = time.time()
-        self.apply(self.machine.probe(ev.server, ev.ok, time.time(), ev.detail, ev.gtid, ev.timed_out))
+        self.apply(self.machine.probe(ev.server, ev.ok, self.clock(), ev.detail, ev.gtid, ev.timed_out))
         # Only a passed probe reports the database's mode.
         read_only = ev.read_only if ev.ok else None
         self.apply_fence(self.fence_policy.probe(ev.server, read_only, self.machine.holder, time.monotonic()))
+
+    @set_ev_cls(EventProbeTick)
+    def probe_tick_handler(self, ev: EventProbeTick) -> None:
+        self.apply(self.machine.tick(self.clock()))
 
     @set_ev_cls(EventFenceResult)
     def fence_result_handler(self, ev: EventFenceResult) -> None:
@@ -263,32 +319,22 @@ class FailoverController(app_manager.OSKenApp):
         if req.command is None:
             status, body = 200, self.status()
         else:
-            decisions = self.machine.command(req.command, time.time())
+            decisions = self.machine.command(req.command, self.clock())
             self.apply(decisions)
             status, body = command_reply(self.machine.vip_placed, decisions, self.machine.active)
         self.reply_to_request(req, EventStatusReply(req.src, status, body))
 
     def status(self) -> dict[str, Any]:
-        now = time.time()
-        servers = {}
-        for name, state in self.machine.servers.items():
-            probe = self.last_probe.get(name)
-            servers[name] = {
-                "up": state.up,
-                "port_up": state.port_up,
-                "consecutive_failures": state.failures,
-                "consecutive_successes": state.successes,
-                "last_probe_ok": probe.ok if probe else None,
-                "last_probe_latency_ms": probe.latency_ms if probe else None,
-                "last_probe_age_s": round(now - self.last_probe_at[name], 3) if probe else None,
-                "db_read_only": probe.read_only if probe else None,
-                "gtid": state.gtid,
-            }
+        """Who holds the VIP and what each server's state rests on (controller/status.py)."""
+        now = self.clock()
         return {
             "active": self.machine.active,
             "vip": self.config.network.vip,
             "failback": self.machine.failback,
-            "servers": servers,
+            "servers": {name: server_status(self.machine, name, self.last_probe.get(name), now)
+                        for name in self.machine.servers},
+            "prober": prober_status(self.machine, now, self.intake.prober_pid, self.loop_alive),
+            "probes_dropped": self.intake.counts(),
             "recent_events": list(self.event_log.recent),
         }
 

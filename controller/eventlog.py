@@ -22,7 +22,9 @@ class EventLog:
     def __init__(self, path: Path) -> None:
         self.file = open(path, "a", buffering=1)
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
-        self.lock = threading.Lock()  # the app's start() and its event loop may write at once
+        # Writers that may meet: the app's start() and its event loop; the probe receiver (the
+        # first drop of each reason) and either probe loop as it ends, from their own threads.
+        self.lock = threading.Lock()
 
     def write(self, kind: str, **fields: object) -> None:
         record = {"time": time.time(), "source": "controller", "kind": kind, **fields}

@@ -32,6 +32,15 @@ The rules:
 - Commands (from the status endpoint): `failover` moves the VIP to the first other server
   that is up; `failback` moves it to the most preferred server that is up and caught up. They
   ignore the hold-down (a person asked) but never pick a server that is down or lagging.
+- Silence (`tick`, called as time passes): a server whose probe results stop arriving for
+  longer than `silence_budget_s` is marked down ("no probe result for X s"): a state nobody
+  has checked is not "up". When no server's result arrived within the budget, the prober
+  itself is silent (`prober_silent`, once), and `prober_back` says when results come again.
+  A server marked down for silence comes back up only through `rise` passed probes, as any
+  other; a run of passed probes does not go on across a silence. Silence is judged only once
+  the VIP is placed and once a first probe result arrived: the testbed starts the prober
+  after the network and the databases, and a prober not started yet is not a failed server.
+  A server never heard from counts from that first result.
 """
 
 from __future__ import annotations
@@ -66,11 +75,29 @@ VIP_ADOPTED = "vip_adopted"
 VIP_INSTALLED = "vip_installed"  # the switch had no VIP flow: one is sent for `server`
 NO_HEALTHY_SERVER = "no_healthy_server"
 COMMAND_REFUSED = "command_refused"
+PROBER_SILENT = "prober_silent"  # no server's probe result arrived within the budget
+PROBER_BACK = "prober_back"  # a probe result arrived after the prober was silent
 COMMANDS = ("failover", "failback")
 # A server counts as caught up when it has what the active one had this long before: far
 # more than the replication lag here (p99 a few ms), far less than a lagging server's delay.
 REPLICATION_ALLOWANCE_S = 0.1
 GTID_HISTORY = 32  # passed probes remembered per server: over a second at the default interval
+# On top of the probe rules' own time (see `silence_budget_s`): the pauses of a loaded 2-core
+# machine, where the prober's and the controller's threads can both be scheduled late. Several
+# probe intervals at the default, and short enough that a dead prober is seen within ~1 s.
+SILENCE_MARGIN_S = 0.25
+
+
+def silence_budget_s(interval_s: float, timeout_s: float, timeout_fall: int) -> float:
+    """How long a server's probe results may stop arriving before it is marked down.
+
+    A hung server is marked down by `timeout_fall` timed-out probes in a row, which takes
+    timeout_fall x interval_s plus the last probe's timeout_s. A silence is weaker evidence
+    against the server than those time-outs (the prober, or the way to the controller, may
+    be what failed), so it must never decide sooner; SILENCE_MARGIN_S on top absorbs late
+    scheduling. With the defaults: 20 x 0.04 + 0.035 + 0.25 = 1.085 s.
+    """
+    return timeout_fall * interval_s + timeout_s + SILENCE_MARGIN_S
 
 
 @dataclass
@@ -81,6 +108,8 @@ class ServerState:
     failures: int = 0  # consecutive failed probes, time-outs included
     definite_failures: int = 0  # consecutive failed probes that were not time-outs
     successes: int = 0  # consecutive successful probes
+    heard_at: float | None = None  # when its last probe result arrived, passed or not
+    silent: bool = False  # its results stopped for longer than the budget; cleared by a result
     # (time, GTID position) of the recent passed probes, oldest first, for `_caught_up`
     gtid_seen: list[tuple[float, str]] = field(default_factory=list)
 
@@ -102,6 +131,7 @@ class FailoverMachine:
         hold_down_s: float = 0.0,
         active: str | None = None,
         timeout_fall: int | None = None,
+        silence_budget_s: float | None = None,
     ) -> None:
         if len(servers) < 1:
             raise ValueError("at least one server is needed")
@@ -116,6 +146,9 @@ class FailoverMachine:
         self.last_move: float | None = None
         self.reported_no_server = False  # say "no healthy server" once, not at every probe
         self.vip_placed = False  # True once the switch's VIP flow is known or installed
+        self.silence_budget_s = silence_budget_s  # None: silence is never judged
+        self.first_heard: float | None = None  # when the prober's first result arrived
+        self.prober_silent = False
 
     @property
     def holder(self) -> str | None:
@@ -149,10 +182,16 @@ class FailoverMachine:
     ) -> list[Decision]:
         """A health probe of `server` passed (`ok`) or failed (`timed_out`, or answered with an
         error) at `now`; `gtid` is the database's GTID position reported by a passed probe."""
+        state = self.servers[server]
+        # That a result arrived is recorded even before the VIP is placed: it decides nothing.
+        state.heard_at, state.silent = now, False
+        self.first_heard = now if self.first_heard is None else self.first_heard
         if not self.vip_placed:
             return []
-        state = self.servers[server]
         decisions: list[Decision] = []
+        if self.prober_silent:
+            self.prober_silent = False
+            decisions.append(Decision(PROBER_BACK, None, "probe results arrive again"))
         if ok and state.port_up:
             if gtid is not None:
                 state.gtid_seen = [*state.gtid_seen[-(GTID_HISTORY - 1):], (now, gtid)]
@@ -175,6 +214,48 @@ class FailoverMachine:
                 decisions.append(Decision(SERVER_DOWN, server, f"{self.timeout_fall} probes in a row failed "
                                           "or timed out"))
         return decisions + self._place_vip(now)
+
+    def tick(self, now: float) -> list[Decision]:
+        """Time passed: mark down each server whose probe results stopped for longer than the
+        budget, and say when the prober itself is silent (see the module docstring)."""
+        first, budget = self.first_heard, self.silence_budget_s
+        if not self.vip_placed or budget is None or first is None:
+            return []
+        # A server never heard from counts from the prober's first result.
+        heard = {name: first if s.heard_at is None else s.heard_at for name, s in self.servers.items()}
+        decisions: list[Decision] = []
+        newest = max(heard.values())
+        if now - newest > budget and not self.prober_silent:
+            self.prober_silent = True
+            reason = f"no probe result from any server for {now - newest:.1f} s"
+            decisions.append(Decision(PROBER_SILENT, None, reason))
+        went_down = False
+        for name in self.order:
+            state, age = self.servers[name], now - heard[name]
+            if age <= budget or state.silent:
+                continue
+            state.silent = True
+            state.successes = 0  # passed probes on either side of a silence are not "in a row"
+            if state.up:
+                state.up, went_down = False, True
+                decisions.append(Decision(SERVER_DOWN, name, f"no probe result for {age:.1f} s"))
+        # Only a server gone down can move the VIP here: a tick never starts a failback.
+        return decisions + (self._place_vip(now) if went_down else [])
+
+    def probe_age_s(self, server: str, now: float) -> float | None:
+        """How long ago `server`'s last probe result arrived; None if none ever did."""
+        heard = self.servers[server].heard_at
+        return None if heard is None else now - heard
+
+    def probe_stale(self, server: str, now: float) -> bool:
+        """Whether what is known of `server` is older than the budget (or was never probed)."""
+        age = self.probe_age_s(server, now)
+        return age is None or (self.silence_budget_s is not None and age > self.silence_budget_s)
+
+    def last_result_age_s(self, now: float) -> float | None:
+        """How long ago any server's probe result arrived; None if none ever did."""
+        ages = [age for name in self.order if (age := self.probe_age_s(name, now)) is not None]
+        return min(ages) if ages else None
 
     def adopt(self, server: str, now: float) -> list[Decision]:
         """The switch says `server` holds the VIP (a restarted controller reads it from the

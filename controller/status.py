@@ -1,7 +1,8 @@
 """The controller's status endpoint: JSON on 127.0.0.1 only, and commands that need a token.
 
     GET  /status               who holds the VIP, each server's probe state and last probe
-                               latency, the failback policy and the last events
+                               latency and age, whether the prober is heard, the probe
+                               datagrams dropped, the failback policy and the last events
     POST /command/failover     move the VIP to the next server that is up
     POST /command/failback     move it back to the most preferred server (if caught up)
 
@@ -18,12 +19,12 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from controller.failover import VIP_MOVED, Decision
+from controller.failover import VIP_MOVED, Decision, FailoverMachine
 
 COMMAND_PREFIX = "/command/"
 NOT_PLACED = "the controller has not placed the VIP yet"
@@ -40,6 +41,40 @@ def command_reply(placed: bool, decisions: Sequence[Decision], active: str) -> t
         return 409, {"error": NOT_PLACED}
     refused = any(d.kind != VIP_MOVED for d in decisions)
     return (409 if refused else 200), {"decisions": [asdict(d) for d in decisions], "active": active}
+
+
+def server_status(machine: FailoverMachine, name: str, probe: Any, now: float) -> dict[str, Any]:
+    """One server's entry of /status; `probe` is its last EventProbeResult, or None. Its
+    state is never shown as current when it is not: `last_probe_age_s` says how old the last
+    result is, and `probe_stale` whether that is older than the silence budget (or none came)."""
+    state, age = machine.servers[name], machine.probe_age_s(name, now)
+    return {
+        "up": state.up,
+        "port_up": state.port_up,
+        "consecutive_failures": state.failures,
+        "consecutive_successes": state.successes,
+        "last_probe_ok": probe.ok if probe else None,
+        "last_probe_latency_ms": probe.latency_ms if probe else None,
+        "last_probe_age_s": round(age, 3) if age is not None else None,
+        "probe_stale": machine.probe_stale(name, now),
+        "db_read_only": probe.read_only if probe else None,
+        "gtid": state.gtid,
+    }
+
+
+def prober_status(machine: FailoverMachine, now: float, pid: int | None,
+                  loop_alive: Mapping[str, bool]) -> dict[str, Any]:
+    """/status's `prober`: whether probe results arrive (`silent`: none within the budget, or
+    none yet), the PID heard from (with a PID file), and whether the controller's own probe
+    loops still run (`receiver_alive`, `ticker_alive`)."""
+    age, budget = machine.last_result_age_s(now), machine.silence_budget_s
+    return {
+        "silent": age is None or (budget is not None and age > budget),
+        "last_result_age_s": round(age, 3) if age is not None else None,
+        "budget_s": round(budget, 3) if budget is not None else None,
+        "pid": pid,
+        **{f"{name}_alive": running for name, running in loop_alive.items()},
+    }
 
 
 class StatusServer(ThreadingHTTPServer):

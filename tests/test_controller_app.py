@@ -7,21 +7,36 @@ same table, priority and match replaces the flow, as OpenFlow 1.3 says.
 
 import json
 import os
+import socket
+import sys
+import threading
+from collections import Counter
 
 import pytest
 from os_ken import cfg
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
+from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, register_instance
+from os_ken.lib import hub
 from os_ken.lib.packet import arp, ethernet, packet
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
 from controller import flows
-from controller.app import EventFenceResult, EventProbeResult, EventStatusRequest, FailoverController
+from controller.app import (
+    EventFenceResult,
+    EventProbeResult,
+    EventProbeTick,
+    EventStatusRequest,
+    FailoverController,
+)
 from controller.eventlog import EVENT_LOG
 from controller.failover import COMMAND_REFUSED, VIP_MOVED, Decision
 from controller.fence_policy import FENCE_TIMEOUT_S, FenceAction
 from controller.fencing import DatabaseFence
+from controller.probe_intake import FOREIGN_SENDER, NOT_AN_OBJECT, LoopEnded
+from controller.prober import probe_message
 from controller.status import NOT_PLACED, command_reply
+from tests.test_probe_intake import MALFORMED
 from topology.config import TestbedConfig
 
 CONFIG = TestbedConfig()
@@ -36,6 +51,13 @@ class FakeDatapath:
     def __init__(self):
         self.sent = []
         self.table = {}
+        self.state = MAIN_DISPATCHER  # as os-ken's Datapath: DEAD_DISPATCHER once closed
+        self.is_active = True
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+        self.state = DEAD_DISPATCHER
 
     def send_msg(self, msg):
         msg.set_xid(len(self.sent) + 1)
@@ -63,8 +85,7 @@ class RecordingFence:
         self.calls.append(("read_only" if action.read_only else "writable", action.server))
 
 
-@pytest.fixture
-def app(tmp_path):
+def make_app(tmp_path, *options):
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(CONFIG.to_dict()))
     cfg.CONF(
@@ -72,12 +93,18 @@ def app(tmp_path):
             "--testbed-config", str(config_path),
             "--testbed-run-dir", str(tmp_path),
             "--testbed-probe-socket", str(tmp_path / "probes.sock"),
+            *options,
         ],
         project="os_ken",
     )
     controller = FailoverController()
     controller.fence = RecordingFence()
     return controller
+
+
+@pytest.fixture
+def app(tmp_path):
+    return make_app(tmp_path)
 
 
 def switch_connects(app, vip_holder=None):
@@ -155,8 +182,17 @@ def test_probe_results_before_the_vip_is_known_are_not_acted_on(app):
     assert app.fence.calls == []  # not even a writable standby is corrected: who holds the VIP is unknown
 
 
+def connection_dead(app, dp):
+    """os-ken closed `dp`'s connection and tells the app (EventOFPStateChange to DEAD)."""
+    dp.close()
+    ev = ofp_event.EventOFPStateChange(dp)
+    ev.state = DEAD_DISPATCHER
+    app.state_change_handler(ev)
+
+
 def test_a_reconnecting_switch_is_asked_again_and_its_vip_flow_adopted(connected):
     app, dp = connected
+    connection_dead(app, dp)
     dp = switch_connects(app, vip_holder="primary")
     assert dp.flows_at(flows.PRIORITY_VIP) == []  # adopted, not sent again
     assert app.fence.calls == [("writable", "primary")]
@@ -412,13 +448,6 @@ class ForeignDatapath(FakeDatapath):
 
     id = 0xBAD
 
-    def __init__(self):
-        super().__init__()
-        self.closed = False
-
-    def close(self):
-        self.closed = True
-
 
 def test_a_foreign_switch_is_refused_and_cannot_move_the_vip(connected, tmp_path):
     app, dp = connected
@@ -444,3 +473,263 @@ def test_the_switch_served_is_the_one_mininet_names_from_the_config():
     from controller.app import switch_dpid
 
     assert switch_dpid("s1") == 1 and switch_dpid("s12") == 12
+
+
+def features(app, dp):
+    msg = ofproto_v1_3_parser.OFPSwitchFeatures(dp, datapath_id=dp.id)
+    app.switch_features_handler(ofp_event.EventOFPSwitchFeatures(msg))
+
+
+def test_a_second_connection_claiming_the_served_dpid_is_refused(connected, tmp_path):
+    app, dp = connected
+    impostor = FakeDatapath()  # datapath 1, as the testbed's switch
+    features(app, impostor)
+    features(app, impostor)  # its messages queued before the close: logged once
+    assert impostor.closed and impostor.sent == []
+    # Its port events are not acted on; the first switch's and the probes still are.
+    app.port_status_handler(port_status(impostor, SECONDARY.port, down=True))
+    assert app.machine.servers["secondary"].up
+    for _ in range(CONFIG.probe.fall):
+        app.probe_result_handler(EventProbeResult("primary", False, 1.0, "ConnectionRefusedError"))
+    assert vip_target(dp)[0] == SECONDARY.ip and impostor.sent == []
+    connection_dead(app, impostor)  # its own connection ending unseats nobody
+    app.port_status_handler(port_status(dp, SECONDARY.port, down=True))
+    assert not app.machine.servers["secondary"].up
+    assert [e["dpid"] for e in events_of(tmp_path, "duplicate_switch_refused")] == [1]
+
+
+def test_the_switch_is_served_again_once_its_first_connection_is_gone(connected, tmp_path):
+    app, dp = connected
+    connection_dead(app, dp)
+    again = switch_connects(app, vip_holder="primary")
+    assert not again.closed and app.datapath is again
+    assert events_of(tmp_path, "switch_disconnected") == [{"kind": "switch_disconnected", "dpid": 1}]
+    app.port_status_handler(port_status(again, PRIMARY.port, down=True))
+    assert vip_target(again)[0] == SECONDARY.ip
+    assert events_of(tmp_path, "duplicate_switch_refused") == []
+
+
+def test_a_closed_connection_holds_no_place_before_its_state_change_is_handled(connected):
+    app, dp = connected
+    dp.close()  # os-ken closed it; the DEAD state change is still in the app's queue
+    again = switch_connects(app, vip_holder="primary")
+    assert not again.closed and app.datapath is again
+
+
+# -- the probe socket ---------------------------------------------------------------------
+
+
+def handle_events(app):
+    """What the app's event loop does with what is queued: each event to its handlers."""
+    while not app.events.empty():
+        ev, state = app.events.get_nowait()
+        app._events_sem.release()
+        for handler in app.get_handlers(ev, state):
+            handler(ev)
+
+
+def listen(app, monkeypatch):
+    """Bind the app's probe socket; send(data) sends one datagram from this process, lets
+    the receiving loop take one step and the app's loop handle what it queued."""
+    monkeypatch.setitem(app_manager.SERVICE_BRICKS, app.name, app)
+    register_instance(app)  # the handlers, as os-ken finds them
+    receiver = app.listen_for_probes()
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    def send(data):
+        sender.sendto(data, str(app.probe_socket_path))
+        receiver.step()  # never raises but to end the loop
+        handle_events(app)
+
+    return send, [sender, receiver.socket]
+
+
+@pytest.fixture
+def listening(connected, monkeypatch):
+    app, dp = connected
+    send, sockets = listen(app, monkeypatch)
+    yield app, dp, send
+    for sock in sockets:
+        sock.close()
+
+
+def report(server, ok):
+    detail = "" if ok else "ConnectionRefusedError"
+    return json.dumps(probe_message(server, ok, 1.0, detail, {}, 1.0)).encode()
+
+
+def test_malformed_datagrams_are_dropped_and_counted_and_probes_still_fail_over(listening, tmp_path):
+    app, dp, send = listening
+    for data, _reason in MALFORMED:
+        send(data)
+    for _ in range(200):  # a flood: counted, not logged line by line
+        send(b"[]")
+    assert app.last_probe == {} and app.machine.active == "primary"
+    for _ in range(CONFIG.probe.fall):
+        send(report("primary", ok=False))
+    assert vip_target(dp)[0] == SECONDARY.ip
+    expected = Counter(reason for _, reason in MALFORMED)
+    expected[NOT_AN_OBJECT] += 200
+    assert ask(app, None)[1]["probes_dropped"] == dict(expected)
+    assert sorted(e["reason"] for e in events_of(tmp_path, "probe_dropped")) == sorted(expected)
+
+
+def test_only_the_prober_named_by_the_pid_file_is_heard(tmp_path, monkeypatch):
+    pid_file = tmp_path / "prober.pid"
+    pid_file.write_text("1\n")  # another process than this one
+    app = make_app(tmp_path, "--testbed-prober-pid-file", str(pid_file))
+    dp = switch_connects(app)
+    send, sockets = listen(app, monkeypatch)
+    try:
+        for _ in range(CONFIG.probe.fall):
+            send(report("primary", ok=False))
+        assert vip_target(dp)[0] == PRIMARY.ip and app.last_probe == {}
+        pid_file.write_text(f"{os.getpid()}\n")  # the prober (this process) started again
+        for _ in range(CONFIG.probe.fall):
+            send(report("primary", ok=False))
+        assert vip_target(dp)[0] == SECONDARY.ip
+    finally:
+        for sock in sockets:
+            sock.close()
+    body = ask(app, None)[1]
+    assert body["probes_dropped"] == {FOREIGN_SENDER: CONFIG.probe.fall}
+    assert body["prober"]["pid"] == os.getpid()
+    (refused,) = events_of(tmp_path, "foreign_probe_refused")
+    assert (refused["pid"], refused["prober_pid"]) == (os.getpid(), 1)
+
+
+def test_the_receiving_loop_survives_an_exception_handing_a_result_over(listening, tmp_path, monkeypatch):
+    app, dp, send = listening
+    real_send_event = app.send_event
+    handed = []
+
+    def fails_once(name, ev, state=None):
+        handed.append(ev)
+        if len(handed) == 1:
+            raise RuntimeError("the queue is broken")
+        real_send_event(name, ev, state)
+
+    monkeypatch.setattr(app, "send_event", fails_once)
+    send(report("primary", ok=True))
+    send(report("primary", ok=True))
+    assert app.last_probe["primary"].ok and len(handed) == 2
+    assert ask(app, None)[1]["probes_dropped"] == {"error": 1}
+    (dropped,) = events_of(tmp_path, "probe_dropped")
+    assert dropped["reason"] == "error" and "the queue is broken" in dropped["detail"]
+
+
+def test_a_probe_loop_that_ends_says_so_in_the_log_and_in_status(app, tmp_path):
+    receiver = app.listen_for_probes()
+    receiver.socket.close()  # the loop cannot go on
+    release = threading.Event()
+
+    def ticks_until_released():
+        release.wait()
+        raise LoopEnded("released")
+
+    app._spawn_loop("ticker", ticks_until_released)
+    app._spawn_loop("receiver", receiver.step)
+    hub.joinall(app.threads[-1:])
+    prober = ask(app, None)[1]["prober"]
+    assert (prober["receiver_alive"], prober["ticker_alive"]) == (False, True)
+    release.set()
+    hub.joinall(app.threads)
+    assert ask(app, None)[1]["prober"]["ticker_alive"] is False
+    assert events_of(tmp_path, "probe_receiver_died", "probe_ticker_died") == [
+        {"kind": "probe_receiver_died", "reason": "the probe socket is closed"},
+        {"kind": "probe_ticker_died", "reason": "released"},
+    ]
+
+
+def test_the_ticker_hands_a_tick_to_the_apps_loop(app, monkeypatch):
+    monkeypatch.setitem(app_manager.SERVICE_BRICKS, app.name, app)
+    app._tick()
+    ev, _state = app.events.get_nowait()
+    assert isinstance(ev, EventProbeTick)
+
+
+# -- probe silence ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clocked(connected):
+    """The connected app on a clock the test moves: `advance(s)`."""
+    app, dp = connected
+    now = [1000.0]
+    app.clock = lambda: now[0]
+
+    def advance(seconds):
+        now[0] += seconds
+
+    return app, dp, advance
+
+
+def probes_pass(app, *servers):
+    for server in servers:
+        app.probe_result_handler(EventProbeResult(server, True, 2.0, ""))
+
+
+def test_a_servers_probe_silence_moves_the_vip_and_status_shows_it_stale(clocked, tmp_path):
+    app, dp, advance = clocked
+    budget = app.machine.silence_budget_s
+    probes_pass(app, "primary", "secondary")
+    advance(budget / 2)
+    probes_pass(app, "secondary")
+    app.probe_tick_handler(EventProbeTick())
+    assert vip_target(dp)[0] == PRIMARY.ip
+    advance(budget / 2 + 0.05)  # the primary: silent for longer than the budget
+    app.probe_tick_handler(EventProbeTick())
+    assert vip_target(dp)[0] == SECONDARY.ip
+    assert app.fence.calls == [("writable", "secondary"), ("read_only", "primary")]
+    body = ask(app, None)[1]
+    primary, secondary = body["servers"]["primary"], body["servers"]["secondary"]
+    assert (primary["up"], primary["last_probe_ok"], primary["probe_stale"]) == (False, True, True)
+    assert primary["last_probe_age_s"] == pytest.approx(budget + 0.05)
+    assert (secondary["probe_stale"], body["prober"]["silent"]) == (False, False)
+    (down,) = events_of(tmp_path, "server_down")
+    assert down["server"] == "primary" and down["reason"].startswith("no probe result for ")
+
+
+def test_a_silent_prober_is_said_and_so_is_its_return(clocked, tmp_path):
+    app, dp, advance = clocked
+    budget = app.machine.silence_budget_s
+    probes_pass(app, "primary", "secondary")
+    advance(budget + 0.1)
+    app.probe_tick_handler(EventProbeTick())
+    app.probe_tick_handler(EventProbeTick())  # said once
+    prober = ask(app, None)[1]["prober"]
+    assert prober["silent"] is True and prober["last_result_age_s"] == pytest.approx(budget + 0.1)
+    probes_pass(app, "secondary")
+    assert ask(app, None)[1]["prober"]["silent"] is False
+    assert [e["kind"] for e in events_of(tmp_path, "prober_silent", "prober_back", "server_down",
+                                         "no_healthy_server")] == [
+        "prober_silent", "server_down", "server_down", "no_healthy_server", "prober_back"]
+    assert vip_target(dp)[0] == PRIMARY.ip  # nobody is known to be up: the VIP stays
+
+
+def test_status_before_any_probe_shows_nothing_as_current(connected):
+    app, dp = connected
+    body = ask(app, None)[1]
+    assert body["prober"]["silent"] is True and body["prober"]["last_result_age_s"] is None
+    assert body["prober"]["budget_s"] == pytest.approx(
+        CONFIG.probe.timeout_fall * CONFIG.probe.interval_s + CONFIG.probe.timeout_s + 0.25)
+    assert [s["probe_stale"] for s in body["servers"].values()] == [True, True]
+    assert body["probes_dropped"] == {}
+
+
+@pytest.mark.parametrize("given", [True, False])
+def test_the_launcher_passes_the_prober_pid_file_to_the_app(tmp_path, monkeypatch, given):
+    import controller.__main__ as launcher
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(CONFIG.to_dict()))
+    pid_file = tmp_path / "prober.pid"
+    argv = ["controller", "--config", str(config), "--run-dir", str(tmp_path), "--probe-socket",
+            str(tmp_path / "probes.sock"), "--socket-dir", str(tmp_path), "--token-file", str(tmp_path / "t")]
+    monkeypatch.setattr(sys, "argv", argv + (["--prober-pid-file", str(pid_file)] if given else []))
+    monkeypatch.setattr(launcher.logging, "basicConfig", lambda **kwargs: None)
+    ran = []
+    monkeypatch.setattr(app_manager.AppManager, "run_apps",
+                        staticmethod(lambda apps: ran.append((apps, cfg.CONF.testbed_prober_pid_file))))
+    assert launcher.main() == 0
+    assert ran == [(["controller.app"], str(pid_file) if given else None)]

@@ -7,7 +7,7 @@ Each case is a list of steps at increasing times. A step is
 of the switch's, for the start-up placement of the VIP:
     ("connect",)  the switch (re)connects      ("flows", holder)  it answers: its VIP flow
                                                names `holder` (None: it has no VIP flow)
-    ("command", name)  a person's command
+    ("command", name)  a person's command      ("tick",)  time passes: probe silence is judged
 and the case lists the decisions expected over the whole history, as
     (time, kind, server)
 Unless a case says `placed=False`, the switch has answered "no VIP flow" before its first
@@ -19,6 +19,8 @@ import pytest
 from controller.failover import (
     COMMAND_REFUSED,
     NO_HEALTHY_SERVER,
+    PROBER_BACK,
+    PROBER_SILENT,
     SERVER_DOWN,
     SERVER_UP,
     VIP_ADOPTED,
@@ -26,6 +28,7 @@ from controller.failover import (
     VIP_MOVED,
     Decision,
     FailoverMachine,
+    silence_budget_s,
 )
 
 P, S, T = "primary", "secondary", "third"
@@ -49,12 +52,15 @@ def step(machine, now, what, *args):
         return machine.switch_connected(now)
     if what == "flows":
         return machine.vip_flows(list(args), now)
+    if what == "tick":
+        return machine.tick(now)
     return machine.command(*args, now)
 
 
 def run(steps, servers=(P, S), fall=3, rise=2, failback="never", hold_down_s=0.0, timeout_fall=6,
-        placed=True):
-    params = dict(fall=fall, rise=rise, failback=failback, hold_down_s=hold_down_s, timeout_fall=timeout_fall)
+        placed=True, silence_budget_s=None):
+    params = dict(fall=fall, rise=rise, failback=failback, hold_down_s=hold_down_s, timeout_fall=timeout_fall,
+                  silence_budget_s=silence_budget_s)
     machine = placed_machine(servers, **params) if placed else FailoverMachine(servers, **params)
     seen = []
     for now, (what, *args) in steps:
@@ -263,3 +269,121 @@ def test_commands(steps, command, expected_kind, expected_server):
     machine, _ = run(timed(*steps), rise=2, failback="never", hold_down_s=100.0)
     (decision,) = machine.command(command, now=50.0)
     assert (decision.kind, decision.server) == (expected_kind, expected_server)
+
+
+# Probe silence, with a budget of 0.5 s: (steps at explicit times, decisions expected, who
+# holds the VIP at the end). A server's results stop; or all of them do (the prober died).
+TICK = ("tick",)
+SILENCE = {
+    "ticks within the budget decide nothing": (
+        [(0.0, ("probe", P, True)), (0.0, ("probe", S, True)), (0.5, TICK),
+         (0.9, ("probe", P, True)), (0.9, ("probe", S, True)), (1.4, TICK)],
+        [], P,
+    ),
+    "one server's probes stop: it is marked down and the VIP moves": (
+        [(0.0, ("probe", P, True)), (0.0, ("probe", S, True)), (0.4, ("probe", S, True)),
+         (0.5, TICK), (0.6, TICK), (0.8, ("probe", S, True)), (0.9, TICK)],
+        [(0.6, SERVER_DOWN, P), (0.6, VIP_MOVED, S)], S,
+    ),
+    "the standby's probes stop: it is marked down, the VIP stays": (
+        [(0.0, ("probe", P, True)), (0.0, ("probe", S, True)), (0.4, ("probe", P, True)), (0.6, TICK)],
+        [(0.6, SERVER_DOWN, S)], P,
+    ),
+    "the prober dies: said once, every server down, the VIP stays": (
+        [(0.0, ("probe", P, True)), (0.0, ("probe", S, True)), (0.6, TICK), (0.7, TICK), (5.0, TICK)],
+        [(0.6, PROBER_SILENT, None), (0.6, SERVER_DOWN, P), (0.6, SERVER_DOWN, S),
+         (0.6, NO_HEALTHY_SERVER, P)], P,
+    ),
+    "the prober comes back: said at its first result; servers up only after rise passes": (
+        [(0.0, ("probe", P, True)), (0.0, ("probe", S, True)), (0.6, TICK),
+         (1.0, ("probe", P, True)), (1.0, ("probe", S, True)), (1.04, ("probe", P, True)),
+         (1.05, TICK), (1.08, ("probe", S, True))],
+        [(0.6, PROBER_SILENT, None), (0.6, SERVER_DOWN, P), (0.6, SERVER_DOWN, S),
+         (0.6, NO_HEALTHY_SERVER, P), (1.0, PROBER_BACK, None), (1.04, SERVER_UP, P),
+         (1.08, SERVER_UP, S)], P,
+    ),
+    "silence of a server already down: no second server_down; rise passes bring it back": (
+        [*[(t, ("probe", P, False)) for t in (0.0, 0.05, 0.1)], (0.1, ("probe", S, True)),
+         (0.15, ("probe", P, True)), (0.5, ("probe", S, True)), (0.7, TICK),
+         (0.8, ("probe", P, True)), (0.85, ("probe", P, True))],
+        # fall=3: down at 0.1. The pass at 0.15 and the one at 0.8 are not in a row: up at 0.85.
+        [(0.1, SERVER_DOWN, P), (0.1, VIP_MOVED, S), (0.85, SERVER_UP, P)], S,
+    ),
+    "a server never heard from counts from the prober's first result": (
+        [(0.0, ("probe", S, True)), (0.4, ("probe", S, True)), (0.45, TICK), (0.55, TICK)],
+        [(0.55, SERVER_DOWN, P), (0.55, VIP_MOVED, S)], S,
+    ),
+    "no probe result ever: the prober has not started, nothing is judged": (
+        [(0.0, TICK), (10.0, TICK)], [], P,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SILENCE)
+def test_probe_silence(name):
+    steps, expected, holder_at_end = SILENCE[name]
+    machine, seen = run(steps, silence_budget_s=0.5)
+    assert seen == expected
+    assert machine.holder == holder_at_end
+
+
+def test_silence_before_the_vip_is_placed_decides_nothing():
+    steps = [(0.0, ("probe", P, True)), (0.0, ("probe", S, True)), (5.0, TICK),
+             (5.1, ("flows", None)), (5.1, ("probe", S, True)), (5.2, TICK)]
+    machine, seen = run(steps, placed=False, silence_budget_s=0.5)
+    # Not before the switch answered; once it has, the primary's old silence counts.
+    assert seen == [(5.1, VIP_INSTALLED, P), (5.2, SERVER_DOWN, P), (5.2, VIP_MOVED, S)]
+
+
+def test_without_a_budget_silence_is_never_judged():
+    machine, seen = run([(0.0, ("probe", P, True)), (100.0, TICK)])
+    assert seen == [] and machine.servers[P].up
+
+
+def test_a_tick_never_starts_a_failback():
+    # failback auto, hold-down over: only a probe result moves the VIP back, as before.
+    steps = [(0.0, ("port", P, False)), (0.1, ("port", P, True)), (0.2, ("probe", S, True)),
+             (0.3, ("probe", P, True)), (0.3, ("probe", P, True))]
+    machine, seen = run(steps, failback="auto", hold_down_s=1.0, silence_budget_s=5.0)
+    assert machine.active == S
+    assert machine.tick(2.0) == []
+    assert machine.active == S
+
+
+def test_the_silence_reason_says_how_long():
+    machine = placed_machine([P, S], fall=1, rise=1, silence_budget_s=0.5)
+    machine.probe(P, True, 10.0)
+    machine.probe(S, True, 10.6)
+    down, moved = machine.tick(10.75)
+    assert (down.kind, down.server, down.reason) == (SERVER_DOWN, P, "no probe result for 0.8 s")
+    assert (moved.kind, moved.previous, moved.server) == (VIP_MOVED, P, S)
+    silent = machine.tick(11.2)[0]
+    assert (silent.kind, silent.server, silent.reason) == (PROBER_SILENT, None,
+                                                           "no probe result from any server for 0.6 s")
+
+
+@pytest.mark.parametrize(
+    "heard, now, age, stale",
+    [(None, 5.0, None, True),  # never probed: nothing current to show
+     (4.8, 5.0, 0.2, False), (4.5, 5.0, 0.5, False), (4.4, 5.0, 0.6, True)],
+)
+def test_probe_age_and_staleness(heard, now, age, stale):
+    machine = placed_machine([P, S], fall=1, rise=1, silence_budget_s=0.5)
+    if heard is not None:
+        machine.probe(P, True, heard)
+    assert machine.probe_age_s(P, now) == (None if age is None else pytest.approx(age))
+    assert machine.probe_stale(P, now) is stale
+
+
+def test_the_last_result_age_is_the_newest_servers():
+    machine = placed_machine([P, S], fall=1, rise=1)
+    assert machine.last_result_age_s(1.0) is None
+    machine.probe(P, False, 1.0)
+    machine.probe(S, True, 2.0)
+    assert machine.last_result_age_s(3.0) == pytest.approx(1.0)
+
+
+def test_the_budget_is_the_time_out_rule_plus_a_margin():
+    # 20 timed-out probes 40 ms apart, the last one's 35 ms, and 250 ms of margin.
+    assert silence_budget_s(0.04, 0.035, 20) == pytest.approx(1.085)
+    assert silence_budget_s(1.0, 0.5, 3) == pytest.approx(3.75)

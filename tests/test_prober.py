@@ -7,6 +7,7 @@ socket type and the controller's own reader, so a field renamed on one side fail
 
 import csv
 import json
+import os
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from controller.app import EventProbeResult
+from controller.probe_intake import ProbeIntake, open_probe_socket, receive_datagram
 from controller.prober import (
     TIMED_OUT,
     ProbeRecorder,
@@ -26,28 +28,28 @@ from controller.prober import (
 
 HEALTH = {"status": "ok", "gtid": "1-1-7,2-2-3", "read_only": False}
 
+# What a probe found (ok, latency, detail, the /health body), and the report's fields.
+REPORTS = [
+    (True, 2.34567, "", HEALTH,
+     {"ok": True, "latency_ms": 2.346, "detail": "", "timed_out": False, "gtid": "1-1-7,2-2-3",
+      "read_only": False}),
+    (False, 35.0, TIMED_OUT, {},
+     {"ok": False, "latency_ms": 35.0, "detail": TIMED_OUT, "timed_out": True, "gtid": None,
+      "read_only": None}),
+    # A refusal or an error status is a definite failure, not a time-out.
+    (False, 0.4, "ConnectionRefusedError", {},
+     {"ok": False, "latency_ms": 0.4, "detail": "ConnectionRefusedError", "timed_out": False,
+      "gtid": None, "read_only": None}),
+    (False, 3.0, "HTTP 503", {},
+     {"ok": False, "latency_ms": 3.0, "detail": "HTTP 503", "timed_out": False, "gtid": None,
+      "read_only": None}),
+    # A web service whose database has not said its position yet.
+    (True, 1.0, "", {"status": "ok"},
+     {"ok": True, "latency_ms": 1.0, "detail": "", "timed_out": False, "gtid": None, "read_only": None}),
+]
 
-@pytest.mark.parametrize(
-    "ok, latency_ms, detail, health, expected",
-    [
-        (True, 2.34567, "", HEALTH,
-         {"ok": True, "latency_ms": 2.346, "detail": "", "timed_out": False, "gtid": "1-1-7,2-2-3",
-          "read_only": False}),
-        (False, 35.0, TIMED_OUT, {},
-         {"ok": False, "latency_ms": 35.0, "detail": TIMED_OUT, "timed_out": True, "gtid": None,
-          "read_only": None}),
-        # A refusal or an error status is a definite failure, not a time-out.
-        (False, 0.4, "ConnectionRefusedError", {},
-         {"ok": False, "latency_ms": 0.4, "detail": "ConnectionRefusedError", "timed_out": False,
-          "gtid": None, "read_only": None}),
-        (False, 3.0, "HTTP 503", {},
-         {"ok": False, "latency_ms": 3.0, "detail": "HTTP 503", "timed_out": False, "gtid": None,
-          "read_only": None}),
-        # A web service whose database has not said its position yet.
-        (True, 1.0, "", {"status": "ok"},
-         {"ok": True, "latency_ms": 1.0, "detail": "", "timed_out": False, "gtid": None, "read_only": None}),
-    ],
-)
+
+@pytest.mark.parametrize("ok, latency_ms, detail, health, expected", REPORTS)
 def test_probe_message_says_what_the_controller_reads(ok, latency_ms, detail, health, expected):
     assert probe_message("primary", ok, latency_ms, detail, health, 100.5) == {
         "server": "primary", "time": 100.5, **expected,
@@ -89,6 +91,24 @@ def test_a_report_reaches_the_controller_as_the_same_probe_result(controller_soc
     result = EventProbeResult.from_datagram(data)
     assert (result.server, result.ok, result.latency_ms, result.detail) == ("secondary", True, 4.2, "")
     assert (result.gtid, result.read_only, result.timed_out) == ("1-1-7,2-2-3", False, False)
+
+
+@pytest.mark.parametrize("ok, latency_ms, detail, health, expected", REPORTS)
+def test_every_report_the_prober_sends_passes_the_controllers_checks(tmp_path, ok, latency_ms, detail, health,
+                                                                       expected):
+    # Through the controller's own socket, with the prober's PID file naming this process.
+    listener = open_probe_socket(tmp_path / "probes.sock")
+    pid_file = tmp_path / "prober.pid"
+    pid_file.write_text(f"{os.getpid()}\n")
+    dropped = []
+    intake = ProbeIntake(["primary"], pid_file, lambda kind, **fields: dropped.append(fields))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as report:
+        assert send_report(report, str(tmp_path / "probes.sock"), probe_message(
+            "primary", ok, latency_ms, detail, health, time.time()))
+    fields = intake.admit(receive_datagram(listener))
+    listener.close()
+    assert dropped == []
+    assert fields == {"server": "primary", **expected}
 
 
 def test_reports_keep_their_order_one_datagram_each(controller_socket):
