@@ -398,3 +398,40 @@ def test_exec_command_line_without_a_testbed_is_a_one_line_error(tmp_path):
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.startswith("error: no testbed is running") and "Traceback" not in result.stderr
+
+
+def test_a_stale_probe_is_shown_stale_with_its_age_never_as_the_current_state():
+    shown = view([])
+    shown["status"]["servers"]["secondary"].update(last_probe_age_s=19.4, probe_stale=True)
+    shown["status"]["servers"]["primary"].update(last_probe_age_s=0.04, probe_stale=False)
+    lines = screen_lines(shown)
+    secondary = [line for line in lines if line.startswith("secondary ")][0]
+    assert "STALE 19s" in secondary and " ok" not in secondary
+    assert [line for line in lines if line.startswith("primary ")][0].split()[3:5] == ["failed", "0.0s"]
+
+
+@pytest.mark.parametrize(
+    ("prober", "dropped", "says"),
+    [
+        ({"silent": True, "last_result_age_s": 3.21}, {},
+         "WARNING: the prober is silent (last result 3.2 s ago): the controller cannot see the servers"),
+        ({"silent": True, "last_result_age_s": None}, {}, "WARNING: the prober is silent (no result yet)"),
+        ({"silent": False, "receiver_alive": False}, {},
+         "WARNING: the controller's probe receiver thread is dead"),
+        ({"silent": False, "ticker_alive": False}, {},
+         "WARNING: the controller's probe ticker thread is dead"),
+        ({"silent": False}, {"not_json": 2, "foreign_sender": 1},
+         "probe datagrams dropped: foreign_sender 1, not_json 2"),
+    ],
+)
+def test_the_screen_says_when_the_controller_cannot_see(prober: dict, dropped: dict, says: str):
+    shown = view([])
+    shown["status"].update(prober=prober, probes_dropped=dropped)
+    assert any(line.startswith(says) for line in screen_lines(shown))
+
+
+def test_a_seeing_controller_gets_no_warning():
+    shown = view([])
+    shown["status"].update(prober={"silent": False, "receiver_alive": True, "ticker_alive": True},
+                           probes_dropped={})
+    assert not any("WARNING" in line or "dropped" in line for line in screen_lines(shown))

@@ -238,7 +238,7 @@ def run_with_testbed(work: Callable[[], Path], lock: Any, report: bool) -> int:
     Returns the exit code: 0, 1 for a failed run, 130 when interrupted (what was recorded is kept).
     The stop signals raise KeyboardInterrupt by then (`stop_signals_handled`, set up by `main`).
     """
-    from experiments.runs.consistency import ReplicationConflict
+    from experiments.runs.failures import TrialFailed
     from services.runner import StartupError
 
     try:
@@ -251,7 +251,7 @@ def run_with_testbed(work: Callable[[], Path], lock: Any, report: bool) -> int:
     except StartupError as exc:
         print(f"error: the testbed did not start: {exc}", file=sys.stderr)
         return 1
-    except ReplicationConflict as exc:
+    except TrialFailed as exc:  # a replication conflict, a prober that died, ...
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:

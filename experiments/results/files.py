@@ -46,6 +46,7 @@ BENCH_JSON = "bench.json"
 BENCH_REPORT = "bench.md"
 BENCH_LOADGEN_JSON = "bench-loadgen.json"
 PROBE_SOCKET = "probes.sock"  # in the run's short private socket folder, not the run folder
+PROBER_PID = "prober.pid"  # there too (root only): the one sender the controller hears
 TRIAL_GLOB = "trial-*"
 
 __all__ = ["write_atomic", "write_json", "new_run_dir", "trial_dir", "trial_dirs"]

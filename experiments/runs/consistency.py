@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from experiments.analysis import metrics
+from experiments.runs.failures import TrialFailed
 from experiments.testbed.testbed import Testbed
 from services.gtid import gtid_positions
 
@@ -30,7 +31,7 @@ WAIT_STEP_S = 0.5
 OWN_STEP_S = 0.05
 
 
-class ReplicationConflict(RuntimeError):
+class ReplicationConflict(TrialFailed):
     """A database stopped replicating on an error; the message is the database's own."""
 
 

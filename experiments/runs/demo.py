@@ -275,6 +275,34 @@ def _ms(value: float | None) -> str:
     return format_value(None if value is None else float(value), decimals=1, unit=" ms")
 
 
+def _probe_cell(server: dict[str, Any]) -> str:
+    """The last probe's result and age; a result older than the controller's budget is shown as
+    stale, never as the current state."""
+    age = server.get("last_probe_age_s")
+    if server.get("probe_stale"):
+        return "STALE" if age is None else f"STALE {age:.0f}s"
+    result = {True: "ok", False: "failed", None: "-"}[server.get("last_probe_ok")]
+    return result if age is None else f"{result} {age:.1f}s"
+
+
+def _prober_warnings(status: dict[str, Any]) -> list[str]:
+    """Lines that say the controller cannot see: the prober silent, a controller thread dead,
+    datagrams dropped."""
+    prober = status.get("prober") or {}
+    lines = []
+    if prober.get("silent"):
+        age = prober.get("last_result_age_s")
+        since = "no result yet" if age is None else f"last result {age:.1f} s ago"
+        lines.append(f"WARNING: the prober is silent ({since}): the controller cannot see the servers")
+    for part in ("receiver_alive", "ticker_alive"):
+        if prober.get(part) is False:
+            lines.append(f"WARNING: the controller's probe {part.split('_')[0]} thread is dead")
+    dropped = status.get("probes_dropped") or {}
+    if dropped:
+        lines.append("probe datagrams dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
+    return lines
+
+
 def screen_lines(view: dict[str, Any], height: int = 50) -> list[str]:
     """The screen's text above the prompt, at most `height` lines, from one snapshot; pure.
 
@@ -298,11 +326,12 @@ def screen_lines(view: dict[str, Any], height: int = 50) -> list[str]:
         server = (status.get("servers") or {}).get(name, {})
         health = "-" if "up" not in server else ("UP" if server["up"] else "DOWN")
         port = "-" if "port_up" not in server else ("up" if server["port_up"] else "down")
-        probe = {True: "ok", False: "failed", None: "-"}[server.get("last_probe_ok")]
+        probe = _probe_cell(server)
         database = {True: "read-only", False: "writable", None: "-"}[server.get("db_read_only")]
         mark = "   <- VIP" if name == active else ""
         lines.append(f"{name:<12}{health:<8}{port:<6}{probe:<12}"
                      f"{_ms(server.get('last_probe_latency_ms')):<15}{database}{mark}")
+    lines += _prober_warnings(status)
     served = ", ".join(f"{name} {count}" for name, count in sorted(figures["served_by"].items())) or "nobody"
     errors = ", ".join(f"{kind} {count}" for kind, count in sorted(figures["errors"].items())) or "0"
     availability = figures["availability_pct"]

@@ -31,6 +31,7 @@ from experiments.results.records import (
     write_summary,
 )
 from experiments.runs.consistency import ReplicationConflict, check_consistency
+from experiments.runs.failures import TrialFailed
 from experiments.runs.replication import ReplicationMonitor
 from experiments.testbed.control import active_from_log
 from experiments.testbed.scenarios import Scenario
@@ -124,6 +125,10 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
                 monitor.stop()
                 for at, server in monitor.fallbacks:
                     testbed.record("semi_sync_fell_back", server=server, detail=f"at {at:.6f}")
+            if not testbed.runner.processes["prober"].running():
+                # The controller went blind when it died: no figure of this trial can be trusted.
+                data["prober_died"] = testbed.runner.processes["prober"].log_tail(3) or "no output"
+                testbed.record("prober_died", detail=data["prober_died"])
             data["semi_sync_fell_back"] = len(monitor.fallbacks) if semi_sync else None
             active_at_end = active_from_log(trial_dir / files.CONTROLLER_EVENTS, active_at_end)
             if drive.checks_data:
@@ -138,6 +143,9 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
     write_summary(trial_dir / files.SUMMARY, summary)
     if "replication_error" in data:
         raise ReplicationConflict(f"{data['replication_error']} (results kept in {trial_dir})")
+    if "prober_died" in data:
+        raise TrialFailed(f"the prober died during the trial, so the controller was blind "
+                          f"(logs/prober.log: {data['prober_died']}); results kept in {trial_dir}")
     return summary
 
 

@@ -24,13 +24,21 @@ class ControllerDaemon:
     socket_dir: Path
     probe_socket: Path
     token_file: Path
+    prober_pid_file: Path
 
     name = "controller"
 
     def start_command(self) -> list[str]:
         return [sys.executable, "-m", "controller", "--config", str(self.config_path),
                 "--run-dir", str(self.run_dir), "--probe-socket", str(self.probe_socket),
-                "--socket-dir", str(self.socket_dir), "--token-file", str(self.token_file)]
+                "--socket-dir", str(self.socket_dir), "--token-file", str(self.token_file),
+                "--prober-pid-file", str(self.prober_pid_file)]
+
+    def ports_in_use(self) -> list[int]:
+        """The controller's ports that something already listens on (an earlier run's
+        controller left running, say): its readiness check would be answered by a stranger."""
+        ports = (self.config.network.controller_port, self.config.network.status_port)
+        return [port for port in ports if _listening("127.0.0.1", port)]
 
     @property
     def readiness(self) -> str:
@@ -38,11 +46,7 @@ class ControllerDaemon:
 
     def ready(self) -> bool:
         """The OpenFlow port accepts a connection."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.config.network.controller_port), timeout=0.5):
-                return True
-        except OSError:
-            return False
+        return _listening("127.0.0.1", self.config.network.controller_port)
 
 
 @dataclass(frozen=True)
@@ -90,3 +94,11 @@ class LoadGenerator:
     def longest_s(self) -> float:
         """How long it can take at most: the load, the last request's time-out, and a margin."""
         return self.config.load.duration_s + self.config.load.timeout_s + 30
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

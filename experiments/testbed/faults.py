@@ -153,6 +153,10 @@ class Faults:
 
     # -- the controller -----------------------------------------------------------------
 
+    def kill_prober(self) -> None:
+        """The prober dies: the controller hears no probe any more and must say so."""
+        self.runner.signal("prober", signal.SIGKILL)
+
     def kill_controller(self) -> None:
         """The controller crashes; the switch (fail-mode secure) keeps forwarding on its flows."""
         self.runner.signal("controller", signal.SIGKILL)

@@ -20,9 +20,9 @@ from typing import Any
 
 from experiments.results import files
 from experiments.results.records import ExperimentLog
+from experiments.testbed.cleanup import remove_cgroups
 from experiments.testbed.control import ControllerClient, vip_placements
 from experiments.testbed.daemons import ControllerDaemon, LoadGenerator, ProberDaemon
-from experiments.testbed.cleanup import remove_cgroups
 from experiments.testbed.faults import Faults
 from experiments.testbed.registry import earlier_run_alive, register, unregister
 from experiments.testbed.runlock import RunLock
@@ -120,8 +120,7 @@ class Testbed:
         self._start_network()
         self._start_databases(secrets)
         self._start_web()
-        prober = ProberDaemon(self.dir / files.CONFIG, self.probe_socket, self.dir / files.PROBES)
-        self.runner.start(prober.name, prober.start_command(), host=self.host("monitor"), cwd=PROJECT_ROOT)
+        self.start_prober()
         self.runner.wait_for(
             "the virtual IP answers the client",
             lambda: self.http_status("client", f"http://{self.config.network.vip}/health") == 200,
@@ -178,12 +177,25 @@ class Testbed:
         placements = vip_placements(self.dir / files.CONTROLLER_EVENTS)
         controller = ControllerDaemon(
             self.config, self.dir / files.CONFIG, self.dir, self.socket_dir, self.probe_socket,
-            self.secrets_dir / RunSecrets.FILES["controller_token"],
+            self.secrets_dir / RunSecrets.FILES["controller_token"], self.socket_dir / files.PROBER_PID,
         )
+        busy = controller.ports_in_use()
+        if busy:
+            raise StartupError(f"127.0.0.1 port(s) {', '.join(map(str, busy))} already in use: another "
+                               "controller (an earlier run's?) would answer for this one; "
+                               "`make clean` removes what killed runs left")
         self.runner.start(controller.name, controller.start_command(), cwd=PROJECT_ROOT)
         self.runner.wait_for(controller.readiness, controller.ready, timeout=20, process=controller.name)
         if wait_for_vip:
             self._wait_vip_placed(placements)
+
+    def start_prober(self) -> None:
+        """Start the prober in the monitor host, and tell the controller its PID: datagrams from
+        any other process are refused."""
+        prober = ProberDaemon(self.dir / files.CONFIG, self.probe_socket, self.dir / files.PROBES)
+        process = self.runner.start(prober.name, prober.start_command(), host=self.host("monitor"),
+                                    cwd=PROJECT_ROOT)
+        files.write_atomic(self.socket_dir / files.PROBER_PID, f"{process.pid}\n")
 
     def _wait_vip_placed(self, placements_before: int) -> None:
         self.runner.wait_for(
@@ -239,7 +251,8 @@ class Testbed:
     def _start_web(self) -> None:
         for plan in self.config.server_plans:
             database = self.databases[plan.name]
-            self.webs[plan.name] = WebService(plan, self.config.web, database, self.secrets_dir)
+            self.webs[plan.name] = WebService(plan, self.config.web, database,
+                                              RunSecrets.web_dir(self.secrets_dir))
             self.start_web(plan.name, wait=False)
         for name in self.webs:
             self._wait_web(name)

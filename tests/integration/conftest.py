@@ -38,7 +38,9 @@ def leftovers(switch: str = "s1", cgroups: tuple[str, ...] = ("secondary",)) -> 
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     found += [f"interface {line.split(': ')[1].split('@')[0]}" for line in links.splitlines()
               if line.split(": ")[1].startswith(f"{switch}-eth")]
-    found += [f"cgroup {name}" for name in cgroups if os.path.isdir(f"/sys/fs/cgroup/cpu/{name}")]
+    # Every hierarchy Mininet's cgcreate uses: its cgdelete can stop at a busy one.
+    found += [f"cgroup {hierarchy}/{name}" for name in cgroups for hierarchy in ("cpu", "cpuacct", "cpuset")
+              if os.path.isdir(f"/sys/fs/cgroup/{hierarchy}/{name}")]
     found += [f"Mininet shell {pid}" for pid in mininet_shells()]
     return found
 

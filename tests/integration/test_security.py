@@ -311,6 +311,19 @@ def test_secrets_are_kept_in_private_files(testbed):
     assert len(set(values)) == 3 and min(len(v) for v in values) >= 20
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_web_server_gets_its_database_password_and_no_other_secret(testbed, server):
+    """The folder the web service is told about holds its own password only: not the
+    controller's token, not the replication password."""
+    pid = testbed.runner.processes[f"web-{server}"].pid
+    environ = dict(item.split("=", 1) for item in
+                   Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in item)
+    folder = Path(environ["TESTBED_SECRETS_DIR"])
+    assert sorted(p.name for p in folder.iterdir()) == ["app.password"]
+    assert (folder / "app.password").read_text() == read_secrets(testbed.secrets_dir)["app_password"]
+    assert folder.stat().st_mode & 0o777 == 0o700
+
+
 def test_secrets_appear_in_no_file_command_line_or_environment_of_the_run(testbed):
     """While the testbed runs (after some traffic, so that every log has something in it):
     no file of the run folder or of the socket folder but the secret files themselves holds

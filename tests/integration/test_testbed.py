@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -137,13 +138,39 @@ def test_status_endpoint_answers_on_loopback_only(testbed):
     assert body["active"] == "primary"
     assert body["servers"]["secondary"]["last_probe_ok"] is True
     assert body["servers"]["primary"]["last_probe_latency_ms"] > 0
-    # No Mininet host reaches the status endpoint or the OpenFlow port (by loopback or by
-    # the root namespace's own addresses, which are not on the emulated network).
+    # The controller listens on the root namespace's loopback only ...
+    ports = (CONFIG.network.status_port, CONFIG.network.controller_port)
+    assert controller_listens_on(testbed) == {("127.0.0.1", port) for port in ports}
+    # ... so no Mininet host reaches it: not by its own loopback (another namespace), nor by
+    # any address of the root namespace.
+    addresses = ["127.0.0.1", *root_addresses()]
     for host in ("client", "monitor", "primary"):
-        for port in (CONFIG.network.status_port, CONFIG.network.controller_port):
-            probe = f"timeout 1 bash -c 'echo > /dev/tcp/127.0.0.1/{port}' 2>/dev/null"
-            probe += " && echo open || echo closed"
-            assert testbed.host(host).cmd(probe).strip().endswith("closed"), f"{host} reached port {port}"
+        for address in addresses:
+            for port in ports:
+                probe = f"timeout 1 bash -c 'echo > /dev/tcp/{address}/{port}' 2>/dev/null"
+                probe += " && echo open || echo closed"
+                reached = testbed.host(host).cmd(probe).strip().endswith("open")
+                assert not reached, f"{host} reached {address}:{port}"
+
+
+def controller_listens_on(testbed) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket the controller process listens on, from `ss`."""
+    pid = testbed.runner.processes["controller"].pid
+    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
+    found = set()
+    for line in out.splitlines():
+        if f"pid={pid}," in line:
+            address, _, port = line.split()[3].rpartition(":")
+            found.add((address.strip("[]"), int(port)))
+    return found
+
+
+def root_addresses() -> list[str]:
+    """The root namespace's own IPv4 addresses but loopback's (where the machine is reached)."""
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True,
+                         check=True).stdout
+    addresses = [line.split()[3].split("/")[0] for line in out.splitlines()]
+    return [a for a in addresses if not a.startswith("127.")]
 
 
 def test_a_command_without_the_token_is_refused(testbed):
