@@ -33,9 +33,11 @@ The rules:
   that is up; `failback` moves it to the most preferred server that is up and caught up. They
   ignore the hold-down (a person asked) but never pick a server that is down or lagging.
 - Silence (`tick`, called as time passes): a server whose probe results stop arriving for
-  longer than `silence_budget_s` is marked down ("no probe result for X s"): a state nobody
-  has checked is not "up". When no server's result arrived within the budget, the prober
-  itself is silent (`prober_silent`, once), and `prober_back` says when results come again.
+  longer than `silence_budget_s`, while the other servers' still arrive, is marked down ("no
+  probe result for X s"): a state nobody has checked is not "up". When no server's result
+  arrived within the budget, the prober itself is silent (`prober_silent`, once): no server is
+  marked down for that (nothing is known of any, and the VIP stays), every one shows stale,
+  and `prober_back` says when results come again.
   A server marked down for silence comes back up only through `rise` passed probes, as any
   other; a run of passed probes does not go on across a silence. Silence is judged only once
   the VIP is placed and once a first probe result arrived: the testbed starts the prober
@@ -149,6 +151,7 @@ class FailoverMachine:
         self.silence_budget_s = silence_budget_s  # None: silence is never judged
         self.first_heard: float | None = None  # when the prober's first result arrived
         self.prober_silent = False
+        self.back_at: float | None = None  # when results came again after the prober was silent
 
     @property
     def holder(self) -> str | None:
@@ -191,6 +194,7 @@ class FailoverMachine:
         decisions: list[Decision] = []
         if self.prober_silent:
             self.prober_silent = False
+            self.back_at = now  # the others' silence counts from here, as at the first result
             decisions.append(Decision(PROBER_BACK, None, "probe results arrive again"))
         if ok and state.port_up:
             if gtid is not None:
@@ -221,8 +225,10 @@ class FailoverMachine:
         first, budget = self.first_heard, self.silence_budget_s
         if not self.vip_placed or budget is None or first is None:
             return []
-        # A server never heard from counts from the prober's first result.
-        heard = {name: first if s.heard_at is None else s.heard_at for name, s in self.servers.items()}
+        # A server never heard from counts from the prober's first result, and every server
+        # from the prober's return after a silence: its results come back one after another.
+        since = max(first, self.back_at or first)
+        heard = {name: max(since, s.heard_at or since) for name, s in self.servers.items()}
         decisions: list[Decision] = []
         newest = max(heard.values())
         if now - newest > budget and not self.prober_silent:
@@ -232,7 +238,12 @@ class FailoverMachine:
         went_down = False
         for name in self.order:
             state, age = self.servers[name], now - heard[name]
-            if age <= budget or state.silent:
+            # Only while the prober is heard from for other servers: if it is silent for all
+            # (it died), nothing is known of any server, which is not the same as every one
+            # down; marking them down would hand the VIP to whichever passed `rise` first once
+            # the prober is back. (A dead prober's last results are within one interval of
+            # each other; a server whose own results stopped falls behind by the budget.)
+            if age <= budget or state.silent or newest - heard[name] <= budget / 2:
                 continue
             state.silent = True
             state.successes = 0  # passed probes on either side of a silence are not "in a row"

@@ -289,18 +289,26 @@ SILENCE = {
         [(0.0, ("probe", P, True)), (0.0, ("probe", S, True)), (0.4, ("probe", P, True)), (0.6, TICK)],
         [(0.6, SERVER_DOWN, S)], P,
     ),
-    "the prober dies: said once, every server down, the VIP stays": (
+    "the prober dies: said once; no server is marked down for it, the VIP stays": (
         [(0.0, ("probe", P, True)), (0.0, ("probe", S, True)), (0.6, TICK), (0.7, TICK), (5.0, TICK)],
-        [(0.6, PROBER_SILENT, None), (0.6, SERVER_DOWN, P), (0.6, SERVER_DOWN, S),
-         (0.6, NO_HEALTHY_SERVER, P)], P,
+        [(0.6, PROBER_SILENT, None)], P,
     ),
-    "the prober comes back: said at its first result; servers up only after rise passes": (
+    "the prober dies with its last results a moment apart: still no server down": (
+        [(0.0, ("probe", P, True)), (0.03, ("probe", S, True)), (0.52, TICK), (0.56, TICK)],
+        [(0.56, PROBER_SILENT, None)], P,
+    ),
+    "the prober comes back: said at its first result, nothing moves": (
         [(0.0, ("probe", P, True)), (0.0, ("probe", S, True)), (0.6, TICK),
-         (1.0, ("probe", P, True)), (1.0, ("probe", S, True)), (1.04, ("probe", P, True)),
-         (1.05, TICK), (1.08, ("probe", S, True))],
-        [(0.6, PROBER_SILENT, None), (0.6, SERVER_DOWN, P), (0.6, SERVER_DOWN, S),
-         (0.6, NO_HEALTHY_SERVER, P), (1.0, PROBER_BACK, None), (1.04, SERVER_UP, P),
-         (1.08, SERVER_UP, S)], P,
+         (1.0, ("probe", S, True)), (1.04, ("probe", S, True)), (1.05, TICK),
+         (1.08, ("probe", P, True))],
+        [(0.6, PROBER_SILENT, None), (1.0, PROBER_BACK, None)], P,
+    ),
+    "the prober comes back for one server only: the other's silence counts from the return": (
+        [(0.0, ("probe", P, True)), (0.0, ("probe", S, True)), (0.6, TICK),
+         (1.0, ("probe", S, True)), (1.3, ("probe", S, True)), (1.31, TICK),
+         (1.55, ("probe", S, True)), (1.6, TICK)],
+        [(0.6, PROBER_SILENT, None), (1.0, PROBER_BACK, None), (1.6, SERVER_DOWN, P),
+         (1.6, VIP_MOVED, S)], S,
     ),
     "silence of a server already down: no second server_down; rise passes bring it back": (
         [*[(t, ("probe", P, False)) for t in (0.0, 0.05, 0.1)], (0.1, ("probe", S, True)),
