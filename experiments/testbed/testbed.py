@@ -23,6 +23,7 @@ from experiments.results.records import ExperimentLog
 from experiments.testbed.cleanup import remove_cgroups
 from experiments.testbed.control import ControllerClient, vip_placements
 from experiments.testbed.daemons import ControllerDaemon, LoadGenerator, ProberDaemon
+from experiments.testbed.databases import start_databases
 from experiments.testbed.faults import Faults
 from experiments.testbed.registry import earlier_run_alive, register, unregister
 from experiments.testbed.runlock import RunLock
@@ -224,29 +225,7 @@ class Testbed:
         self._wait_vip_placed(0)
 
     def _start_databases(self, secrets: RunSecrets) -> None:
-        for name, db in self.databases.items():
-            db.write_config()
-            self.runner.run(
-                f"install-{db.name}", db.install_command(), timeout=120, also_log=db.error_log
-            )
-            self.runner.start(db.name, db.start_command(), host=self.host(name))
-        dbs = list(self.databases.values())
-        self._wait_all(dbs, "accepts queries", lambda db: db.is_ready, 60)
-        for db in dbs:
-            db.create_users(secrets, [other.plan.ip for other in dbs if other is not db])
-        # A ring: each server replicates from the one before it (for two: master-master).
-        for i, db in enumerate(dbs):
-            db.replicate_from(dbs[i - 1], secrets)
-        self._wait_all(dbs, "replicates", lambda db: db.replica_running, 30)
-        # The schema comes after the replicas are connected: with semi-sync, its statements
-        # would otherwise each wait out the acknowledgement time-out (the first one, 30 s
-        # with a patient setting) and the run would start fallen back to asynchronous.
-        dbs[0].create_schema()
-        self._wait_all(dbs, "has the app schema", lambda db: db.has_schema, 30)
-
-    def _wait_all(self, dbs: list[MariaDB], what: str, condition: Any, timeout: float) -> None:
-        for db in dbs:
-            self.runner.wait_for(f"{db.name} {what}", condition(db), timeout=timeout, process=db.name)
+        start_databases(self.runner, self.databases, self.host, secrets)
 
     def _start_web(self) -> None:
         for plan in self.config.server_plans:
