@@ -13,11 +13,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from controller.failover import VIP_ADOPTED, VIP_INSTALLED, VIP_MOVED
 from experiments.results.records import read_events
 
 # The controller's event kinds for "the VIP is on the switch": put there, or found there.
-PLACEMENTS = ("vip_installed", "vip_adopted")
-VIP_MOVED = "vip_moved"
+PLACEMENTS = (VIP_INSTALLED, VIP_ADOPTED)
 
 
 class ControllerClient:
@@ -73,6 +73,6 @@ def active_from_log(event_log: Path, default: str) -> str:
     active = default
     if event_log.exists():
         for event in read_events(event_log):
-            if event["kind"] in (VIP_MOVED, "vip_adopted") and event.get("server"):
+            if event["kind"] in (VIP_MOVED, VIP_ADOPTED) and event.get("server"):
                 active = event["server"]
     return active

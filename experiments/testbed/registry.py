@@ -88,11 +88,11 @@ def forget_finished() -> None:
 def earlier_run_alive() -> str | None:
     """Why a new run must not start: a registered run left processes, bridges or interfaces
     that are still there; None when there is none."""
-    forget_finished()
-    for state_path in registered().values():
+    for entry, state_path in registered().items():
         data = _state(state_path)
         alive = still_there(data) if data is not None else []
         if not alive:
+            unregister(entry)  # left nothing behind, or its folder is gone: forgotten
             continue
         return (f"an earlier run's processes still live ({', '.join(alive[:4])}"
                 f"{', ...' if len(alive) > 4 else ''}; listed in {state_path}): "

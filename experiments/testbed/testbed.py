@@ -34,8 +34,6 @@ from services.web import PROJECT_ROOT, WebService
 from topology.config import TestbedConfig
 from topology.network import build_network, host_interfaces, start_network
 
-EXPERIMENT_EVENTS = files.EXPERIMENT_EVENTS
-
 
 class Testbed:
     """Starts and stops every part of the testbed for one trial, in one trial folder."""
