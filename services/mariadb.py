@@ -1,9 +1,18 @@
 """A real MariaDB server on a server host, and master-master replication between two of them.
 
-Each server host runs its own `mariadbd` with its own datadir, socket and pid file under the
-run folder, bound to the host's IP (so replication crosses the emulated switch), with a
-distinct `server_id` and GTID domain, a binary log, and `auto_increment_increment` /
-`auto_increment_offset` set so that rows inserted on either side never collide on id.
+Each server host runs its own `mariadbd`, bound to the host's IP (so replication crosses the
+emulated switch), with a distinct `server_id` and GTID domain, a binary log, and
+`auto_increment_increment` / `auto_increment_offset` set so that rows inserted on either side
+never collide on id.
+
+It runs as the unprivileged `mysql` account (Debian's mariadb-server creates it): root starts
+it, and it drops to `mysql` before it opens a file or a socket. So its datadir, binary logs,
+pid file, tmpdir and socket are in a folder of its own, `<socket folder>/mariadb-<server>/`,
+owned by `mysql`: the run folder may be under a folder `mysql` cannot enter (`/root`, pytest's
+0700 temp folders). Its config stays in the run folder (`<host>/mariadb/my.cnf`, read while it
+is still root), and its error log is its stderr, which the process runner writes to
+`logs/mariadb-<server>.log`. At the end its binary logs are copied beside the config, and the
+datadir goes with the socket folder.
 
 Administration goes through the local UNIX socket as root (authenticated by the socket: root
 has no password and cannot log in over the network). The web service uses an `app` user with
@@ -15,11 +24,13 @@ each run (services/secrets.py), never on a command line.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 import pymysql
 
+from services.files import owned_dir
 from services.gtid import format_gtid, parse_gtid
 from services.secrets import RunSecrets
 from topology.config import DatabaseConfig, HostPlan
@@ -28,6 +39,9 @@ from topology.config import DatabaseConfig, HostPlan
 # in the binary log and before it is committed: a client is never told "done" about a write
 # that no replica has.
 SEMI_SYNC_WAIT_POINT = "AFTER_SYNC"
+
+# The account mariadbd runs as: Debian's mariadb-server package creates it.
+DATABASE_USER = "mysql"
 
 APP_SCHEMA = "app"
 APP_TABLES = {
@@ -52,9 +66,14 @@ APP_TABLES = {
 }
 
 
+def server_dir(socket_dir: Path, server: str) -> Path:
+    """The folder of `server`'s database (datadir, binary logs, socket), owned by `mysql`."""
+    return socket_dir / f"mariadb-{server}"
+
+
 def socket_path(socket_dir: Path, server: str) -> Path:
     """Where the MariaDB server of `server` listens locally (short: socket paths max 107 bytes)."""
-    return socket_dir / f"mariadb-{server}.sock"
+    return server_dir(socket_dir, server) / "mariadb.sock"
 
 
 def connect_local(
@@ -109,6 +128,27 @@ def set_read_only(socket: Path, read_only: bool, timeout: float) -> None:
         cur.execute(f"SET GLOBAL read_only = {'ON' if read_only else 'OFF'}")
 
 
+def semi_sync_config(settings: DatabaseConfig) -> str:
+    """The [mariadbd] lines of semi-synchronous replication; none for asynchronous."""
+    if settings.replication != "semi-sync":
+        return ""
+    # Both roles on every server: in master-master either may be the one taking writes.
+    # `init-rpl-role = SLAVE`: every database starts as a replica (read-only, until the
+    # controller promotes it), and a crashed one comes back as one. With this role, crash
+    # recovery rolls back what was in the binary log but not yet acknowledged by a replica
+    # (AFTER_SYNC: prepared, logged, never committed) and truncates the log there, instead
+    # of committing it: no one was told it was saved, the new active server never got it,
+    # and committing it would leave the restarted server with a transaction of its own
+    # (MariaDB's semi-sync replica recovery, MDEV-21117; the role is required since
+    # MDEV-33465). Without it, 1 trial of 20 of `compare-replication` ended inconsistent.
+    return f"""init-rpl-role = SLAVE
+rpl-semi-sync-master-enabled = ON
+rpl-semi-sync-slave-enabled = ON
+rpl-semi-sync-master-wait-point = {SEMI_SYNC_WAIT_POINT}
+rpl-semi-sync-master-timeout = {settings.semi_sync_timeout_ms}
+"""
+
+
 class MariaDB:
     """One MariaDB server: renders its config, gives its commands, answers admin queries."""
 
@@ -120,25 +160,24 @@ class MariaDB:
         self.plan = plan
         self.server_id = server_id
         self.server_count = server_count
-        self.dir = run_dir / plan.name / "mariadb"
+        self.dir = server_dir(socket_dir, plan.name)
         self.datadir = self.dir / "data"
         self.socket = socket_path(socket_dir, plan.name)
         self.pid_file = self.dir / "mariadb.pid"
-        self.config_file = self.dir / "my.cnf"
-        self.error_log = self.dir / "error.log"
         self.tmpdir = self.dir / "tmp"
+        self.config_file = run_dir / plan.name / "mariadb" / "my.cnf"
 
     @property
     def name(self) -> str:
         return f"mariadb-{self.plan.name}"
 
     def render_config(self) -> str:
+        # No `log-error`: the error log goes to stderr, which the process runner keeps.
         return f"""[mariadbd]
-user = root
+user = {DATABASE_USER}
 datadir = {self.datadir}
 socket = {self.socket}
 pid-file = {self.pid_file}
-log-error = {self.error_log}
 bind-address = {self.plan.ip}
 port = 3306
 skip-name-resolve
@@ -168,36 +207,31 @@ max-connections = 300
 # mariadb-install-db then fails ("Unknown table 'mysql.tmp_user_sys'": 4 of 120 installs run three
 # at a time, 0 of 120 with private tmpdirs).
 tmpdir = {self.tmpdir}
-""" + self._semi_sync_config()
-
-    def _semi_sync_config(self) -> str:
-        if self.settings.replication != "semi-sync":
-            return ""
-        # Both roles on every server: in master-master either may be the one taking writes.
-        # `init-rpl-role = SLAVE`: every database starts as a replica (read-only, until the
-        # controller promotes it), and a crashed one comes back as one. With this role, crash
-        # recovery rolls back what was in the binary log but not yet acknowledged by a replica
-        # (AFTER_SYNC: prepared, logged, never committed) and truncates the log there, instead
-        # of committing it: no one was told it was saved, the new active server never got it,
-        # and committing it would leave the restarted server with a transaction of its own
-        # (MariaDB's semi-sync replica recovery, MDEV-21117; the role is required since
-        # MDEV-33465). Without it, 1 trial of 20 of `compare-replication` ended inconsistent.
-        return f"""init-rpl-role = SLAVE
-rpl-semi-sync-master-enabled = ON
-rpl-semi-sync-slave-enabled = ON
-rpl-semi-sync-master-wait-point = {SEMI_SYNC_WAIT_POINT}
-rpl-semi-sync-master-timeout = {self.settings.semi_sync_timeout_ms}
-"""
+""" + semi_sync_config(self.settings)
 
     def write_config(self) -> None:
-        self.tmpdir.mkdir(parents=True, exist_ok=True)
+        """The config in the run folder, and the folders the server writes, owned by `mysql`.
+
+        Its own folder is 0711: the web service (another account) reaches the socket in it by
+        name, and can list or read nothing there (the binary logs are 0660, the datadir 0700).
+        """
+        owned_dir(self.dir, DATABASE_USER, 0o711)
+        owned_dir(self.tmpdir, DATABASE_USER, 0o700)
+        self.config_file.parent.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(self.render_config())
+
+    def keep_binlogs(self) -> None:
+        """Copy the binary logs into the run folder, beside the config (after the server has
+        stopped): what each server wrote, for `mariadb-binlog`, once its folder is gone."""
+        for path in sorted(self.dir.glob("binlog.*")):
+            shutil.copy2(path, self.config_file.parent / path.name)
 
     def install_command(self) -> list[str]:
         """Create an empty datadir whose root account logs in only through the socket."""
         return [
             "mariadb-install-db",
             f"--defaults-file={self.config_file}",
+            f"--user={DATABASE_USER}",  # the owner of the datadir it creates
             "--auth-root-authentication-method=socket",
             "--skip-name-resolve",  # no DNS inside the emulated hosts: a look-up only waits
             "--skip-test-db",
@@ -237,6 +271,9 @@ rpl-semi-sync-master-timeout = {self.settings.semi_sync_timeout_ms}
     def create_users(self, secrets_: RunSecrets, peer_ips: list[str]) -> None:
         """Create the app and replication users on this server only (not replicated)."""
         statements = ["SET sql_log_bin = 0"]
+        # mariadb-install-db --user=mysql makes an admin account for the OS account `mysql` as
+        # well (through the socket); root's is the one administration needs.
+        statements.append(f"DROP USER IF EXISTS '{DATABASE_USER}'@'localhost'")
         # 'localhost' is the local socket (skip-name-resolve): the web service's only way in.
         statements.append(f"CREATE USER 'app'@'localhost' IDENTIFIED BY '{secrets_.app_password}'")
         statements.append(

@@ -292,15 +292,8 @@ class ProcessRunner:
             self.state.add_process(name, popen.pid, in_host(host, cmd))
         return process
 
-    def run(
-        self, name: str, cmd: list[str], host: Any = None, timeout: float = 60.0,
-        also_log: Path | None = None,
-    ) -> None:
-        """Run a one-shot command (recorded like any other) and fail clearly if it fails.
-
-        `also_log` is a log the command writes besides its output (mariadb-install-db's
-        bootstrap server writes to the server's error log): its ERROR lines join the message.
-        """
+    def run(self, name: str, cmd: list[str], host: Any = None, timeout: float = 60.0) -> None:
+        """Run a one-shot command (recorded like any other) and fail clearly if it fails."""
         process = self.start(name, cmd, host=host)
         try:
             process.popen.wait(timeout)
@@ -311,12 +304,10 @@ class ProcessRunner:
         self.state.save()
         if process.popen.returncode != 0:
             errors = process.log_errors()
-            elsewhere = error_lines(also_log) if also_log else ""
             raise StartupError(
                 f"{name} failed with code {process.popen.returncode}; its log {process.log_path} "
                 + (f"says:\n{errors}\n... and ends with:\n" if errors else "ends with:\n")
                 + process.log_tail()
-                + (f"\n{also_log} says:\n{elsewhere}" if elsewhere else "")
             )
 
     def signal(self, name: str, sig: int) -> None:

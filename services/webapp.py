@@ -37,8 +37,8 @@ ITEM_PATH_RE = re.compile(r"^/api/items/([0-9]{1,19})$")
 POOL_SIZE = int(os.environ.get("TESTBED_DB_POOL", "4"))
 
 # Open connections to the local database, shared by the worker's threads. It is filled when
-# the worker starts, so that a standby taking over the VIP does not first spend its CPU
-# opening connections while requests queue up.
+# the worker starts (`fill_pool`, from services/gunicorn_hooks.py), so that a standby taking
+# over the VIP does not first spend its CPU opening connections while requests queue up.
 _pool: queue.LifoQueue[pymysql.Connection] = queue.LifoQueue()
 
 
@@ -91,7 +91,9 @@ def _query(sql: str, args: tuple = ()) -> tuple[list[tuple], int | None]:
     return result
 
 
-def _fill_pool() -> None:
+def fill_pool() -> None:
+    """Open the pool's connections; in each worker, never in gunicorn's master (the module is
+    imported there: a connection opened before the fork would be shared by every worker)."""
     for _ in range(POOL_SIZE):
         try:
             _pool.put(_connect())
@@ -213,5 +215,3 @@ def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
     )
     return [payload]
 
-
-_fill_pool()

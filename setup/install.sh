@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install and start what the testbed needs, on Debian 12, idempotently (run as root):
-# the Debian packages, a running Open vSwitch, and the Python venv in .venv.
+# the Debian packages, the web service's account, a running Open vSwitch, and the Python
+# venv in .venv.
 # `make run` and `make test` call this first; running it again changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   trap '[ -n "$added_policy" ] && rm -f /usr/sbin/policy-rc.d' EXIT
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The account the web service's workers run as (mariadbd runs as `mysql`, which
+# mariadb-server creates): a system account with no home and no login.
+if ! id -u hatb-web >/dev/null 2>&1; then
+  echo "setup: creating the system account hatb-web"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin hatb-web
 fi
 
 # Open vSwitch: there is no systemd here, so start it ourselves when it does not answer.

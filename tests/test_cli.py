@@ -352,6 +352,20 @@ def test_no_missing_tool_is_no_problem(monkeypatch):
     assert prerequisites.missing_tools_problem() is None
 
 
+def test_missing_service_accounts_are_named_with_what_creates_them(monkeypatch):
+    def getpwnam(name):
+        if name == "hatb-web":
+            raise KeyError(name)
+        return object()
+
+    monkeypatch.setattr(prerequisites.pwd, "getpwnam", getpwnam)
+    assert prerequisites.missing_accounts_problem() == (
+        "no such account: hatb-web (created by setup/install.sh): run `make setup` first"
+    )
+    monkeypatch.setattr(prerequisites.pwd, "getpwnam", lambda name: object())
+    assert prerequisites.missing_accounts_problem() is None
+
+
 @pytest.mark.parametrize(
     "args",
     [["nope"], ["run", "baseline", "--bogus"], ["run", "nope"], ["run", "baseline", "--trials", "0"]],

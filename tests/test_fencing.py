@@ -55,6 +55,7 @@ def test_a_database_that_is_gone_is_reported_as_a_failure(tmp_path):
 def test_a_hung_database_fails_within_the_actions_time_out(tmp_path):
     # Accepts the connection (the kernel does, from the backlog) and never says a word.
     hung = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    socket_path(tmp_path, "primary").parent.mkdir()
     hung.bind(str(socket_path(tmp_path, "primary")))
     hung.listen(1)
     try:

@@ -3,6 +3,7 @@ connections."""
 
 from __future__ import annotations
 
+import pwd
 import socket
 import statistics
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from services.mariadb import MariaDB, connect_local, replica_start_position
+from services.mariadb import DATABASE_USER, MariaDB, connect_local, replica_start_position
 from topology.config import DatabaseConfig, TestbedConfig
 
 
@@ -45,8 +46,27 @@ def test_write_config_creates_the_tmpdir(tmp_path: Path) -> None:
     assert db.tmpdir.is_dir() and db.config_file.is_file()
 
 
+def test_the_server_runs_as_mysql_in_a_folder_of_its_own(tmp_path: Path) -> None:
+    """mariadbd drops to `mysql` before it opens a file: what it writes is in a folder `mysql`
+    owns (0711: the web account reaches the socket by name, and lists nothing), outside the run
+    folder; its config stays in the run folder, and its errors go to stderr (the runner's log)."""
+    db = servers(tmp_path)[0]
+    db.write_config()
+    account = pwd.getpwnam(DATABASE_USER)
+    assert settings(db)["user"] == DATABASE_USER
+    assert f"--user={DATABASE_USER}" in db.install_command()
+    for path, mode in ((db.dir, 0o711), (db.tmpdir, 0o700)):
+        assert path.stat().st_mode & 0o777 == mode, path
+        assert (path.stat().st_uid, path.stat().st_gid) == (account.pw_uid, account.pw_gid), path
+    for key in ("datadir", "socket", "pid-file", "log-bin", "tmpdir"):
+        assert Path(settings(db)[key]).parent == db.dir, key
+    assert db.dir.parent == tmp_path / "sockets"
+    assert db.config_file.parent == tmp_path / "primary" / "mariadb"
+    assert "log-error" not in settings(db)
+
+
 def test_no_two_servers_share_a_file(tmp_path: Path) -> None:
-    keys = ["datadir", "socket", "pid-file", "log-error", "log-bin", "tmpdir"]
+    keys = ["datadir", "socket", "pid-file", "log-bin", "tmpdir"]
     rendered = [settings(db) for db in servers(tmp_path)]
     for key in keys:
         values = [r[key] for r in rendered]

@@ -98,25 +98,6 @@ def test_a_failed_one_shot_command_names_its_error_lines_not_only_its_epilogue(t
     assert json_.loads((tmp_path / "state.json").read_text())["processes"] == {}
 
 
-def test_a_failed_one_shot_command_quotes_the_other_log_it_names(tmp_path):
-    """mariadb-install-db's bootstrap server writes its cause to the server's error log, and the
-    tool's own output names that file as `error.log`, which is not an error line."""
-    from services.runner import ProcessRunner, RunState, StartupError
-
-    error_log = tmp_path / "error.log"
-    error_log.write_text("[Warning] could not remove\nERROR: 1051  Unknown table\n[ERROR] Aborting\n")
-    runner = ProcessRunner(tmp_path, RunState(tmp_path / "state.json"))
-    script = f"echo 'Examine the logs in {error_log} for more information.'; exit 1"
-    try:
-        runner.run("install", ["bash", "-c", script], also_log=error_log)
-    except StartupError as error:
-        message = str(error)
-    else:
-        raise AssertionError("a command that exits 1 must fail the run")
-    assert "its log" in message and " ends with:\nExamine the logs" in message
-    assert message.endswith(f"{error_log} says:\nERROR: 1051  Unknown table\n[ERROR] Aborting")
-
-
 def test_a_signal_while_an_error_unwinds_the_block_is_still_raised(interrupts_raise: None) -> None:
     """A teardown after a failed start: the Ctrl-C that came during it still stops the run."""
     with pytest.raises(KeyboardInterrupt) as stopped:

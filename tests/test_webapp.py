@@ -16,6 +16,7 @@ import queue
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,11 +49,11 @@ def _fail_unless_installed() -> None:
                         pytrace=False)
 
 
-def _wait_ready(db: MariaDB, process: subprocess.Popen) -> None:
+def _wait_ready(db: MariaDB, process: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"{db.name} exited with {process.returncode}:\n{db.error_log.read_text()[-2000:]}",
+            pytest.fail(f"{db.name} exited with {process.returncode}:\n{log.read_text()[-2000:]}",
                         pytrace=False)
         try:
             if db.is_ready():
@@ -82,32 +83,37 @@ def running_databases(folder: Path, count: int = 1,
     """`count` MariaDB servers (primary, secondary, ...), each with the app's user and schema and
     writable, as the controller makes the active one; no replication between them."""
     _fail_unless_installed()
-    sockets = folder / "sockets"
-    sockets.mkdir(parents=True)
-    plans = TestbedConfig().server_plans[:count]
-    databases = [MariaDB(plan, i + 1, count, folder, sockets, settings) for i, plan in enumerate(plans)]
-    for db in databases:
-        db.write_config()
-        # --skip-networking on the command line wins over the config's bind-address and port.
-        installed = subprocess.run([*db.install_command(), "--skip-networking"],
-                                   capture_output=True, text=True, timeout=120)
-        if installed.returncode != 0:
-            pytest.fail(f"mariadb-install-db failed:\n{installed.stdout}{installed.stderr}", pytrace=False)
+    # As a run's socket folder: under /tmp, where `mysql` can pass (pytest's folders are 0700).
+    sockets = Path(tempfile.mkdtemp(prefix="webapp-test-"))
     processes: list[subprocess.Popen] = []
     try:
+        sockets.chmod(0o711)
+        plans = TestbedConfig().server_plans[:count]
+        databases = [MariaDB(plan, i + 1, count, folder, sockets, settings) for i, plan in enumerate(plans)]
         for db in databases:
-            processes.append(subprocess.Popen([*db.start_command(), "--skip-networking"],
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                              start_new_session=True))
-        secrets = RunSecrets.generate(folder / "secrets")
-        for db, process in zip(databases, processes, strict=True):
-            _wait_ready(db, process)
+            db.write_config()
+            # --skip-networking on the command line wins over the config's bind-address and port.
+            installed = subprocess.run([*db.install_command(), "--skip-networking"],
+                                       capture_output=True, text=True, timeout=120)
+            if installed.returncode != 0:
+                pytest.fail(f"mariadb-install-db failed:\n{installed.stdout}{installed.stderr}",
+                            pytrace=False)
+        logs = [folder / f"{db.name}.log" for db in databases]
+        for db, log in zip(databases, logs, strict=True):
+            with open(log, "wb") as output:  # its error log is its stderr
+                processes.append(subprocess.Popen([*db.start_command(), "--skip-networking"],
+                                                  stdout=output, stderr=subprocess.STDOUT,
+                                                  start_new_session=True))
+        secrets = RunSecrets.generate(sockets / "secrets")
+        for db, process, log in zip(databases, processes, logs, strict=True):
+            _wait_ready(db, process, log)
             db.create_users(secrets, peer_ips=[])
             db.create_schema()
             db.execute("SET GLOBAL read_only = OFF")
         yield databases, secrets
     finally:
         _stop(processes)
+        shutil.rmtree(sockets)
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +291,7 @@ def test_after_a_refused_connect_requests_fail_at_once_without_retrying(
 
 
 def test_with_the_database_away_the_pool_stays_empty() -> None:
-    webapp._fill_pool()  # what the worker does when it starts; it must not fail
+    webapp.fill_pool()  # what the worker does when it starts; it must not fail
     assert webapp._pool.empty()
 
 
@@ -371,7 +377,7 @@ def test_the_page_shows_the_ten_latest_writes_newest_first(with_database: MariaD
 
 
 def test_the_pool_is_filled_when_the_worker_starts(with_database: MariaDB) -> None:
-    webapp._fill_pool()
+    webapp.fill_pool()
     pooled = list(webapp._pool.queue)
     assert len(pooled) == webapp.POOL_SIZE
     sessions = {row[0] for row in with_database.query(
@@ -381,7 +387,7 @@ def test_the_pool_is_filled_when_the_worker_starts(with_database: MariaDB) -> No
 
 def test_a_connection_the_database_dropped_fails_one_request_and_is_not_reused(
         with_database: MariaDB) -> None:
-    webapp._fill_pool()
+    webapp.fill_pool()
     top = webapp._pool.queue[-1]  # the next request takes the last connection put back
     with_database.execute(f"KILL CONNECTION {top.thread_id()}")
     assert call("GET", "/health").code == 503

@@ -1,4 +1,5 @@
-"""Starting the databases of a testbed: install, start, users, a replication ring, the schema.
+"""Starting the databases of a testbed (install, start, users, a replication ring, the schema),
+and what is kept of them at the end.
 
 Each step waits on a condition for every server (a query answers, the replica threads run),
 never on a fixed sleep.
@@ -6,7 +7,8 @@ never on a fixed sleep.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from services.mariadb import MariaDB
@@ -20,7 +22,7 @@ def start_databases(
     """Install and start each server's database in its host, then make them replicate."""
     for name, db in databases.items():
         db.write_config()
-        runner.run(f"install-{db.name}", db.install_command(), timeout=120, also_log=db.error_log)
+        runner.run(f"install-{db.name}", db.install_command(), timeout=120)
         runner.start(db.name, db.start_command(), host=host(name))
     dbs = list(databases.values())
     _wait_all(runner, dbs, "accepts queries", lambda db: db.is_ready, 60)
@@ -41,3 +43,13 @@ def _wait_all(runner: ProcessRunner, dbs: list[MariaDB], what: str,
               condition: Callable[[MariaDB], Callable[[], bool]], timeout: float) -> None:
     for db in dbs:
         runner.wait_for(f"{db.name} {what}", condition(db), timeout=timeout, process=db.name)
+
+
+def keep_binlogs(databases: Iterable[MariaDB]) -> None:
+    """Copy each stopped server's binary logs into the run folder; a copy that fails is said,
+    and the rest of the clean-up goes on."""
+    for db in databases:
+        try:
+            db.keep_binlogs()
+        except OSError as error:
+            print(f"warning: {db.name}'s binary logs were not kept: {error}", file=sys.stderr)

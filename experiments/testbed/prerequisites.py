@@ -8,8 +8,12 @@ user, or None when nothing is missing.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
+
+from services.mariadb import DATABASE_USER
+from services.web import WEB_USER
 
 # Each program a run calls, and the Debian package setup/install.sh installs it from.
 REQUIRED_TOOLS: dict[str, str] = {
@@ -36,11 +40,32 @@ def missing_tools_problem(how: str = "run `make setup` first") -> str | None:
     return f"not installed: {named}: {how}"
 
 
+# The unprivileged accounts the daemons run as, and what creates each.
+SERVICE_ACCOUNTS: dict[str, str] = {
+    DATABASE_USER: "the mariadb-server package",
+    WEB_USER: "setup/install.sh",
+}
+
+
+def missing_accounts_problem() -> str | None:
+    """One sentence naming every service account that does not exist, or None."""
+    missing = []
+    for account, creator in SERVICE_ACCOUNTS.items():
+        try:
+            pwd.getpwnam(account)
+        except KeyError:
+            missing.append(f"{account} (created by {creator})")
+    if not missing:
+        return None
+    return f"no such account: {', '.join(missing)}: run `make setup` first"
+
+
 def machine_problem() -> str | None:
-    """Why this machine cannot run a testbed now (root, the tools, Open vSwitch), or None."""
+    """Why this machine cannot run a testbed now (root, the tools, the service accounts, Open
+    vSwitch), or None."""
     if os.geteuid() != 0:
         return "the testbed needs root (Mininet, Open vSwitch): run it with sudo"
-    problem = missing_tools_problem()
+    problem = missing_tools_problem() or missing_accounts_problem()
     if problem:
         return problem
     probe = subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True)

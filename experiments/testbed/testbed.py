@@ -23,7 +23,7 @@ from experiments.results.records import ExperimentLog
 from experiments.testbed.cleanup import remove_cgroups
 from experiments.testbed.control import ControllerClient, vip_placements
 from experiments.testbed.daemons import ControllerDaemon, LoadGenerator, ProberDaemon
-from experiments.testbed.databases import start_databases
+from experiments.testbed.databases import keep_binlogs, start_databases
 from experiments.testbed.faults import Faults
 from experiments.testbed.registry import earlier_run_alive, register, unregister
 from experiments.testbed.runlock import RunLock
@@ -67,6 +67,9 @@ class Testbed:
             self.state = RunState(self.dir / files.STATE, folders=[str(self.socket_dir)])
             self.state.save()
             self.registry_entry = register(self.state.path)
+        # The databases' and the web workers' accounts pass through it to their own folders
+        # in it, by name: they can list nothing, and the secrets folder in it is root's.
+        self.socket_dir.chmod(0o711)
         self.runner = ProcessRunner(self.dir, self.state)
         self.faults = Faults(self)
         self.secrets_dir = self.socket_dir / "secrets"
@@ -118,7 +121,7 @@ class Testbed:
         self.start_controller(wait_for_vip=False)
         self._start_network()
         self._start_databases(secrets)
-        self._start_web()
+        self._start_web(secrets)
         self.start_prober()
         self.runner.wait_for(
             "the virtual IP answers the client",
@@ -154,9 +157,8 @@ class Testbed:
                 # and still count as done: what is left stays listed, for `make clean`.
                 self.state.cgroups = remove_cgroups(self.state.cgroups)
                 self.state.save()
-            for db in self.databases.values():
-                shutil.rmtree(db.datadir, ignore_errors=True)  # large and of no use after the run
-            self._remove_socket_dir()
+            keep_binlogs(self.databases.values())
+            self._remove_socket_dir()  # the databases' datadirs with it
             if self.events is not None:
                 self.events.file.flush()
             if self.state is not None and not (self.state.processes or self.state.shells
@@ -225,11 +227,11 @@ class Testbed:
     def _start_databases(self, secrets: RunSecrets) -> None:
         start_databases(self.runner, self.databases, self.host, secrets)
 
-    def _start_web(self) -> None:
+    def _start_web(self, secrets: RunSecrets) -> None:
         for plan in self.config.server_plans:
-            database = self.databases[plan.name]
-            self.webs[plan.name] = WebService(plan, self.config.web, database,
-                                              RunSecrets.web_dir(self.secrets_dir))
+            web = self.webs[plan.name] = WebService(plan, self.config.web, self.databases[plan.name],
+                                                    self.socket_dir / f"web-{plan.name}")
+            web.write_secret(secrets.app_password)
             self.start_web(plan.name, wait=False)
         for name in self.webs:
             self._wait_web(name)

@@ -13,11 +13,12 @@ import pytest
 def missing_prerequisite() -> str | None:
     if os.geteuid() != 0:
         return "integration tests need root: run `sudo make test`"
-    from experiments.testbed.prerequisites import missing_tools_problem
+    from experiments.testbed.prerequisites import missing_accounts_problem, missing_tools_problem
 
-    tools = missing_tools_problem("run `make setup` (or `make test`, which runs it)")
-    if tools:
-        return tools
+    how = "run `make setup` (or `make test`, which runs it)"
+    problem = missing_tools_problem(how) or missing_accounts_problem()
+    if problem:
+        return problem
     if subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True).returncode != 0:
         return "Open vSwitch is not running: run `make setup` (it starts it)"
     return None

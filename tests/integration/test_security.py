@@ -5,6 +5,8 @@ One testbed is started for the module. The tests show that:
   socket, the replication user only from the peer with only REPLICATION SLAVE, the app user
   only through the local socket with data rights on the app schema, no anonymous user and no
   `test` database;
+- mariadbd runs as `mysql` and the web workers as `hatb-web` (with its group alone), which
+  can read its own database password and nothing else of the run;
 - the run's passwords and controller token appear in no file of the run (logs, CSV, JSON,
   state, events, binary logs), on no command line or in no environment of its processes, and
   on neither stdout nor stderr of the command line;
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import random
 import re
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Iterable
@@ -33,7 +37,9 @@ import pymysql
 import pytest
 
 from experiments.testbed.testbed import Testbed
+from services.mariadb import DATABASE_USER
 from services.secrets import RunSecrets
+from services.web import WEB_USER
 from tests.integration.conftest import leftovers, run_cli
 from topology.config import load_config
 
@@ -311,33 +317,96 @@ def test_secrets_are_kept_in_private_files(testbed):
     assert len(set(values)) == 3 and min(len(v) for v in values) >= 20
 
 
+def environment_of(pid: int) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in
+                Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in item)
+
+
+def web_secret_dirs(testbed) -> list[Path]:
+    return [Path(environment_of(testbed.runner.processes[f"web-{server}"].pid)["TESTBED_SECRETS_DIR"])
+            for server in SERVERS]
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_a_web_server_gets_its_database_password_and_no_other_secret(testbed, server):
-    """The folder the web service is told about holds its own password only: not the
-    controller's token, not the replication password."""
-    pid = testbed.runner.processes[f"web-{server}"].pid
-    environ = dict(item.split("=", 1) for item in
-                   Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in item)
-    folder = Path(environ["TESTBED_SECRETS_DIR"])
+    """The folder the web service is told about holds its own password only, for the web
+    account only: not the controller's token, not the replication password; and it is not in
+    the secrets folder."""
+    folder = Path(environment_of(testbed.runner.processes[f"web-{server}"].pid)["TESTBED_SECRETS_DIR"])
     assert sorted(p.name for p in folder.iterdir()) == ["app.password"]
     assert (folder / "app.password").read_text() == read_secrets(testbed.secrets_dir)["app_password"]
-    assert folder.stat().st_mode & 0o777 == 0o700
+    assert folder.stat().st_mode & 0o777 == 0o500 and folder.stat().st_uid == pwd.getpwnam(WEB_USER).pw_uid
+    assert testbed.secrets_dir not in folder.parents
+
+
+def ids_of(pid: int) -> dict[str, list[int]]:
+    """The real, effective, saved and file-system uids and gids of `pid`, and its groups."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {key: [int(n) for n in status[key].split()] for key in ("Uid", "Gid", "Groups")}
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except OSError:
+            pass  # ended meanwhile
+    return found
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_the_databases_and_the_web_workers_run_as_unprivileged_accounts(testbed, server):
+    """mariadbd runs as `mysql`; every gunicorn worker (what takes the requests) as the web
+    account with its own group alone (not root's); only the master stays root."""
+    mysql, web = pwd.getpwnam(DATABASE_USER), pwd.getpwnam(WEB_USER)
+    database = ids_of(testbed.runner.processes[f"mariadb-{server}"].pid)
+    assert database["Uid"] == [mysql.pw_uid] * 4 and database["Gid"] == [mysql.pw_gid] * 4
+    workers = children_of(testbed.runner.processes[f"web-{server}"].pid)
+    assert len(workers) == CONFIG.web.workers
+    for worker in workers:
+        ids = ids_of(worker)
+        assert ids == {"Uid": [web.pw_uid] * 4, "Gid": [web.pw_gid] * 4, "Groups": [web.pw_gid]}, worker
+
+
+def read_as(user: str, path: Path) -> bool:
+    """Whether `user` (with its own group only) can read the file `path`."""
+    account = pwd.getpwnam(user)
+    return subprocess.run(["cat", str(path)], user=account.pw_uid, group=account.pw_gid, extra_groups=[],
+                          capture_output=True).returncode == 0
+
+
+def test_the_web_account_reads_its_password_and_nothing_else_of_the_run(testbed):
+    """What a web worker broken into could read: its own password, and not the controller's
+    token, the replication password, a database's files or another run file of root's."""
+    own = web_secret_dirs(testbed)[0] / "app.password"
+    assert read_as(WEB_USER, own)
+    db = testbed.databases[SERVERS[0]]
+    forbidden = [testbed.secrets_dir / f for f in RunSecrets.FILES.values()]
+    forbidden += [db.datadir / "master.info", next(db.dir.glob("binlog.0*")), db.config_file]
+    for path in forbidden:
+        assert path.exists(), path
+        assert not read_as(WEB_USER, path), f"{WEB_USER} can read {path}"
+    assert subprocess.run(["ls", str(testbed.socket_dir)], user=WEB_USER, capture_output=True).returncode != 0
 
 
 def test_secrets_appear_in_no_file_command_line_or_environment_of_the_run(testbed):
     """While the testbed runs (after some traffic, so that every log has something in it):
     no file of the run folder or of the socket folder but the secret files themselves holds
-    a secret; the databases' own data folders are private to root and, of their files, only
+    a secret; the databases' own data folders are private to `mysql` and, of their files, only
     MariaDB's master.info holds one (the replication password, which the replica needs to
     reconnect); and no command line or environment of the run's processes holds one."""
     secrets = read_secrets(testbed.secrets_dir)
     for _ in range(20):
         assert testbed.http_status("client", f"http://{VIP}/") == 200
     datadirs = [db.datadir for db in testbed.databases.values()]
-    assert files_holding(testbed.dir, secrets, skip=datadirs) == []
-    assert files_holding(testbed.socket_dir, secrets, skip=[testbed.secrets_dir]) == []
+    assert files_holding(testbed.dir, secrets) == []
+    assert files_holding(testbed.socket_dir, secrets,
+                         skip=[testbed.secrets_dir, *web_secret_dirs(testbed), *datadirs]) == []
     for datadir in datadirs:
         assert datadir.stat().st_mode & 0o077 == 0, f"{datadir} is readable by others"
+        assert datadir.stat().st_uid == pwd.getpwnam(DATABASE_USER).pw_uid
         assert files_holding(datadir, secrets) == [f"{datadir / 'master.info'}: repl_password"]
 
     state = json.loads((testbed.dir / "state.json").read_text())
