@@ -80,9 +80,14 @@ class FencePolicy:
         """The VIP moved from `previous` to `server`: promote the one, fence the other."""
         plan = self.vip_adopted(server, now)
         if previous is not None:
-            self._note(previous, True, now)
-            plan.actions.append(FenceAction(previous, True, FENCE_TIMEOUT_S, retry_until=now + FENCE_FOR_S))
+            plan.actions += self.vip_released(previous, now).actions
         return plan
+
+    def vip_released(self, server: str, now: float) -> FencePlan:
+        """`server` gave the VIP up (under keepalived, its own instance left MASTER): fence it,
+        and keep trying while it does not answer."""
+        self._note(server, True, now)
+        return FencePlan([FenceAction(server, True, FENCE_TIMEOUT_S, retry_until=now + FENCE_FOR_S)])
 
     def vip_adopted(self, server: str, now: float) -> FencePlan:
         """`server` holds the VIP: make its database writable."""

@@ -27,8 +27,11 @@ WEB_USER = "hatb-web"
 class WebService:
     """Gives gunicorn's command and environment for one server host, and writes its secret."""
 
-    def __init__(self, plan: HostPlan, web: WebConfig, db: MariaDB, secret_dir: Path) -> None:
+    def __init__(self, plan: HostPlan, web: WebConfig, db: MariaDB, secret_dir: Path,
+                 bind_all: bool = False) -> None:
         self.plan = plan
+        # Under keepalived the VIP is an address of the master itself: it must be served too.
+        self.bind_all = bind_all
         self.web = web
         self.db = db
         # Its own folder, outside the run's secrets folder: the database password alone.
@@ -51,7 +54,7 @@ class WebService:
         group = grp.getgrgid(pwd.getpwnam(WEB_USER).pw_gid).gr_name
         return [
             sys.executable, "-m", "gunicorn",
-            "--bind", f"{self.plan.ip}:{self.web.port}",
+            "--bind", f"{'0.0.0.0' if self.bind_all else self.plan.ip}:{self.web.port}",
             "--workers", str(self.web.workers),
             "--threads", str(self.web.threads),
             "--worker-class", "gthread",

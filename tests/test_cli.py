@@ -412,3 +412,17 @@ def test_run_options_set_config_keys(options, overrides):
 def test_demo_options_set_no_duration():
     args = parse(["demo", "--rate", "100", "--replication", "async"])
     assert overrides_from(args, duration=False) == {"load.rate": 100.0, "database.replication": "async"}
+
+
+def test_a_scenario_that_needs_the_controller_is_refused_under_another_mechanism(tmp_path, capsys):
+    assert main(["run", "controller-restart", "--mechanism", "vrrp", "--out", str(tmp_path)]) == USAGE_ERROR
+    assert one_error_line(capsys).startswith(
+        "error: controller-restart applies to failover.mechanism sdn only, not vrrp: ")
+
+
+def test_the_demo_is_refused_under_another_mechanism(tmp_path, capsys, monkeypatch):
+    from experiments.runs import demo
+
+    monkeypatch.setattr(demo, "terminal_problem", lambda: None)
+    assert main(["demo", "--mechanism", "proxy", "--out", str(tmp_path)]) == USAGE_ERROR
+    assert "failover.mechanism must be sdn, not proxy" in one_error_line(capsys)

@@ -29,6 +29,12 @@ from typing import Any
 HOST_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 FAILBACK_POLICIES = ("never", "auto")
+# Who moves the VIP: the project's controller (sdn), keepalived on every server (vrrp), or
+# HAProxy on a host of its own (proxy); and, for the two classic ones, their settings: as
+# shipped or tuned (services/keepalived.py, services/haproxy.py).
+MECHANISMS = ("sdn", "vrrp", "proxy")
+PRESETS = ("defaults", "tuned")
+PROXY_NODE = "proxy"  # the host HAProxy runs in, with the VIP as its address (mechanism proxy)
 EXTRA_CLIENT_OFFSET = 150  # client2 is client_ip + 150
 REPLICATION_MODES = ("async", "semi-sync")
 
@@ -114,6 +120,8 @@ class ProbeConfig:
 
 @dataclass(frozen=True)
 class FailoverConfig:
+    mechanism: str = "sdn"
+    preset: str = "tuned"  # vrrp and proxy only
     failback: str = "never"
     hold_down_s: float = 2.0
 
@@ -181,6 +189,17 @@ class TestbedConfig:
     def server_plans(self) -> tuple[HostPlan, ...]:
         """The servers in priority order, each on switch port 3, 4, ..."""
         return tuple(self._plan(s.name, s.ip, 3 + i) for i, s in enumerate(self.servers))
+
+    @property
+    def host_plans(self) -> tuple[HostPlan, ...]:
+        """Every host of the network, in the order of their switch ports."""
+        proxy = (self.proxy,) if self.failover.mechanism == "proxy" else ()
+        return (self.client, self.monitor, *self.server_plans, *self.extra_clients, *proxy)
+
+    @property
+    def proxy(self) -> HostPlan:
+        """The HAProxy host (mechanism proxy): the VIP is its own address; the port after all others."""
+        return self._plan(PROXY_NODE, self.network.vip, 3 + len(self.servers) + len(self.extra_clients))
 
     def _plan(self, name: str, ip: str, port: int) -> HostPlan:
         return HostPlan(name, ip, mac_for(ip, self.network.subnet), port)
@@ -414,7 +433,8 @@ def _check_servers(servers: tuple[ServerConfig, ...], net: NetworkConfig) -> Non
         owner = taken.get(s.name) or _node_named(s.name, net)
         if owner:
             raise ConfigError(key, f"{s.name!r} is already the name of {owner}; a server needs a name of "
-                              f"its own, not client, client<N>, monitor, {CONTROLLER_NODE} or {net.switch}")
+                              f"its own, not client, client<N>, monitor, {PROXY_NODE}, {CONTROLLER_NODE} "
+                              f"or {net.switch}")
         taken[s.name] = f"servers[{i}]"
         if not 0 < s.cpu <= 1:
             raise ConfigError(f"servers[{i}].cpu", f"must be in (0, 1], got {s.cpu}")
@@ -431,7 +451,7 @@ def _node_named(name: str, net: NetworkConfig) -> str | None:
         return "the switch (network.switch)"
     if name == CONTROLLER_NODE:
         return "Mininet's controller node"
-    if name in ("client", "monitor"):
+    if name in ("client", "monitor", PROXY_NODE):
         return f"the {name} host"
     if EXTRA_CLIENT_NAME_RE.match(name):
         return "an extra client host (network.clients names them client2, client3, ...)"
@@ -453,6 +473,10 @@ def _check_probe(p: ProbeConfig) -> None:
 
 
 def _check_failover(f: FailoverConfig) -> None:
+    if f.mechanism not in MECHANISMS:
+        raise ConfigError("failover.mechanism", f"must be one of {', '.join(MECHANISMS)}")
+    if f.preset not in PRESETS:
+        raise ConfigError("failover.preset", f"must be one of {', '.join(PRESETS)}")
     if f.failback not in FAILBACK_POLICIES:
         raise ConfigError("failover.failback", f"must be one of {', '.join(FAILBACK_POLICIES)}")
     if not 0 <= f.hold_down_s <= HOLD_DOWN_MAX_S:

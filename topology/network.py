@@ -4,9 +4,13 @@
     monitor ---+-- s1 (OVS, userspace datapath, OpenFlow 1.3, fail-mode secure)
     primary ---+        |
     secondary -+        +-- controller on 127.0.0.1:<controller_port> (root namespace)
+   (proxy) ----+
 
 Every host sits on switch port `HostPlan.port`, with the IP and MAC of the config's
 network plan, so the controller knows where each server is without discovering it.
+Under keepalived or HAProxy (`failover.mechanism` vrrp or proxy) there is no controller: the
+switch runs in fail-mode standalone, a plain learning switch; with HAProxy, the `proxy` host
+has the VIP as its address.
 The secondary (and any server with `cpu` below 1) is a `CPULimitedHost`: the weaker machine
 of the published experiment.
 
@@ -63,12 +67,15 @@ def build_network(config: TestbedConfig) -> Mininet:
         link=Link,
         waitConnected=False,
     )
-    net.addController(
-        _project_controller()("c0", ip="127.0.0.1", port=config.network.controller_port)
-    )
+    sdn = config.failover.mechanism == "sdn"
+    if sdn:
+        net.addController(
+            _project_controller()("c0", ip="127.0.0.1", port=config.network.controller_port)
+        )
     switch = net.addSwitch(
         config.network.switch,
-        cls=partial(OVSSwitch, datapath="user", protocols="OpenFlow13", failMode="secure"),
+        cls=partial(OVSSwitch, datapath="user", protocols="OpenFlow13",
+                    failMode="secure" if sdn else "standalone"),
     )
 
     def add_host(plan: HostPlan, cpu: float = 1.0) -> None:
@@ -82,12 +89,9 @@ def build_network(config: TestbedConfig) -> Mininet:
             host = net.addHost(plan.name, cls=Host, **params)
         net.addLink(host, switch, port2=plan.port)
 
-    add_host(config.client)
-    add_host(config.monitor)
-    for server, plan in zip(config.servers, config.server_plans, strict=True):
-        add_host(plan, server.cpu)
-    for plan in config.extra_clients:
-        add_host(plan)
+    cpu = {server.name: server.cpu for server in config.servers}
+    for plan in config.host_plans:
+        add_host(plan, cpu.get(plan.name, 1.0))
     return net
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from experiments.cli.common import (
     Commands,
+    UsageError,
     check_scenarios,
     check_trials,
     finite_float,
@@ -23,14 +24,19 @@ def add_commands(commands: Commands) -> None:
         "fault at 3 s), then measures wrk throughput through the VIP and straight to the primary, "
         "and checks the figures against the controller's targets.",
     )
-    bench.add_argument("what", choices=["failover", "loadgen"],
+    bench.add_argument("what", choices=["failover", "loadgen", "mechanisms"],
                        help="failover: the controller's targets; loadgen: is the load generator the "
-                       "bottleneck (open loop at --rate, default 2000 for it, then wrk)")
+                       "bottleneck (open loop at --rate, default 2000 for it, then wrk); mechanisms: "
+                       "the same faults under the controller, keepalived and HAProxy (14 s trials)")
     bench.add_argument("--config", type=Path, metavar="FILE", help="TOML config (default: built-in defaults)")
     bench.add_argument("--trials", type=int, default=20, help="trials per scenario (default 20)")
     bench.add_argument("--rate", type=finite_float, help="requests per second (default 500; loadgen: 2000)")
     bench.add_argument("--scenarios", nargs="+", metavar="NAME", default=None,
-                       help="only these scenarios (default: primary-crash web-crash link-down)")
+                       help="only these scenarios (default: primary-crash web-crash db-crash link-down; "
+                       "mechanisms: those and primary-hang flap controller-restart)")
+    bench.add_argument("--mechanisms", nargs="+", metavar="CELL", default=None,
+                       help="mechanisms only: the cells to run, each sdn or MECHANISM:PRESET "
+                       "(default: sdn vrrp:defaults vrrp:tuned proxy:defaults proxy:tuned)")
     bench.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                        help="folder for the results (default: results/)")
     bench.set_defaults(handler=bench_command)
@@ -44,9 +50,20 @@ def bench_command(args: argparse.Namespace) -> int:
     check_trials(args.trials)
     if args.rate is None:  # not `or`: --rate 0 is refused by the config check, not replaced
         args.rate = 2000.0 if args.what == "loadgen" else 500.0
+    cells = mechanism_cells(args.mechanisms) if args.what == "mechanisms" else ()
+    if args.mechanisms is not None and args.what != "mechanisms":
+        raise UsageError("--mechanisms applies to `bench mechanisms` only")
     config, lock = prepare(args, {"load.rate": args.rate})
 
     def work() -> Path:
+        if args.what == "mechanisms":
+            from experiments.results.mechanisms_report import mechanisms_table
+            from experiments.runs.mechanisms_bench import SCENARIO_NAMES, run_mechanisms_bench
+
+            folder, results = run_mechanisms_bench(config, args.trials, args.rate, args.out,
+                                                   tuple(args.scenarios or SCENARIO_NAMES), cells)
+            print(mechanisms_table(results))
+            return folder
         if args.what == "loadgen":
             folder, results = run_loadgen_bench(config, args.rate, args.out)
             print(loadgen_table(results))
@@ -57,3 +74,21 @@ def bench_command(args: argparse.Namespace) -> int:
         return folder
 
     return run_with_testbed(work, lock, report=False)
+
+
+def mechanism_cells(given: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """`sdn`, `vrrp:tuned`, ... as (mechanism, preset) pairs; a bad one is a usage error."""
+    from experiments.runs.mechanisms_bench import CELLS
+    from topology.config import MECHANISMS, PRESETS
+
+    if given is None:
+        return CELLS
+    cells = []
+    for text in given:
+        mechanism, _, preset = text.partition(":")
+        preset = preset or "tuned"
+        if mechanism not in MECHANISMS or preset not in PRESETS or (mechanism == "sdn" and ":" in text):
+            raise UsageError(f"--mechanisms {text!r}: give sdn, or vrrp or proxy with :defaults or :tuned "
+                             "(e.g. vrrp:tuned)")
+        cells.append((mechanism, preset))
+    return tuple(cells)

@@ -25,7 +25,7 @@ from experiments.testbed.cleanup import CGROUP_CONTROLLERS
 from experiments.testbed.cleanup import CGROUP_ROOT as MACHINE_CGROUP_ROOT
 from experiments.testbed.runlock import LOCK_NAME as RUN_LOCK_NAME
 from services.runner import STOP_SIGNALS
-from topology.config import ConfigError, TestbedConfig, load_config
+from topology.config import MECHANISMS, PRESETS, ConfigError, TestbedConfig, load_config
 
 LOCK_NAME = RUN_LOCK_NAME  # a module attribute, so that tests can point it elsewhere
 CGROUP_ROOT = MACHINE_CGROUP_ROOT  # the same, for the cgroups a run must not take over
@@ -78,6 +78,11 @@ def add_load_options(parser: argparse.ArgumentParser, rate_help: str) -> None:
                         help="share of requests that are writes, 0 to 1 (default 0.3)")
     parser.add_argument("--replication", choices=["async", "semi-sync"],
                         help="how the databases replicate (default async, or the config's)")
+    parser.add_argument("--mechanism", choices=list(MECHANISMS),
+                        help="what moves the VIP: sdn (the controller, default), vrrp (keepalived) "
+                        "or proxy (HAProxy)")
+    parser.add_argument("--preset", choices=list(PRESETS),
+                        help="vrrp and proxy: their settings as shipped (defaults) or tuned (default)")
     parser.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                         help="folder for the results (default: results/)")
 
@@ -88,6 +93,8 @@ def overrides_from(args: argparse.Namespace, duration: bool = True) -> dict[str,
         "load.rate": args.rate,
         "load.post_ratio": args.post_ratio,
         "database.replication": args.replication,
+        "failover.mechanism": args.mechanism,
+        "failover.preset": args.preset,
     }
     if duration:
         fault_at = args.fault_at
@@ -105,6 +112,16 @@ def check_scenarios(names: list[str]) -> None:
         if name not in SCENARIOS:
             raise UsageError(f"unknown scenario {name!r}; choose one of: "
                              f"{', '.join(SCENARIOS)}, {compare_replication.NAME}")
+
+
+def check_mechanism(scenario: str, config: TestbedConfig) -> None:
+    """A scenario that needs another mechanism (controller-restart needs a controller)."""
+    from experiments.testbed.scenarios import SCENARIOS
+
+    allowed = SCENARIOS[scenario].mechanisms
+    if config.failover.mechanism not in allowed:
+        raise UsageError(f"{scenario} applies to failover.mechanism {' or '.join(allowed)} only, not "
+                         f"{config.failover.mechanism}: {SCENARIOS[scenario].summary}")
 
 
 def check_trials(trials: int) -> None:
@@ -191,9 +208,13 @@ def checked_config(args: argparse.Namespace, overrides: dict[str, Any]) -> Testb
     return config
 
 
-def prepare(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[TestbedConfig, Any]:
-    """Everything checked before a testbed starts: config, out folder, machine, lock."""
+def prepare(args: argparse.Namespace, overrides: dict[str, Any],
+            scenarios: tuple[str, ...] = ()) -> tuple[TestbedConfig, Any]:
+    """Everything checked before a testbed starts: config (and that each of `scenarios` applies
+    to its mechanism), out folder, machine, lock."""
     config = checked_config(args, overrides)
+    for scenario in scenarios:
+        check_mechanism(scenario, config)
     check_out_folder(args.out)
     check_prerequisites()
     return config, take_lock()

@@ -47,6 +47,10 @@ def demo_command(args: argparse.Namespace) -> int:
         raise UsageError(problem)
     overrides = {**overrides_from(args, duration=False), "load.duration_s": DEMO_DURATION_S}
     config = checked_config(args, overrides)
+    if config.failover.mechanism != "sdn":
+        raise UsageError(f"the demo shows the controller's view: failover.mechanism must be sdn, not "
+                         f"{config.failover.mechanism} (`run SCENARIO --mechanism "
+                         f"{config.failover.mechanism}` runs the others)")
     script = read_script(args.script, config)
     check_out_folder(args.out)
     check_prerequisites()

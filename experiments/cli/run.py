@@ -71,7 +71,7 @@ def run_command(args: argparse.Namespace) -> int:
     check_trials(args.trials)
     # What the scenario needs (a failback policy, say), unless the command line says otherwise.
     needs = SCENARIOS[scenario].overrides
-    config, lock = prepare(args, {**needs, **overrides_from(args)})
+    config, lock = prepare(args, {**needs, **overrides_from(args)}, scenarios=(scenario,))
 
     from experiments.results.replication_report import comparison_table
     from experiments.results.tables import summary_table

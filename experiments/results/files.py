@@ -4,7 +4,8 @@ A trial folder holds:
     config.json                the resolved config the trial ran with
     state.json                 what the trial created, as it creates it (for `make clean`)
     requests.csv               one row per request (written by the load generator as it goes)
-    controller-events.jsonl    the controller's decisions, as it made them
+    controller-events.jsonl    the controller's decisions, as it made them (under keepalived or
+                               HAProxy, the follower's)
     experiment-events.jsonl    faults and phases, as the experiment did them
     events.csv                 both event logs merged and sorted by time
     probes.csv                 every health probe, as the prober sent it
@@ -13,7 +14,8 @@ A trial folder holds:
     report.md, *.png           the report and its pictures (`python -m experiments report DIR`)
     logs/                      every process's output
 A run of several trials holds one `trial-NN/` folder each, and its own summary.json and report.md.
-A soak adds controller-resources.csv and writes soak.md; the bench writes bench.json and bench.md.
+A soak adds controller-resources.csv and writes soak.md; the bench writes bench.json and bench.md
+(`bench mechanisms`: bench-mechanisms.json, .md and .png).
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ SOAK_REPORT = "soak.md"
 BENCH_JSON = "bench.json"
 BENCH_REPORT = "bench.md"
 BENCH_LOADGEN_JSON = "bench-loadgen.json"
+BENCH_MECHANISMS_JSON = "bench-mechanisms.json"
+BENCH_MECHANISMS_REPORT = "bench-mechanisms.md"
+BENCH_MECHANISMS_PNG = "bench-mechanisms.png"
 PROBE_SOCKET = "probes.sock"  # in the run's short private socket folder, not the run folder
 PROBER_PID = "prober.pid"  # there too (root only): the one sender the controller hears
 TRIAL_GLOB = "trial-*"

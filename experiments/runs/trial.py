@@ -113,10 +113,11 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
     fault_at: float | None = None
     active_at_end = config.servers[0].name
     data: dict[str, Any] = {}
+    died: list[str] = []  # what a dead essential process of the mechanism means
     try:
         with Testbed(config, trial_dir) as testbed:
             semi_sync = config.database.replication == "semi-sync"
-            monitor = ReplicationMonitor(testbed.databases, testbed.control.active_server,
+            monitor = ReplicationMonitor(testbed.databases, testbed.mechanism.active_server,
                                          trial_dir / files.REPLICATION, semi_sync)
             monitor.start()
             try:
@@ -125,10 +126,13 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
                 monitor.stop()
                 for at, server in monitor.fallbacks:
                     testbed.record("semi_sync_fell_back", server=server, detail=f"at {at:.6f}")
-            if not testbed.runner.processes["prober"].running():
-                # The controller went blind when it died: no figure of this trial can be trusted.
-                data["prober_died"] = testbed.runner.processes["prober"].log_tail(3) or "no output"
-                testbed.record("prober_died", detail=data["prober_died"])
+            for name, meaning in testbed.mechanism.essential.items():
+                # The mechanism could not act once it died: no figure of this trial can be trusted.
+                if not testbed.runner.processes[name].running():
+                    data[f"{name}_died"] = testbed.runner.processes[name].log_tail(3) or "no output"
+                    testbed.record(f"{name}_died", detail=data[f"{name}_died"])
+                    died.append(f"the {name} died during the trial, {meaning} "
+                                f"(logs/{name}.log: {data[f'{name}_died']})")
             data["semi_sync_fell_back"] = len(monitor.fallbacks) if semi_sync else None
             active_at_end = active_from_log(trial_dir / files.CONTROLLER_EVENTS, active_at_end)
             if drive.checks_data:
@@ -143,9 +147,8 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
     write_summary(trial_dir / files.SUMMARY, summary)
     if "replication_error" in data:
         raise ReplicationConflict(f"{data['replication_error']} (results kept in {trial_dir})")
-    if "prober_died" in data:
-        raise TrialFailed(f"the prober died during the trial, so the controller was blind "
-                          f"(logs/prober.log: {data['prober_died']}); results kept in {trial_dir}")
+    if died:
+        raise TrialFailed(f"{died[0]}; results kept in {trial_dir}")
     return summary
 
 

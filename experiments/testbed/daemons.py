@@ -3,6 +3,8 @@ and what "ready" means. The process runner (services/runner.py) starts, records 
 
 - `ControllerDaemon`: the failover controller (os-ken), on the root namespace's loopback;
 - `ProberDaemon`: the health prober, inside the monitor host;
+- `FollowerDaemon`: the databases' roles under keepalived or HAProxy (controller/follower.py),
+  in the root namespace;
 - `LoadGenerator`: the open-loop load generator (experiments/load/loadgen.py), inside a client.
 """
 
@@ -13,6 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from experiments.results import files
+from experiments.results.records import read_events
 from topology.config import TestbedConfig
 
 
@@ -60,6 +64,25 @@ class ProberDaemon:
     def start_command(self) -> list[str]:
         return [sys.executable, "-m", "controller.prober", "--config", str(self.config_path),
                 "--socket", str(self.probe_socket), "--out", str(self.out)]
+
+
+@dataclass(frozen=True)
+class FollowerDaemon:
+    config_path: Path
+    run_dir: Path
+    socket_dir: Path
+
+    name = "follower"
+    readiness = "the follower reads keepalived's or HAProxy's reports"
+
+    def start_command(self) -> list[str]:
+        return [sys.executable, "-m", "controller.follower", "--config", str(self.config_path),
+                "--run-dir", str(self.run_dir), "--socket-dir", str(self.socket_dir)]
+
+    def ready(self) -> bool:
+        """It has said in the event log that it started (its inputs are open)."""
+        log = self.run_dir / files.CONTROLLER_EVENTS
+        return log.exists() and any(event["kind"] == "follower_started" for event in read_events(log))
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,9 @@ class RunningTestbed(Protocol):
     webs: dict[str, WebService]
 
     def host(self, name: str) -> Any: ...
+    mechanism: Any  # experiments/testbed/mechanisms.py: restart_controller needs the Sdn one
+
     def start_web(self, server: str, wait: bool = True) -> None: ...
-    def start_controller(self, wait_for_vip: bool = True) -> None: ...
 
 
 class Faults:
@@ -164,5 +165,5 @@ class Faults:
 
     def restart_controller(self) -> None:
         """Start a new controller and wait until it has read the VIP's place from the switch."""
-        self.testbed.start_controller()
+        self.testbed.mechanism.start_controller()
 

@@ -52,7 +52,7 @@ def running_testbed(results_root: Path) -> tuple[Path, dict[str, Any]]:
 
 
 def host_names(config: TestbedConfig) -> list[str]:
-    plans = [config.client, config.monitor, *config.server_plans, *config.extra_clients]
+    plans = config.host_plans
     return [plan.name for plan in plans]
 
 

@@ -12,6 +12,7 @@ import pwd
 import shutil
 import subprocess
 
+from services.haproxy import HAPROXY_USER
 from services.mariadb import DATABASE_USER
 from services.web import WEB_USER
 
@@ -23,6 +24,8 @@ REQUIRED_TOOLS: dict[str, str] = {
     "mariadb-install-db": "mariadb-server",
     "ethtool": "ethtool",
     "curl": "curl",
+    "keepalived": "keepalived",  # failover.mechanism vrrp
+    "haproxy": "haproxy",  # failover.mechanism proxy
 }
 
 
@@ -44,6 +47,7 @@ def missing_tools_problem(how: str = "run `make setup` first") -> str | None:
 SERVICE_ACCOUNTS: dict[str, str] = {
     DATABASE_USER: "the mariadb-server package",
     WEB_USER: "setup/install.sh",
+    HAPROXY_USER: "the haproxy package",
 }
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from experiments.testbed.testbed import Testbed
+from topology.config import MECHANISMS
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class Scenario:
     expect_failover: bool
     # Config values the scenario needs (dotted keys, as on the command line), e.g. a policy.
     overrides: dict[str, Any] = field(default_factory=dict)
+    # The failover mechanisms it applies to (controller-restart: only where there is a controller).
+    mechanisms: tuple[str, ...] = MECHANISMS
 
     @property
     def summary(self) -> str:
@@ -168,7 +171,7 @@ SCENARIOS = {
         Scenario("web-crash", web_crash, expect_failover=True),
         Scenario("db-crash", db_crash, expect_failover=True),
         Scenario("link-down", link_down, expect_failover=True),
-        Scenario("controller-restart", controller_restart, expect_failover=False),
+        Scenario("controller-restart", controller_restart, expect_failover=False, mechanisms=("sdn",)),
         Scenario("primary-hang", primary_hang, expect_failover=True),
         Scenario("flap", flap, expect_failover=True),
         Scenario("failback", failback, expect_failover=True,

@@ -21,10 +21,11 @@ from typing import Any
 from experiments.results import files
 from experiments.results.records import ExperimentLog
 from experiments.testbed.cleanup import remove_cgroups
-from experiments.testbed.control import ControllerClient, vip_placements
-from experiments.testbed.daemons import ControllerDaemon, LoadGenerator, ProberDaemon
+from experiments.testbed.control import ControllerClient
+from experiments.testbed.daemons import LoadGenerator
 from experiments.testbed.databases import keep_binlogs, start_databases
 from experiments.testbed.faults import Faults
+from experiments.testbed.mechanisms import MECHANISMS, Mechanism
 from experiments.testbed.registry import earlier_run_alive, register, unregister
 from experiments.testbed.runlock import RunLock
 from services.mariadb import MariaDB
@@ -55,6 +56,7 @@ class Testbed:
         self.faults: Faults | None = None
         self.control: ControllerClient | None = None
         self.registry_entry: Path | None = None
+        self.mechanism: Mechanism | None = None
 
     def _prepare(self) -> None:
         """The trial folder, its state file, the socket folder and the parts' objects."""
@@ -72,6 +74,7 @@ class Testbed:
         self.socket_dir.chmod(0o711)
         self.runner = ProcessRunner(self.dir, self.state)
         self.faults = Faults(self)
+        self.mechanism = MECHANISMS[self.config.failover.mechanism](self)
         self.secrets_dir = self.socket_dir / "secrets"
         self.databases = {
             plan.name: MariaDB(plan, i + 1, len(self.config.servers), self.dir, self.socket_dir,
@@ -118,11 +121,12 @@ class Testbed:
         (self.dir / files.CONFIG).write_text(json.dumps(self.config.to_dict(), indent=2))
         secrets = RunSecrets.generate(self.secrets_dir)
         self.control = ControllerClient(self.config.network.status_port, secrets.controller_token)
-        self.start_controller(wait_for_vip=False)
+        self.mechanism.before_network()
         self._start_network()
+        self.mechanism.after_network()
         self._start_databases(secrets)
         self._start_web(secrets)
-        self.start_prober()
+        self.mechanism.after_web()
         self.runner.wait_for(
             "the virtual IP answers the client",
             lambda: self.http_status("client", f"http://{self.config.network.vip}/health") == 200,
@@ -172,47 +176,13 @@ class Testbed:
     def probe_socket(self) -> Path:
         return self.socket_dir / files.PROBE_SOCKET
 
-    def start_controller(self, wait_for_vip: bool = True) -> None:
-        """Start the controller and wait until it listens; with `wait_for_vip` (a restart, the
-        switch already connected) also until it has placed the VIP on the switch again."""
-        placements = vip_placements(self.dir / files.CONTROLLER_EVENTS)
-        controller = ControllerDaemon(
-            self.config, self.dir / files.CONFIG, self.dir, self.socket_dir, self.probe_socket,
-            self.secrets_dir / RunSecrets.FILES["controller_token"], self.socket_dir / files.PROBER_PID,
-        )
-        busy = controller.ports_in_use()
-        if busy:
-            raise StartupError(f"127.0.0.1 port(s) {', '.join(map(str, busy))} already in use: another "
-                               "controller (an earlier run's?) would answer for this one; "
-                               "`make clean` removes what killed runs left")
-        self.runner.start(controller.name, controller.start_command(), cwd=PROJECT_ROOT)
-        self.runner.wait_for(controller.readiness, controller.ready, timeout=20, process=controller.name)
-        if wait_for_vip:
-            self._wait_vip_placed(placements)
-
-    def start_prober(self) -> None:
-        """Start the prober in the monitor host, and tell the controller its PID: datagrams from
-        any other process are refused."""
-        prober = ProberDaemon(self.dir / files.CONFIG, self.probe_socket, self.dir / files.PROBES)
-        process = self.runner.start(prober.name, prober.start_command(), host=self.host("monitor"),
-                                    cwd=PROJECT_ROOT)
-        files.write_atomic(self.socket_dir / files.PROBER_PID, f"{process.pid}\n")
-
-    def _wait_vip_placed(self, placements_before: int) -> None:
-        self.runner.wait_for(
-            "the switch connects to the controller and the VIP is placed",
-            lambda: vip_placements(self.dir / files.CONTROLLER_EVENTS) > placements_before,
-            timeout=20,
-            process="controller",
-        )
-
     def _start_network(self) -> None:
         # Building starts a shell per node (they hold the hosts' namespaces), makes the links
         # and the cgroups: an interrupt waits until `self.net` holds them all, for stop().
         with signals_held():
             # Recorded before anything exists, so that a run killed mid-way leaves a full list.
             config = self.config
-            plans = [config.client, config.monitor, *config.server_plans, *config.extra_clients]
+            plans = config.host_plans
             self.state.bridges = [config.network.switch]
             self.state.interfaces = [f"{config.network.switch}-eth{p.port}" for p in plans]
             self.state.cgroups = [s.name for s in config.servers if s.cpu < 1.0]
@@ -222,7 +192,6 @@ class Testbed:
         start_network(self.net)
         self.state.interfaces = host_interfaces(self.net)
         self.state.save()
-        self._wait_vip_placed(0)
 
     def _start_databases(self, secrets: RunSecrets) -> None:
         start_databases(self.runner, self.databases, self.host, secrets)
@@ -230,7 +199,8 @@ class Testbed:
     def _start_web(self, secrets: RunSecrets) -> None:
         for plan in self.config.server_plans:
             web = self.webs[plan.name] = WebService(plan, self.config.web, self.databases[plan.name],
-                                                    self.socket_dir / f"web-{plan.name}")
+                                                    self.socket_dir / f"web-{plan.name}",
+                                                    bind_all=self.mechanism.web_on_vip)
             web.write_secret(secrets.app_password)
             self.start_web(plan.name, wait=False)
         for name in self.webs:

@@ -1,0 +1,162 @@
+"""What moves the VIP (`failover.mechanism`): the parts each mechanism adds to the testbed.
+
+Everything else is the same under all three: the hosts and addresses, the web service,
+MariaDB master-master, the load, the faults, the write ledger, the metrics and the reports.
+
+    sdn    the project's controller (os-ken) and its prober: the switch rewrites the VIP
+    vrrp   keepalived on every server host, the VIP a real address of the master
+    proxy  HAProxy on the `proxy` host, whose own address is the VIP
+
+Each mechanism starts its parts at three points of the testbed's start (before the network,
+after it, after the web servers), says who holds the VIP, and names the processes without
+which it cannot act: a trial in which one of them died fails, saying so. Under vrrp and proxy
+the databases' roles follow keepalived's or HAProxy's choice through `controller/follower.py`,
+which writes the same event log as the controller.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from experiments.results import files
+from experiments.testbed.control import active_from_log, vip_placements
+from experiments.testbed.daemons import ControllerDaemon, FollowerDaemon, ProberDaemon
+from services.haproxy import HAProxy
+from services.keepalived import Keepalived
+from services.runner import StartupError
+from services.secrets import RunSecrets
+from services.web import PROJECT_ROOT
+
+# The running Testbed (experiments/testbed/testbed.py), which imports this module: its config,
+# folders, runner, hosts and controller client.
+Testbed = Any
+
+
+class Mechanism:
+    """The parts of one mechanism in one testbed; by default, none."""
+
+    name = ""
+    # Processes without which the mechanism cannot act, and what their death means.
+    essential: dict[str, str] = {}
+    # Whether the web servers must accept connections to the VIP itself (it is their address).
+    web_on_vip = False
+    decider = "follower"  # the process that writes the event log of its decisions
+
+    def __init__(self, testbed: Testbed) -> None:
+        self.testbed = testbed
+
+    def before_network(self) -> None:
+        pass
+
+    def after_network(self) -> None:
+        pass
+
+    def after_web(self) -> None:
+        pass
+
+    def active_server(self) -> str | None:
+        """Who holds the VIP now, as the mechanism's own event log says; None before it is placed."""
+        return active_from_log(self.testbed.dir / files.CONTROLLER_EVENTS, "") or None
+
+    def wait_vip_placed(self, placements_before: int, what: str) -> None:
+        """Until the event log holds one more placement of the VIP than `placements_before`."""
+        testbed = self.testbed
+        testbed.runner.wait_for(
+            what, lambda: vip_placements(testbed.dir / files.CONTROLLER_EVENTS) > placements_before,
+            timeout=20, process=self.decider,
+        )
+
+
+class Sdn(Mechanism):
+    """The controller before the network (the switch connects to it), the prober at the end."""
+
+    name = "sdn"
+    essential = {"prober": "so the controller was blind"}
+    decider = "controller"
+
+    def before_network(self) -> None:
+        self.start_controller(wait_for_vip=False)
+
+    def after_network(self) -> None:
+        self.wait_vip_placed(0, "the switch connects to the controller and the VIP is placed")
+
+    def after_web(self) -> None:
+        """The prober in the monitor host; the controller is told its PID: datagrams from any
+        other process are refused."""
+        testbed = self.testbed
+        prober = ProberDaemon(testbed.dir / files.CONFIG, testbed.probe_socket, testbed.dir / files.PROBES)
+        process = testbed.runner.start(prober.name, prober.start_command(), host=testbed.host("monitor"),
+                                       cwd=PROJECT_ROOT)
+        files.write_atomic(testbed.socket_dir / files.PROBER_PID, f"{process.pid}\n")
+
+    def start_controller(self, wait_for_vip: bool = True) -> None:
+        """Start the controller and wait until it listens; with `wait_for_vip` (a restart, the
+        switch already connected) also until it has placed the VIP on the switch again."""
+        testbed = self.testbed
+        placements = vip_placements(testbed.dir / files.CONTROLLER_EVENTS)
+        controller = ControllerDaemon(
+            testbed.config, testbed.dir / files.CONFIG, testbed.dir, testbed.socket_dir, testbed.probe_socket,
+            testbed.secrets_dir / RunSecrets.FILES["controller_token"], testbed.socket_dir / files.PROBER_PID,
+        )
+        busy = controller.ports_in_use()
+        if busy:
+            raise StartupError(f"127.0.0.1 port(s) {', '.join(map(str, busy))} already in use: another "
+                               "controller (an earlier run's?) would answer for this one; "
+                               "`make clean` removes what killed runs left")
+        testbed.runner.start(controller.name, controller.start_command(), cwd=PROJECT_ROOT)
+        testbed.runner.wait_for(controller.readiness, controller.ready, timeout=20, process=controller.name)
+        if wait_for_vip:
+            self.wait_vip_placed(placements, "the switch connects to the controller and the VIP is placed")
+
+    def active_server(self) -> str | None:
+        return self.testbed.control.active_server()
+
+
+class Vrrp(Mechanism):
+    """keepalived in every server host, after the web servers; the follower before them."""
+
+    name = "vrrp"
+    essential = {"follower": "so the databases' roles stopped following keepalived"}
+    web_on_vip = True
+
+    def after_web(self) -> None:
+        testbed = self.testbed
+        instances = [Keepalived(testbed.config, plan, testbed.host(plan.name).defaultIntf().name,
+                                testbed.dir, testbed.socket_dir) for plan in testbed.config.server_plans]
+        for keepalived in instances:
+            keepalived.write_config()
+            os.mkfifo(keepalived.fifo, 0o600)
+        start_follower(testbed)
+        # The first server first, and only once it is MASTER: with `nopreempt` every instance
+        # starts as BACKUP, and whichever hears no advertisement first would keep the VIP.
+        first, *others = instances
+        testbed.runner.start(first.name, first.start_command(), host=testbed.host(first.plan.name))
+        self.wait_vip_placed(0, f"{first.name} becomes MASTER and holds the VIP")
+        for keepalived in others:
+            testbed.runner.start(keepalived.name, keepalived.start_command(),
+                                 host=testbed.host(keepalived.plan.name))
+
+
+class Proxy(Mechanism):
+    """HAProxy in the proxy host, after the web servers; the follower with it."""
+
+    name = "proxy"
+    essential = {"follower": "so the databases' roles stopped following HAProxy"}
+
+    def after_web(self) -> None:
+        testbed = self.testbed
+        haproxy = HAProxy(testbed.config, testbed.dir, testbed.socket_dir)
+        haproxy.write_config()
+        start_follower(testbed)
+        testbed.runner.start(haproxy.name, haproxy.start_command(), host=testbed.host("proxy"))
+        self.wait_vip_placed(0, "HAProxy sees the first server up and the follower places the VIP")
+
+
+def start_follower(testbed: Testbed) -> None:
+    follower = FollowerDaemon(testbed.dir / files.CONFIG, testbed.dir, testbed.socket_dir)
+    testbed.runner.start(follower.name, follower.start_command(), cwd=PROJECT_ROOT)
+    testbed.runner.wait_for(follower.readiness, follower.ready, timeout=20, process=follower.name)
+
+
+MECHANISMS: dict[str, type[Mechanism]] = {kind.name: kind for kind in (Sdn, Vrrp, Proxy)}
