@@ -11,7 +11,8 @@ their choice, in the root namespace:
   Each server acts on its own database only, as each server's notify scripts would.
 - proxy: it asks HAProxy's admin socket for the servers' states every POLL_S; the server
   HAProxy sends the traffic to (`services.haproxy.chosen_server`) is made writable, the
-  server it sent it to before read-only.
+  server it sent it to before read-only. With failback "never", HAProxy's stick table says
+  which server the traffic is held on, and it is read too.
 
 It writes the same event log as the controller (controller-events.jsonl, with `source`
 "follower"): `vip_installed`, `vip_moved`, `no_healthy_server`, `db_writable`, ... so that
@@ -39,7 +40,7 @@ from controller.eventlog import EVENT_LOG, EventLog
 from controller.failover import NO_HEALTHY_SERVER, VIP_INSTALLED, VIP_MOVED
 from controller.fence_policy import FenceAction, FencePlan, FencePolicy
 from controller.fencing import DatabaseFence
-from services.haproxy import BACKEND, HAProxy, chosen_server, server_states
+from services.haproxy import BACKEND, HAProxy, chosen_server, server_states, stuck_server
 from services.keepalived import INSTANCE, Keepalived, parse_notify_line
 from topology.config import ConfigError, TestbedConfig
 
@@ -58,6 +59,7 @@ class Follower:
         self.log = log
         self.policy = FencePolicy()
         self.holder: str | None = None
+        self.last_holder: str | None = None  # who held it last, also while no one does
         self.placed = False  # the VIP was placed once: later placements are moves
         self.states: dict[str, Any] = {}
 
@@ -73,13 +75,15 @@ class Follower:
             self.holder = None
         return self.policy.vip_released(server, now)
 
-    def proxy_states(self, states: dict[str, int], order: list[str], now: float) -> FencePlan:
-        """HAProxy's servers are in `states` (its srv_op_state)."""
+    def proxy_states(self, states: dict[str, int], order: list[str], now: float,
+                     stuck: str | None = None) -> FencePlan:
+        """HAProxy's servers are in `states` (its srv_op_state); its stick table holds the
+        traffic on `stuck` (failback "never"), or on none."""
         for server, state in states.items():
             if self.states.get(server) != state:
                 self.log.write("proxy_server_state", server=server, state=state)
         self.states = dict(states)
-        chosen = chosen_server(states, order)
+        chosen = chosen_server(states, order, stuck)
         if chosen == self.holder:
             return FencePlan()
         previous = self.holder
@@ -95,7 +99,7 @@ class Follower:
         return self.policy.result(action, ok, detail, now)
 
     def _placed(self, server: str, reason: str) -> None:
-        previous, self.holder = self.holder, server
+        previous, self.holder, self.last_holder = self.last_holder, server, server
         if not self.placed:
             self.placed = True
             self.log.write(VIP_INSTALLED, server=server)
@@ -130,19 +134,21 @@ def ask_haproxy(admin_socket: Path, command: str) -> str:
 
 
 def poll_haproxy(admin_socket: Path, inbox: queue.Queue, stop: threading.Event) -> None:
-    """HAProxy's servers' states every POLL_S, as ("proxy", states), when they changed.
+    """HAProxy's servers' states and its stick table's server every POLL_S, as
+    ("proxy", states, stuck), when they changed.
 
     A socket that does not answer yet (HAProxy starting) is asked again; one that stops
     answering for good is HAProxy gone, which the run sees by its process."""
-    last: dict[str, int] | None = None
+    last: tuple | None = None
     while not stop.wait(POLL_S):
         try:
             states = server_states(ask_haproxy(admin_socket, f"show servers state {BACKEND}"))
+            stuck = stuck_server(ask_haproxy(admin_socket, f"show table {BACKEND}"))
         except OSError:
             continue
-        if states and states != last:
-            last = states
-            inbox.put(("proxy", states))
+        if states and (states, stuck) != last:
+            last = (states, stuck)
+            inbox.put(("proxy", states, stuck))
 
 
 def guarded(target: Any, inbox: queue.Queue, name: str, *args: Any) -> threading.Thread:
@@ -205,7 +211,7 @@ def main() -> int:
         if message[0] == "vrrp":
             plan = follower.vrrp_state(message[1], message[2], now)
         elif message[0] == "proxy":
-            plan = follower.proxy_states(message[1], order, now)
+            plan = follower.proxy_states(message[1], order, now, message[2])
         else:
             plan = follower.result(message[1], message[2], message[3], now)
         for kind, fields in plan.events:

@@ -7,6 +7,11 @@ first backup. It checks each server's `/health` itself (active checks) and, tune
 the client traffic as well (a connection to a server that fails marks it down at once), and
 re-sends a request whose connection failed to another server (`option redispatch`).
 
+With `failover.failback = "never"` (the default), a one-entry stick table keeps the traffic on
+the server it went to last, as long as that one is up: HAProxy would otherwise send it back to
+the first server the moment that passes `rise` checks again (its own failback, at once, with
+no hold-down and no look at the database).
+
 The proxy is a new single point of failure: the testbed does not pair it with a second one.
 
 The databases follow HAProxy's choice: `controller/follower.py` reads the servers' states
@@ -79,9 +84,22 @@ def server_states(answer: str) -> dict[str, int]:
 RUNNING = 2  # srv_op_state: 0 stopped, 1 starting, 2 running, 3 stopping
 
 
-def chosen_server(states: dict[str, int], order: list[str]) -> str | None:
-    """Where HAProxy sends the traffic: the first server of `order` (not a backup) while it
-    runs, else the first running backup; None when none runs."""
+def stuck_server(answer: str) -> str | None:
+    """The server the stick table holds the traffic on, from `show table <backend>`
+    (`0x...: key=1 use=0 exp=0 server_id=2 server_key=secondary`); None if it holds none."""
+    for line in answer.splitlines():
+        for field in line.split():
+            if field.startswith("server_key="):
+                return field.removeprefix("server_key=") or None
+    return None
+
+
+def chosen_server(states: dict[str, int], order: list[str], stuck: str | None = None) -> str | None:
+    """Where HAProxy sends the traffic: the server the stick table holds it on while that one
+    runs; else the first server of `order` (not a backup) while it runs, else the first running
+    backup; None when none runs."""
+    if stuck is not None and states.get(stuck) == RUNNING:
+        return stuck
     return next((name for name in order if states.get(name) == RUNNING), None)
 
 
@@ -106,6 +124,9 @@ class HAProxy:
             servers.append(f"  server {plan.name} {plan.ip}:{self.config.web.port} check{backup}")
         passive = " observe layer4 error-limit 1 on-error mark-down" if t.passive else ""
         redispatch = "  option redispatch 1\n" if t.redispatch else ""
+        # failback "never": every request sticks to the one entry's server while it is up.
+        stick = ("  stick-table type integer size 1\n  stick on int(1)\n"
+                 if self.config.failover.failback == "never" else "")
         return f"""# HAProxy for the proxy host: failover.preset = "{self.config.failover.preset}"
 global
   user {HAPROXY_USER}
@@ -127,7 +148,7 @@ frontend vip
   default_backend {BACKEND}
 
 backend {BACKEND}
-  option httpchk GET /health
+{stick}  option httpchk GET /health
   http-check expect status 200
   default-server inter {t.check_interval_ms}ms fastinter {t.check_interval_ms}ms \
 downinter {t.check_interval_ms}ms fall {t.fall} rise {t.rise}{passive}

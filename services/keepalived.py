@@ -9,8 +9,10 @@ learn where it went. Each keepalived also checks its own server: its interface (
 puts it in FAULT at once) and `/health` (a script that fails puts it in FAULT too, and it
 gives the address up).
 
-Every instance starts as BACKUP with `nopreempt`: the server that holds the address keeps
-it when an earlier one comes back, as `failover.failback = "never"` does with the controller.
+Every instance starts as BACKUP. With `failover.failback = "never"` each has `nopreempt`: the
+server that holds the address keeps it when an earlier one comes back, as with the
+controller; with "auto", a higher-priority server that is back takes it again after
+`failover.hold_down_s` (`preempt_delay`).
 
 The databases follow each server's VRRP state: keepalived writes every change of state to a
 FIFO (`vrrp_notify_fifo`), which `controller/follower.py` reads; MASTER makes that server's
@@ -100,7 +102,7 @@ vrrp_script web_health {{
 
 vrrp_instance {INSTANCE} {{
   state BACKUP
-  nopreempt
+  {self._preemption()}
   interface {self.interface}
   virtual_router_id {VIRTUAL_ROUTER_ID}
   priority {self.priority}
@@ -117,6 +119,12 @@ vrrp_instance {INSTANCE} {{
   }}
 }}
 """
+
+    def _preemption(self) -> str:
+        failover = self.config.failover
+        if failover.failback == "never":
+            return "nopreempt"
+        return f"preempt_delay {failover.hold_down_s:g}"
 
     def write_config(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ def run_of(*trials: dict) -> dict:
     # A trial without a failover has no gap: the figure says over how many trials it is.
     ((trial(failover_gap_ms=None), trial(failover_gap_ms=30.0)),
      "failover gap (last primary -> first secondary)", "median 30, p95 30, max 30 ms (over 1 trials)"),
-    ((trial(detection_ms=None), trial(detection_ms=None)), "detection (fault -> flow change)", "-"),
+    ((trial(detection_ms=None), trial(detection_ms=None)), "detection (fault -> VIP moved)", "-"),
 ])
 def test_a_run_of_trials_prints_spreads_and_counts(trials, label, expected):
     assert row(summary_table(run_of(*trials)), label) == expected

@@ -30,7 +30,7 @@ def summary_table(summary: dict[str, Any]) -> str:
         ("latency p50 before / after", f"{_tenths(before.get('p50'))} / {_tenths(after.get('p50'))} ms"),
         ("latency p95 before / after", f"{_tenths(before.get('p95'))} / {_tenths(after.get('p95'))} ms"),
         ("latency p99 before / after", f"{_tenths(before.get('p99'))} / {_tenths(after.get('p99'))} ms"),
-        ("detection (fault -> flow change)", _tenths(summary.get("detection_ms"), " ms")),
+        ("detection (fault -> VIP moved)", _tenths(summary.get("detection_ms"), " ms")),
         ("failover gap (last primary -> first secondary)", _tenths(summary.get("failover_gap_ms"), " ms")),
         ("served by before", _tenths(summary.get("served_by_before"))),
         ("served by after", _tenths(summary.get("served_by_after"))),
@@ -74,7 +74,7 @@ def trials_table(summary: dict[str, Any]) -> str:
         ("throughput before / after fault",
          f"{_spread(summary.get('throughput_rps_before'), n, low_is_worse=True)} / "
          f"{_spread(summary.get('throughput_rps_after'), n, ' req/s', low_is_worse=True)}"),
-        ("detection (fault -> flow change)", _spread(summary.get("detection_ms"), n, " ms")),
+        ("detection (fault -> VIP moved)", _spread(summary.get("detection_ms"), n, " ms")),
         ("failover gap (last primary -> first secondary)", _spread(summary.get("failover_gap_ms"), n, " ms")),
         ("acknowledged writes, per trial", _spread(summary.get("acked_writes"), n, low_is_worse=True)),
         ("acknowledged writes lost", f"{sum(lost)} in total, in {sum(1 for n in lost if n)} of "

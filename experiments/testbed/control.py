@@ -68,11 +68,11 @@ def vip_placements(event_log: Path) -> int:
 
 
 def active_from_log(event_log: Path, default: str) -> str:
-    """Who holds the VIP, from the controller's own log of its decisions: the last server it
-    moved the VIP to or adopted, `default` if it did neither."""
+    """Who holds the VIP, from the controller's (or the follower's) own log of its decisions:
+    the last server it placed the VIP on (installed, moved or adopted), `default` if none."""
     active = default
     if event_log.exists():
         for event in read_events(event_log):
-            if event["kind"] in (VIP_MOVED, VIP_ADOPTED) and event.get("server"):
+            if event["kind"] in (VIP_MOVED, *PLACEMENTS) and event.get("server"):
                 active = event["server"]
     return active
