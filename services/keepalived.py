@@ -51,7 +51,7 @@ PRESETS = {
     "defaults": VrrpTiming(advert_int_s=1.0, check_interval_s=1, check_timeout_s=1, fall=1, rise=1,
                            http_timeout_s=1.0),
     # The fastest that gave no false failover in 60 s of load without a fault (docs/presets.md).
-    "tuned": VrrpTiming(advert_int_s=0.02, check_interval_s=1, check_timeout_s=1, fall=1, rise=2,
+    "tuned": VrrpTiming(advert_int_s=0.01, check_interval_s=1, check_timeout_s=1, fall=1, rise=2,
                         http_timeout_s=0.2),
 }
 

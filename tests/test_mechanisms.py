@@ -279,3 +279,24 @@ def test_a_bad_bench_cell_is_a_usage_error(bad):
 
     with pytest.raises(UsageError, match="give sdn, or vrrp or proxy"):
         mechanism_cells([bad])
+
+
+def test_a_search_candidate_stands_for_the_tuned_preset_only_while_it_runs():
+    from experiments.runs.preset_search import CANDIDATES, tuned_as
+
+    kept = keepalived.PRESETS["tuned"]
+    label, candidate = CANDIDATES["vrrp"][-1]
+    with tuned_as("vrrp", candidate):
+        assert f"advert_int {candidate.advert_int_s:g}" in keepalived_for("primary").render_config()
+    assert keepalived.PRESETS["tuned"] is kept
+    with pytest.raises(RuntimeError), tuned_as("proxy", CANDIDATES["proxy"][0][1]):
+        raise RuntimeError("a run that fails")
+    assert haproxy.PRESETS["tuned"] is not CANDIDATES["proxy"][0][1]  # restored after the failure
+
+
+def test_the_search_candidates_go_from_slow_to_fast():
+    from experiments.runs.preset_search import CANDIDATES
+
+    adverts = [timing.advert_int_s for _, timing in CANDIDATES["vrrp"]]
+    checks = [timing.check_interval_ms for _, timing in CANDIDATES["proxy"]]
+    assert adverts == sorted(adverts, reverse=True) and checks == sorted(checks, reverse=True)

@@ -24,10 +24,11 @@ def add_commands(commands: Commands) -> None:
         "fault at 3 s), then measures wrk throughput through the VIP and straight to the primary, "
         "and checks the figures against the controller's targets.",
     )
-    bench.add_argument("what", choices=["failover", "loadgen", "mechanisms"],
+    bench.add_argument("what", choices=["failover", "loadgen", "mechanisms", "presets"],
                        help="failover: the controller's targets; loadgen: is the load generator the "
                        "bottleneck (open loop at --rate, default 2000 for it, then wrk); mechanisms: "
-                       "the same faults under the controller, keepalived and HAProxy (14 s trials)")
+                       "the same faults under the controller, keepalived and HAProxy (14 s trials); presets: "
+                       "the search for the tuned presets (60 s without a fault per candidate)")
     bench.add_argument("--config", type=Path, metavar="FILE", help="TOML config (default: built-in defaults)")
     bench.add_argument("--trials", type=int, default=20, help="trials per scenario (default 20)")
     bench.add_argument("--rate", type=finite_float, help="requests per second (default 500; loadgen: 2000)")
@@ -56,6 +57,12 @@ def bench_command(args: argparse.Namespace) -> int:
     config, lock = prepare(args, {"load.rate": args.rate})
 
     def work() -> Path:
+        if args.what == "presets":
+            from experiments.runs.preset_search import run_preset_search, search_table
+
+            folder, results = run_preset_search(config, args.rate, args.out)
+            print(search_table(results))
+            return folder
         if args.what == "mechanisms":
             from experiments.results.mechanisms_report import mechanisms_table
             from experiments.runs.mechanisms_bench import SCENARIO_NAMES, run_mechanisms_bench

@@ -22,6 +22,7 @@ from experiments.results.report import ReportError, format_value, read_summary
 
 ROWS = (
     "scenario",
+    "mechanism",
     "trials",
     "requests",
     "availability %",
@@ -45,6 +46,7 @@ def _single_trial_column(summary: Mapping[str, Any]) -> dict[str, str]:
     after = summary.get("latency_ms_after") or {}
     values = {
         "scenario": summary.get("scenario"),
+        "mechanism": summary.get("mechanism", "sdn"),
         "trials": 1,
         "requests": summary.get("requests_total"),
         "availability %": summary.get("availability_pct"),
@@ -82,6 +84,7 @@ def _multi_trial_column(summary: Mapping[str, Any]) -> dict[str, str]:
     gap = summary.get("failover_gap_ms") or {}
     values = {
         "scenario": summary.get("scenario"),
+        "mechanism": trials[0].get("mechanism", "sdn") if trials else "sdn",
         "trials": summary.get("trials", len(trials)),
         "requests": _total(trials, "requests_total"),
         "availability %": median("availability_pct"),

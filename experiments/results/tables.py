@@ -19,6 +19,7 @@ def summary_table(summary: dict[str, Any]) -> str:
     before, after = summary.get("latency_ms_before") or {}, summary.get("latency_ms_after") or {}
     rows = [
         ("scenario", summary.get("scenario")),
+        ("mechanism (what moves the VIP)", summary.get("mechanism", "sdn")),
         ("requests sent", summary.get("requests_total")),
         ("requests failed", summary.get("requests_failed")),
         ("availability", _tenths(summary.get("availability_pct"), " %")),

@@ -26,7 +26,7 @@ from experiments.results import files
 from experiments.results.files import new_run_dir, write_json
 from experiments.results.mechanisms_report import draw_gaps, mechanisms_table
 from experiments.results.records import read_events
-from experiments.runs.trial import run_experiment
+from experiments.runs.trial import mechanism_label, run_experiment
 from experiments.testbed.scenarios import SCENARIOS
 from topology.config import TestbedConfig
 
@@ -35,11 +35,6 @@ SCENARIO_NAMES = ("primary-crash", "web-crash", "db-crash", "link-down", "primar
                   "controller-restart")
 DURATION_S = 14.0
 FAULT_AT_S = 3.0
-
-
-def cell_label(mechanism: str, preset: str) -> str:
-    """How a cell is named: the controller has no presets."""
-    return mechanism if mechanism == "sdn" else f"{mechanism} {preset}"
 
 
 def cell_config(config: TestbedConfig, mechanism: str, preset: str, rate: float) -> TestbedConfig:
@@ -74,8 +69,8 @@ def run_mechanisms_bench(
     results: dict[str, Any] = {"rate": rate, "trials": trials, "duration_s": DURATION_S,
                                "fault_at_s": FAULT_AT_S, "scenarios": list(scenarios), "cells": {}}
     for mechanism, preset in cells:
-        label = cell_label(mechanism, preset)
         cfg = cell_config(config, mechanism, preset, rate)
+        label = mechanism_label(cfg)
         cell: dict[str, Any] = {"mechanism": mechanism, "preset": preset if mechanism != "sdn" else None,
                                 "scenarios": {}}
         results["cells"][label] = cell

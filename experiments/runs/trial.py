@@ -161,6 +161,7 @@ def trial_summary(outcome: TrialOutcome) -> dict[str, Any]:
         "fault_at": outcome.fault_at,
         "active_at_end": outcome.active_at_end,
         "replication": replication_settings(config),
+        "mechanism": mechanism_label(config),
         **metrics.summarize(outcome.records, outcome.events, outcome.fault_at,
                             config.servers[0].name, config.servers[1].name),
         **outcome.data,
@@ -194,6 +195,12 @@ def write_trial_events(trial_dir: Path) -> list[dict[str, Any]]:
     events = [{**event, "time": round(event["time"], 6)} for event in events]
     write_events_csv(trial_dir / files.EVENTS, events)
     return events
+
+
+def mechanism_label(config: TestbedConfig) -> str:
+    """What moved the VIP: `sdn`, or keepalived's or HAProxy's mechanism and preset."""
+    failover = config.failover
+    return failover.mechanism if failover.mechanism == "sdn" else f"{failover.mechanism} {failover.preset}"
 
 
 def replication_settings(config: TestbedConfig) -> dict[str, Any]:

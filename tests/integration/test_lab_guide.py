@@ -294,11 +294,24 @@ def check_9(done: list[Done], section: str) -> None:
     assert patient["diverged_transactions"] == {"primary": 0}, patient
     assert patient["db_consistent"] is True, patient
     patient_dir = run_dirs(done)[2]
-    assert "Successfully truncated binlog" in (patient_dir / "primary/mariadb/error.log").read_text()
+    assert "Successfully truncated binlog" in (patient_dir / "logs/mariadb-primary.log").read_text()
+
+
+def check_10(done: list[Done], section: str) -> None:
+    vrrp, proxy = run_dirs(done)
+    for run_dir, mechanism in ((vrrp, "vrrp tuned"), (proxy, "proxy tuned")):
+        result = summary(run_dir)
+        assert result["mechanism"] == mechanism and "secondary" in result["served_by_after"], run_dir
+        assert result["acked_writes_lost"] == 0, run_dir
+    follower = [e["kind"] for e in events(vrrp)]
+    assert "vrrp_state" in follower and "vip_moved" in follower, follower
+    table = (LAB / "ex10-compare.md").read_text()
+    for label in ("sdn", "vrrp tuned", "proxy tuned"):
+        assert label in table, f"ex10-compare.md has no column of {label}"
 
 
 CHECKS = {1: check_1, 2: check_2, 3: check_3, 4: check_4, 5: check_5, 6: check_6, 7: check_7, 8: check_8,
-          9: check_9}
+          9: check_9, 10: check_10}
 
 
 def test_the_guide_lists_each_exercise_once_with_what_to_run_predict_and_look_at():

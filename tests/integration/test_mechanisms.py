@@ -4,6 +4,8 @@ crashed web server each move the service to the secondary, no acknowledged write
 databases end the same, and nothing is left behind. 8 s of load at 200 req/s, the fault at 2 s.
 """
 
+from pathlib import Path
+
 import pytest
 
 from tests.integration.conftest import leftovers, read_results, run_cli
@@ -13,6 +15,20 @@ FAULT_AT = 2.0
 # script at most once a second (web-crash), HAProxy checks every 20 ms. A bound on behaviour
 # (the service moved at all within the run), not a benchmark.
 MOVED_WITHIN_S = 3.0
+
+
+def processes_of(run_dir):
+    """Processes whose command line names the run folder (keepalived's and HAProxy's configs
+    are in it): none may be left after the run."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str(run_dir).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass  # ended meanwhile
+    return found
 
 
 def served_after(requests, t):
@@ -25,7 +41,7 @@ def served_after(requests, t):
 def test_the_service_moves_to_the_secondary_and_keeps_every_acknowledged_write(tmp_path, mechanism, scenario):
     result, run_dir = run_cli(scenario, tmp_path, "--mechanism", mechanism, "--duration", "8",
                               "--fault-at", str(FAULT_AT))
-    assert leftovers() == []
+    assert leftovers() == [] and processes_of(run_dir) == []
     summary, requests, events = read_results(run_dir)
     fault = summary["fault_at"]
     assert served_after(requests, 0) - {"secondary"} == {"primary"}
