@@ -9,7 +9,6 @@ and runs the app in `controller/app.py`.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -32,8 +31,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     try:
-        config = TestbedConfig.from_dict(json.loads(args.config.read_text()))
-    except (OSError, ValueError, ConfigError) as exc:
+        config = TestbedConfig.from_file(args.config)
+    except ConfigError as exc:
         print(f"controller: cannot use {args.config}: {exc}", file=sys.stderr)
         return 2
 

@@ -26,7 +26,6 @@ with code 1, and the trial fails saying so.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import queue
 import socket
@@ -138,14 +137,19 @@ def poll_haproxy(admin_socket: Path, inbox: queue.Queue, stop: threading.Event) 
     ("proxy", states, stuck), when they changed.
 
     A socket that does not answer yet (HAProxy starting) is asked again; one that stops
-    answering for good is HAProxy gone, which the run sees by its process."""
+    answering after it did is said once, as ("silent", why), and asked again."""
     last: tuple | None = None
+    answered = False  # since the last time it did not: a silence is said once, not every poll
     while not stop.wait(POLL_S):
         try:
             states = server_states(ask_haproxy(admin_socket, f"show servers state {BACKEND}"))
             stuck = stuck_server(ask_haproxy(admin_socket, f"show table {BACKEND}"))
-        except OSError:
+        except OSError as error:
+            if answered:
+                inbox.put(("silent", f"{type(error).__name__}: {error}"))
+            answered = False
             continue
+        answered = True
         if states and (states, stuck) != last:
             last = (states, stuck)
             inbox.put(("proxy", states, stuck))
@@ -173,8 +177,8 @@ def main() -> int:
     parser.add_argument("--socket-dir", type=Path, required=True, help="the run's private folder")
     args = parser.parse_args()
     try:
-        config = TestbedConfig.from_dict(json.loads(args.config.read_text()))
-    except (OSError, ValueError, ConfigError) as exc:
+        config = TestbedConfig.from_file(args.config)
+    except ConfigError as exc:
         print(f"follower: cannot use {args.config}: {exc}", file=sys.stderr)
         return 2
     mechanism = config.failover.mechanism
@@ -208,6 +212,10 @@ def main() -> int:
                   "follow", file=sys.stderr, flush=True)
             stop.set()
             return 1
+        if message[0] == "silent":
+            # The roles stay as they are: what HAProxy does meanwhile is not known.
+            log.write("haproxy_unreachable", detail=message[1])
+            continue
         if message[0] == "vrrp":
             plan = follower.vrrp_state(message[1], message[2], now)
         elif message[0] == "proxy":

@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--socket", required=True, help="the controller's probe socket")
     parser.add_argument("--out", type=Path, required=True, help="CSV file of every probe result")
     args = parser.parse_args()
-    config = TestbedConfig.from_dict(json.loads(args.config.read_text()))
+    config = TestbedConfig.from_file(args.config)
     recorder = ProbeRecorder(args.out)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit through `finally`: flush the CSV
     for server in config.server_plans:

@@ -341,3 +341,18 @@ def test_servers_are_checked_after_the_network_and_before_the_probes() -> None:
     del data["network"]
     with pytest.raises(ConfigError, match="^servers: needs at least two"):
         TestbedConfig.from_dict(data)
+
+
+def test_a_run_config_that_cannot_be_read_is_a_config_error(tmp_path):
+    from topology.config import ConfigError, TestbedConfig
+
+    good = tmp_path / "config.json"
+    good.write_text(json.dumps(TestbedConfig().to_dict()))
+    assert TestbedConfig.from_file(good) == TestbedConfig()
+    (tmp_path / "junk.json").write_text("{not json")
+    for path in (tmp_path / "junk.json", tmp_path / "missing.json"):
+        with pytest.raises(ConfigError, match="cannot read"):
+            TestbedConfig.from_file(path)
+    (tmp_path / "bad.json").write_text(json.dumps({"load": {"rate": -1}}))
+    with pytest.raises(ConfigError, match="load.rate"):
+        TestbedConfig.from_file(tmp_path / "bad.json")

@@ -17,6 +17,7 @@ names the key and says what is allowed.
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import re
 import tomllib
@@ -222,6 +223,16 @@ class TestbedConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TestbedConfig:
         return _build(data)
+
+    @classmethod
+    def from_file(cls, path: Path) -> TestbedConfig:
+        """The resolved config a run wrote (config.json): ConfigError if it cannot be read."""
+        try:
+            return _build(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError("config", f"cannot read {path}: {exc}") from None
 
 
 def mac_for(ip: str, subnet: str) -> str:

@@ -33,6 +33,11 @@ def mechanisms_table(results: dict[str, Any]) -> str:
                 row.append("not run")
             elif not figures["applies"]:
                 row.append("does not apply")
+            elif (figures.get("failover_gap_ms") or {}).get("median") is None:
+                window = results["duration_s"] - results["fault_at_s"]
+                row.append(f"no failover within {window:g} s "
+                           f"({_figure(figures, 'requests_failed', 'median')} failed, "
+                           f"{_figure(figures, 'acked_writes_lost', 'max')} lost)")
             else:
                 row.append(f"{_figure(figures, 'failover_gap_ms', 'median')} / "
                            f"{_figure(figures, 'failover_gap_ms', 'p95')} "
@@ -74,7 +79,14 @@ def draw_gaps(results: dict[str, Any], path: Path) -> None:
                 xs.append(i - 0.4 + width * (k + 0.5))
                 medians.append(max(gap["median"], 0.1))
                 errors.append(max((gap.get("p95") or gap["median"]) - gap["median"], 0))
-            ax.bar(xs, medians, width=width, label=label, yerr=[[0] * len(errors), errors], capsize=3)
+            ax.bar(xs, medians, width=width, label=label, color=f"C{k}", yerr=[[0] * len(errors), errors],
+                   capsize=3)
+            for i, name in enumerate(scenarios):  # what has no bar says why
+                figures = cell["scenarios"].get(name) or {}
+                moved = (figures.get("failover_gap_ms") or {}).get("median") is not None
+                if figures and not (figures.get("applies") and moved):
+                    ax.text(i - 0.4 + width * (k + 0.5), 1.1, "none" if figures.get("applies") else "n/a",
+                            rotation=90, ha="center", va="bottom", fontsize=10, color=f"C{k}")
         ax.set_yscale("log")
         ax.set_xticks(range(len(scenarios)), scenarios)
         ax.set_ylabel("failover gap (ms, log scale): median, whisker to p95")

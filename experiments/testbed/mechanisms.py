@@ -142,7 +142,8 @@ class Proxy(Mechanism):
     """HAProxy in the proxy host, after the web servers; the follower with it."""
 
     name = "proxy"
-    essential = {"follower": "so the databases' roles stopped following HAProxy"}
+    essential = {"follower": "so the databases' roles stopped following HAProxy",
+                 "haproxy": "so no client reached a server (the proxy is a single point of failure)"}
 
     def after_web(self) -> None:
         testbed = self.testbed
