@@ -40,7 +40,7 @@ from controller.failover import NO_HEALTHY_SERVER, VIP_INSTALLED, VIP_MOVED
 from controller.fence_policy import FenceAction, FencePlan, FencePolicy
 from controller.fencing import DatabaseFence
 from services.haproxy import BACKEND, HAProxy, chosen_server, server_states, stuck_server
-from services.keepalived import INSTANCE, Keepalived, parse_notify_line
+from services.keepalived import INSTANCE, notify_fifo, parse_notify_line
 from topology.config import ConfigError, TestbedConfig
 
 POLL_S = 0.01  # how often HAProxy's admin socket is asked
@@ -196,7 +196,7 @@ def main() -> int:
     order = [plan.name for plan in config.server_plans]
     if mechanism == "vrrp":
         for plan in config.server_plans:
-            fifo = Keepalived(config, plan, "", args.run_dir, args.socket_dir).fifo
+            fifo = notify_fifo(args.socket_dir, plan.name)
             guarded(read_fifo, inbox, f"fifo-{plan.name}", fifo, plan.name, inbox)
     else:
         admin = HAProxy(config, args.run_dir, args.socket_dir).admin_socket

@@ -56,6 +56,11 @@ PRESETS = {
 }
 
 
+def notify_fifo(socket_dir: Path, server: str) -> Path:
+    """Where `server`'s keepalived writes its state changes (in the run's private folder)."""
+    return socket_dir / f"vrrp-{server}.fifo"
+
+
 class Keepalived:
     """One server host's keepalived: renders its config and gives its command."""
 
@@ -68,7 +73,7 @@ class Keepalived:
         self.dir = run_dir / plan.name / "keepalived"
         self.config_file = self.dir / "keepalived.conf"
         # The FIFO and the pid files in the run's private folder: no other account may write them.
-        self.fifo = socket_dir / f"vrrp-{plan.name}.fifo"
+        self.fifo = notify_fifo(socket_dir, plan.name)
         self.pid_files = [socket_dir / f"keepalived-{plan.name}{part}.pid" for part in ("", "-vrrp")]
 
     @property

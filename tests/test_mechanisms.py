@@ -300,3 +300,22 @@ def test_the_search_candidates_go_from_slow_to_fast():
     adverts = [timing.advert_int_s for _, timing in CANDIDATES["vrrp"]]
     checks = [timing.check_interval_ms for _, timing in CANDIDATES["proxy"]]
     assert adverts == sorted(adverts, reverse=True) and checks == sorted(checks, reverse=True)
+
+
+def test_the_vip_holder_is_read_from_what_the_event_log_added_since_the_last_call(tmp_path):
+    import json
+
+    from experiments.testbed.control import HolderFromLog, active_from_log
+
+    log = tmp_path / "controller-events.jsonl"
+    holder = HolderFromLog(log)
+    assert holder() is None  # no log yet
+    line = lambda kind, server: json.dumps({"time": 1.0, "kind": kind, "server": server}) + "\n"  # noqa: E731
+    log.write_text(line("vip_installed", "primary") + line("db_writable", "primary"))
+    assert holder() == "primary"
+    with open(log, "a") as f:
+        f.write(line("vip_moved", "secondary")[:-10])  # a line still being written
+    assert holder() == "primary"
+    with open(log, "a") as f:
+        f.write(line("vip_moved", "secondary")[-10:] + line("no_healthy_server", None))
+    assert holder() == "secondary" == active_from_log(log, "primary")

@@ -29,14 +29,16 @@ def paired_ratio(through_vip: list[float], direct: list[float]) -> float | None:
     return round(statistics.median(v / d for v, d in zip(through_vip, direct, strict=True)), 3)
 
 
-def gap_figures(summary: dict[str, Any], trials: int) -> dict[str, Any]:
-    """The failover gap and detection figures of one scenario, whether 1 trial or many."""
+GAP_KEYS = ("failover_gap_ms", "detection_ms", "availability_pct")
+
+
+def gap_figures(summary: dict[str, Any], trials: int, keys: tuple[str, ...] = GAP_KEYS) -> dict[str, Any]:
+    """The figures `keys` (by default the failover gap, detection and availability) of one
+    scenario, as {n, median, p95, max}, whether over 1 trial or many."""
     if trials == 1:
-        gap, detection = summary.get("failover_gap_ms"), summary.get("detection_ms")
         one = lambda v: {"n": int(v is not None), "median": v, "p95": v, "max": v}  # noqa: E731
-        return {"failover_gap_ms": one(gap), "detection_ms": one(detection),
-                "availability_pct": one(summary.get("availability_pct"))}
-    return {key: summary[key] for key in ("failover_gap_ms", "detection_ms", "availability_pct")}
+        return {key: one(summary.get(key)) for key in keys}
+    return {key: summary[key] for key in keys}
 
 
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.failover import VIP_MOVED
-from experiments.analysis.bench import gap_figures
+from experiments.analysis.bench import GAP_KEYS, gap_figures
 from experiments.results import files
 from experiments.results.files import new_run_dir, write_json
 from experiments.results.mechanisms_report import draw_gaps, mechanisms_table
@@ -48,15 +48,9 @@ def moves_in(run_dir: Path) -> int:
     return sum(1 for log in logs for event in read_events(log) if event["kind"] == VIP_MOVED)
 
 
-def scenario_figures(summary: dict[str, Any], trials: int) -> dict[str, Any]:
-    """The gap and availability (as the failover bench gives them), the requests failed and the
-    acknowledged writes lost, whether over 1 trial or many."""
-    figures = gap_figures(summary, trials)
-    for key in ("requests_failed", "acked_writes_lost"):
-        value = summary.get(key)
-        figures[key] = value if trials > 1 else {"n": int(value is not None), "median": value, "p95": value,
-                                                  "max": value}
-    return figures
+# What the table shows of a scenario: the failover figures, the requests failed and the
+# acknowledged writes lost.
+SCENARIO_KEYS = (*GAP_KEYS, "requests_failed", "acked_writes_lost")
 
 
 def run_mechanisms_bench(
@@ -87,7 +81,7 @@ def run_mechanisms_bench(
             progress(f"bench mechanisms: {label}, {name}, {trials} trial(s) at {rate:g} req/s")
             run_dir, summary = run_experiment(cfg, SCENARIOS[name], place, trials, progress)
             cell["scenarios"][name] = {"applies": True, "run_dir": str(run_dir),
-                                       **scenario_figures(summary, trials)}
+                                       **gap_figures(summary, trials, SCENARIO_KEYS)}
         write_json(folder / files.BENCH_MECHANISMS_JSON, results)  # kept as it grows
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     write_json(folder / files.BENCH_MECHANISMS_JSON, results)

@@ -8,6 +8,7 @@ command carries the run's token.
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -67,12 +68,46 @@ def vip_placements(event_log: Path) -> int:
     return sum(1 for event in read_events(event_log) if event["kind"] in PLACEMENTS)
 
 
+def placed_on(event: dict[str, Any]) -> str | None:
+    """The server an event of the controller's (or the follower's) log put the VIP on, if any."""
+    if event.get("kind") in (VIP_MOVED, *PLACEMENTS) and event.get("server"):
+        return event["server"]
+    return None
+
+
 def active_from_log(event_log: Path, default: str) -> str:
     """Who holds the VIP, from the controller's (or the follower's) own log of its decisions:
     the last server it placed the VIP on (installed, moved or adopted), `default` if none."""
     active = default
     if event_log.exists():
         for event in read_events(event_log):
-            if event["kind"] in (VIP_MOVED, *PLACEMENTS) and event.get("server"):
-                active = event["server"]
+            active = placed_on(event) or active
     return active
+
+
+class HolderFromLog:
+    """Who holds the VIP as the event log says, asked again and again (every heartbeat of the
+    replication monitor): each call reads only the lines added since the last one."""
+
+    def __init__(self, event_log: Path) -> None:
+        self.event_log = event_log
+        self.offset = 0
+        self.holder: str | None = None
+        self.lock = threading.Lock()  # the monitor's threads may ask at once
+
+    def __call__(self) -> str | None:
+        with self.lock:
+            try:
+                with open(self.event_log, "rb") as log:
+                    log.seek(self.offset)
+                    added = log.read()
+            except FileNotFoundError:
+                return self.holder
+            complete = added[: added.rfind(b"\n") + 1]  # a line still being written waits
+            self.offset += len(complete)
+            for line in complete.splitlines():
+                try:
+                    self.holder = placed_on(json.loads(line)) or self.holder
+                except ValueError:
+                    continue
+            return self.holder

@@ -20,7 +20,7 @@ import os
 from typing import Any
 
 from experiments.results import files
-from experiments.testbed.control import active_from_log, vip_placements
+from experiments.testbed.control import HolderFromLog, vip_placements
 from experiments.testbed.daemons import ControllerDaemon, FollowerDaemon, ProberDaemon
 from services.haproxy import HAProxy
 from services.keepalived import Keepalived
@@ -45,6 +45,7 @@ class Mechanism:
 
     def __init__(self, testbed: Testbed) -> None:
         self.testbed = testbed
+        self._holder: HolderFromLog | None = None
 
     def before_network(self) -> None:
         pass
@@ -57,7 +58,9 @@ class Mechanism:
 
     def active_server(self) -> str | None:
         """Who holds the VIP now, as the mechanism's own event log says; None before it is placed."""
-        return active_from_log(self.testbed.dir / files.CONTROLLER_EVENTS, "") or None
+        if self._holder is None:
+            self._holder = HolderFromLog(self.testbed.dir / files.CONTROLLER_EVENTS)
+        return self._holder()
 
     def wait_vip_placed(self, placements_before: int, what: str) -> None:
         """Until the event log holds one more placement of the VIP than `placements_before`."""
