@@ -40,6 +40,9 @@ class ProxyTiming:
     fall: int
     rise: int
     connect_timeout_ms: int
+    # `timeout check`: how long a check waits for the answer once connected. None leaves it
+    # unset, and then HAProxy waits `inter` in all (and connects within `inter` either way).
+    check_timeout_ms: int | None
     passive: bool  # `observe layer4 error-limit 1 on-error mark-down`
     redispatch: bool  # `option redispatch 1`: every retry may go to another server
     retries: int
@@ -50,10 +53,13 @@ PRESETS = {
     # redispatch, no watching of the client traffic; `timeout connect 5s` from Debian's
     # haproxy.cfg.
     "defaults": ProxyTiming(check_interval_ms=2000, fall=3, rise=2, connect_timeout_ms=5000,
-                            passive=False, redispatch=False, retries=3),
+                            check_timeout_ms=None, passive=False, redispatch=False, retries=3),
     # The fastest that gave no false failover in 60 s of load without a fault (docs/presets.md).
+    # Its checks wait 100 ms for an answer, not their 20 ms interval: the secondary, taking
+    # the whole load at once and promoted, answered two checks in a row in more than 20 ms,
+    # and HAProxy marked the last server down and sent the traffic back to the flapping primary.
     "tuned": ProxyTiming(check_interval_ms=20, fall=2, rise=3, connect_timeout_ms=100,
-                         passive=True, redispatch=True, retries=3),
+                         check_timeout_ms=100, passive=True, redispatch=True, retries=3),
 }
 
 
@@ -124,8 +130,13 @@ class HAProxy:
             servers.append(f"  server {plan.name} {plan.ip}:{self.config.web.port} check{backup}")
         passive = " observe layer4 error-limit 1 on-error mark-down" if t.passive else ""
         redispatch = "  option redispatch 1\n" if t.redispatch else ""
+        check_timeout = f"  timeout check {t.check_timeout_ms}ms\n" if t.check_timeout_ms else ""
         # failback "never": every request sticks to the one entry's server while it is up.
-        stick = ("  stick-table type integer size 1\n  stick on int(1)\n"
+        # Room for many entries and `nopurge`: each request takes a new entry before it is
+        # merged into the one key's, and in a full table that would evict the real one, so
+        # concurrent requests would find none and go to the first server (a ping-pong seen
+        # with `size 1` once the primary came back).
+        stick = ("  stick-table type integer size 1k nopurge\n  stick on int(1)\n"
                  if self.config.failover.failback == "never" else "")
         return f"""# HAProxy for the proxy host: failover.preset = "{self.config.failover.preset}"
 global
@@ -139,7 +150,7 @@ defaults
   mode http
   log global
   timeout connect {t.connect_timeout_ms}ms
-  timeout client 10s
+{check_timeout}  timeout client 10s
   timeout server 10s
   retries {t.retries}
 {redispatch}

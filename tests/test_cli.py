@@ -93,6 +93,9 @@ def one_error_line(capsys) -> str:
         (["run", "baseline", "--duration", "5", "--fault-at", "9"], "load.fault_at_s"),
         (["run", "baseline", "--config", "/nonexistent.toml"], "no such file: /nonexistent.toml"),
         (["report", "/nonexistent"], "/nonexistent: not a folder"),
+        (["bench", "failover", "--resume", "/tmp"], "--resume applies to `bench mechanisms` only"),
+        (["bench", "mechanisms", "--resume", "/nonexistent"],
+         "--resume /nonexistent: no bench results to continue there"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message, no_machine, capsys):

@@ -4,6 +4,7 @@ database actions)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,16 @@ def test_only_the_tuned_haproxy_watches_client_traffic_and_redispatches():
     assert "observe layer4" not in shipped and "redispatch" not in shipped
     assert "inter 2000ms" in shipped and "fall 3 rise 2" in shipped
     assert "observe layer4 error-limit 1 on-error mark-down" in tuned and "option redispatch 1" in tuned
+    assert "timeout check" not in shipped and "timeout check 100ms" in tuned
+
+
+@pytest.mark.parametrize(("failback", "sticks"), [("never", True), ("auto", False)])
+def test_haproxy_sticks_to_the_last_server_only_without_failback(failback, sticks):
+    config = config_with("proxy", **{"failover.failback": failback})
+    rendered = lines_of(HAProxy(config, Path("/r"), Path("/s")).render_config())
+    # `size 1` without `nopurge` evicted the one entry under concurrent requests (a ping-pong).
+    assert ("stick-table type integer size 1k nopurge" in rendered) is sticks
+    assert ("stick on int(1)" in rendered) is sticks
 
 
 # What HAProxy 2.6 answers (`show servers state web`), the primary down and the backup up.
@@ -235,23 +246,53 @@ def bench_results() -> dict:
     applies = {"applies": True, "failover_gap_ms": gap, "requests_failed": {"median": 4},
                "acked_writes_lost": {"max": 0}, "availability_pct": {"median": 99.9}}
     baseline = {"latency_ms": {"p50": 1.1, "p99": 4.0}, "requests_failed": 0, "false_failovers": 0}
-    return {"rate": 500, "trials": 2, "duration_s": 14, "fault_at_s": 3,
-            "scenarios": ["primary-crash", "controller-restart"],
-            "cells": {"sdn": {"scenarios": {"primary-crash": applies, "controller-restart": applies},
-                              "baseline": baseline},
-                      "vrrp tuned": {"scenarios": {"primary-crash": applies,
-                                                   "controller-restart": {"applies": False}},
-                                     "baseline": baseline}}}
+    ping_pong = {**applies, "vip_moves": {"max": 7}}
+    none = {**applies, "failover_gap_ms": {"n": 0, "median": None, "p95": None, "max": None}}
+    return {"rate": 500, "trials": 2, "scenarios": ["primary-crash", "controller-restart", "flap"],
+            "cells": {"sdn": {"duration_s": 8, "fault_at_s": 2, "baseline": baseline,
+                              "scenarios": {"primary-crash": applies, "controller-restart": applies,
+                                            "flap": applies}},
+                      "vrrp defaults": {"duration_s": 20, "fault_at_s": 3, "baseline": baseline,
+                                        "scenarios": {"primary-crash": none,
+                                                      "controller-restart": {"applies": False},
+                                                      "flap": ping_pong}}}}
 
 
 def test_the_mechanisms_table_shows_every_cell_and_what_does_not_apply():
     from experiments.results.mechanisms_report import mechanisms_table
 
     table = mechanisms_table(bench_results())
-    assert "| scenario | sdn | vrrp tuned |" in table
-    assert "| primary-crash | 20.0 / 30.0 (4 failed, 0 lost) | 20.0 / 30.0 (4 failed, 0 lost) |" in table
+    assert "(sdn: 8 s of load, the fault at 2 s; vrrp defaults: 20 s of load, the fault at 3 s)" in table
+    assert "| scenario | sdn | vrrp defaults |" in table
+    assert ("| primary-crash | 20.0 / 30.0 (4 failed, 0 lost) | no failover within 17 s (4 failed, 0 lost) |"
+            in table)
     assert "| controller-restart | 20.0 / 30.0 (4 failed, 0 lost) | does not apply |" in table
-    assert "| vrrp tuned | 1.1 | 4.0 | 0 | 0 |" in table
+    assert "| flap | 20.0 / 30.0 (4 failed, 0 lost) | 20.0 / 30.0 (4 failed, 0 lost, up to 7 moves) |" in table
+    assert "| controller-restart | 99.9 | - |" in table  # availability
+    assert "| vrrp defaults | 1.1 | 4.0 | 0 | 0 |" in table
+
+
+def test_a_resumed_bench_keeps_its_finished_cells_and_drops_the_one_it_stopped_in(tmp_path):
+    from experiments.runs.mechanisms_bench import in_bench_order, resumed_results
+
+    results = bench_results()
+    results["cells"]["proxy tuned"] = {"duration_s": 8, "fault_at_s": 2, "baseline": {},
+                                       "scenarios": {"primary-crash": {"applies": True}}}
+    (tmp_path / "bench-mechanisms.json").write_text(json.dumps(results))
+    resumed = resumed_results(tmp_path, ("primary-crash", "controller-restart"))
+    assert list(resumed["cells"]) == ["sdn", "vrrp defaults"]
+    assert list(in_bench_order({"proxy tuned": {}, "vrrp defaults": {}, "sdn": {}})) == [
+        "sdn", "vrrp defaults", "proxy tuned"]
+
+
+@pytest.mark.parametrize("content", [None, "not json", "[1, 2]"])
+def test_a_folder_without_bench_results_cannot_be_resumed(tmp_path, content):
+    from experiments.runs.mechanisms_bench import ResumeError, resumed_results
+
+    if content is not None:
+        (tmp_path / "bench-mechanisms.json").write_text(content)
+    with pytest.raises(ResumeError, match=f"--resume {tmp_path}: "):
+        resumed_results(tmp_path, ())
 
 
 def test_the_mechanisms_picture_is_drawn(tmp_path):

@@ -149,6 +149,7 @@ FAILOVER_SUMMARY = {
     "request_loss_pct": 20.0,
     "request_loss_pct_outage": 100.0,  # requests 5 and 6, sent during the 250 ms outage, both failed
     "acked_writes": 2,
+    "vip_moves": 2,  # the two vip_moved events after the fault
 }
 
 # No fault: h1 answers everything, in 10 ms (requests 0-4) or 20 ms (5-9).
@@ -174,6 +175,7 @@ NO_FAULT_SUMMARY = {
     "request_loss_pct": 0.0,
     "request_loss_pct_outage": None,
     "acked_writes": 0,
+    "vip_moves": 0,
 }
 
 # Every request fails; the fault is at T0 + 0.25 (3 requests before it, 7 after).
@@ -199,6 +201,7 @@ ALL_FAILED_SUMMARY = {
     "request_loss_pct": 100.0,
     "request_loss_pct_outage": None,
     "acked_writes": 0,
+    "vip_moves": 0,  # the one vip_moved event came before the fault
 }
 
 # The primary keeps answering, with 503s, after the fault at T0 + 0.35, while h2 already
@@ -236,6 +239,7 @@ PRIMARY_KEEPS_FAILING_SUMMARY = {
     "request_loss_pct": 40.0,
     "request_loss_pct_outage": 100.0,  # request 4, a 503
     "acked_writes": 0,
+    "vip_moves": 0,
 }
 
 EMPTY_SUMMARY = {
@@ -259,6 +263,7 @@ EMPTY_SUMMARY = {
     "request_loss_pct": None,
     "request_loss_pct_outage": None,
     "acked_writes": 0,
+    "vip_moves": 0,
 }
 
 

@@ -201,6 +201,13 @@ def detection_ms(events: Iterable[Mapping[str, Any]], fault_at: float) -> float 
     return (min(moves) - fault_at) * 1000
 
 
+def vip_moves(events: Iterable[Mapping[str, Any]], fault_at: float | None) -> int:
+    """How many times the VIP moved from the fault on (every move when there is no fault: all
+    of them false). More than one for a single fault is a ping-pong, each move a change of
+    the writable database."""
+    return sum(1 for e in events if e["kind"] == VIP_MOVED and (fault_at is None or e["time"] >= fault_at))
+
+
 def outage_window_ms(records: Iterable[RequestRecord], fault_at: float) -> float | None:
     """From the fault to the sending of the first request sent after it that succeeded."""
     sent = [r.sent_at for r in records if r.ok and r.sent_at >= fault_at]
@@ -247,6 +254,7 @@ def summarize(
     outage_ms = summary["outage_window_ms"]
     summary["request_loss_pct_outage"] = _rounded(outage_loss_pct(records, fault_at, outage_ms))
     summary["acked_writes"] = sum(1 for r in records if _is_acked_write(r))
+    summary["vip_moves"] = vip_moves(events, fault_at)
     return summary
 
 
@@ -351,6 +359,7 @@ AGGREGATED_KEYS = (
     "throughput_rps_after",
     "acked_writes",
     "acked_writes_lost",
+    "vip_moves",
 )
 
 

@@ -5,67 +5,106 @@
 For each cell (a mechanism and, for keepalived and HAProxy, a preset: as shipped or tuned) it
 runs a no-fault trial first (the latency each adds, and whether it fails over by itself), then
 `--trials` trials of each scenario that applies to it (controller-restart needs a
-controller). Every trial is 14 s of load with the fault at 3 s: a peer as shipped takes
-seconds to notice (keepalived: three 1 s advertisements; HAProxy: three checks 2 s apart), and
-the service must be back within the load for the gap to be measured. It writes
-`results/bench-mechanisms-<timestamp>/` (every run's folder, `bench-mechanisms.json`, `.md`
-and the picture of the gaps) and prints the table.
+controller). A trial of the controller or a tuned peer is 8 s of load with the fault at 2 s;
+a peer as shipped gets 20 s with the fault at 3 s, because it takes seconds to notice
+(keepalived: three 1 s advertisements; HAProxy: three checks 2 s apart, each waiting up to
+2 s for a dead server) and the service must be back within the load for the gap to be
+measured. It writes `results/bench-mechanisms-<timestamp>/` (every run's folder,
+`bench-mechanisms.json`, `.md` and the picture of the gaps) and prints the table.
+
+The JSON is rewritten after every cell, so a bench that stops half-way keeps what it ran:
+`--resume FOLDER` runs only the cells that folder lacks (at its rate and trials) and
+rewrites its table and picture.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from controller.failover import VIP_MOVED
 from experiments.analysis.bench import GAP_KEYS, gap_figures
 from experiments.results import files
 from experiments.results.files import new_run_dir, write_json
 from experiments.results.mechanisms_report import draw_gaps, mechanisms_table
-from experiments.results.records import read_events
-from experiments.runs.trial import mechanism_label, run_experiment
+from experiments.runs.trial import label_of, mechanism_label, run_experiment
 from experiments.testbed.scenarios import SCENARIOS
 from topology.config import TestbedConfig
 
 CELLS = (("sdn", "tuned"), ("vrrp", "defaults"), ("vrrp", "tuned"), ("proxy", "defaults"), ("proxy", "tuned"))
 SCENARIO_NAMES = ("primary-crash", "web-crash", "db-crash", "link-down", "primary-hang", "flap",
                   "controller-restart")
-DURATION_S = 14.0
-FAULT_AT_S = 3.0
+# (seconds of load, the fault's time in it) per preset; the controller's cell runs as "tuned".
+TIMINGS = {"tuned": (8.0, 2.0), "defaults": (20.0, 3.0)}
+
+
+def cell_timing(mechanism: str, preset: str) -> tuple[float, float]:
+    return TIMINGS["tuned" if mechanism == "sdn" else preset]
 
 
 def cell_config(config: TestbedConfig, mechanism: str, preset: str, rate: float) -> TestbedConfig:
+    duration_s, fault_at_s = cell_timing(mechanism, preset)
     return replace(config, failover=replace(config.failover, mechanism=mechanism, preset=preset),
-                   load=replace(config.load, rate=rate, duration_s=DURATION_S, fault_at_s=FAULT_AT_S))
-
-
-def moves_in(run_dir: Path) -> int:
-    """How many times the VIP moved in the trials under `run_dir` (a no-fault run: all false)."""
-    logs = list(run_dir.rglob(files.CONTROLLER_EVENTS))
-    return sum(1 for log in logs for event in read_events(log) if event["kind"] == VIP_MOVED)
+                   load=replace(config.load, rate=rate, duration_s=duration_s, fault_at_s=fault_at_s))
 
 
 # What the table shows of a scenario: the failover figures, the requests failed and the
 # acknowledged writes lost.
-SCENARIO_KEYS = (*GAP_KEYS, "requests_failed", "acked_writes_lost")
+SCENARIO_KEYS = (*GAP_KEYS, "requests_failed", "acked_writes_lost", "vip_moves")
+
+
+class ResumeError(ValueError):
+    """A folder `--resume` cannot continue: the message says why."""
+
+
+def resumed_results(folder: Path, scenarios: tuple[str, ...]) -> dict[str, Any]:
+    """The results a stopped bench left in `folder`, without the cell it stopped in (one
+    that lacks a scenario of `scenarios` or its no-fault run)."""
+    path = folder / files.BENCH_MECHANISMS_JSON
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ResumeError(f"--resume {folder}: no bench results to continue there ({exc})") from None
+    if not isinstance(results, dict) or not isinstance(results.get("cells"), dict):
+        raise ResumeError(f"--resume {folder}: {path.name} is not a mechanisms bench's results")
+    results["cells"] = {label: cell for label, cell in results["cells"].items()
+                        if "baseline" in cell and all(name in cell["scenarios"] for name in scenarios)}
+    results["scenarios"] = list(dict.fromkeys([*results.get("scenarios", []), *scenarios]))
+    return results
+
+
+def in_bench_order(cells: dict[str, Any]) -> dict[str, Any]:
+    """The cells in the order of CELLS (a resumed bench adds its cells at the end)."""
+    order = [label_of(mechanism, preset) for mechanism, preset in CELLS]
+    rank = {label: i for i, label in enumerate(order)}
+    return dict(sorted(cells.items(), key=lambda item: rank.get(item[0], len(order))))
 
 
 def run_mechanisms_bench(
     config: TestbedConfig, trials: int, rate: float, out: Path,
     scenarios: tuple[str, ...] = SCENARIO_NAMES, cells: tuple[tuple[str, str], ...] = CELLS,
-    progress: Callable[[str], None] = print,
+    progress: Callable[[str], None] = print, resume: Path | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    folder = new_run_dir(out, "bench-mechanisms")
     started = time.monotonic()
-    results: dict[str, Any] = {"rate": rate, "trials": trials, "duration_s": DURATION_S,
-                               "fault_at_s": FAULT_AT_S, "scenarios": list(scenarios), "cells": {}}
+    if resume is None:
+        folder = new_run_dir(out, "bench-mechanisms")
+        results: dict[str, Any] = {"rate": rate, "trials": trials, "scenarios": list(scenarios),
+                                   "cells": {}}
+    else:
+        folder, results = resume, resumed_results(resume, scenarios)
+        rate, trials = results["rate"], results["trials"]
+        progress(f"bench mechanisms: resuming {folder} at its {rate:g} req/s, {trials} trial(s) per cell")
     for mechanism, preset in cells:
         cfg = cell_config(config, mechanism, preset, rate)
         label = mechanism_label(cfg)
+        if label in results["cells"]:
+            progress(f"bench mechanisms: {label}, already in {folder}")
+            continue
         cell: dict[str, Any] = {"mechanism": mechanism, "preset": preset if mechanism != "sdn" else None,
+                                "duration_s": cfg.load.duration_s, "fault_at_s": cfg.load.fault_at_s,
                                 "scenarios": {}}
         results["cells"][label] = cell
         place = folder / label.replace(" ", "-")
@@ -73,7 +112,7 @@ def run_mechanisms_bench(
         run_dir, baseline = run_experiment(cfg, SCENARIOS["baseline"], place, 1, progress)
         cell["baseline"] = {"latency_ms": baseline.get("latency_ms_before"),
                             "requests_failed": baseline.get("requests_failed"),
-                            "false_failovers": moves_in(run_dir), "run_dir": str(run_dir)}
+                            "false_failovers": baseline.get("vip_moves"), "run_dir": str(run_dir)}
         for name in scenarios:
             if mechanism not in SCENARIOS[name].mechanisms:
                 cell["scenarios"][name] = {"applies": False}
@@ -83,7 +122,8 @@ def run_mechanisms_bench(
             cell["scenarios"][name] = {"applies": True, "run_dir": str(run_dir),
                                        **gap_figures(summary, trials, SCENARIO_KEYS)}
         write_json(folder / files.BENCH_MECHANISMS_JSON, results)  # kept as it grows
-    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    results["cells"] = in_bench_order(results["cells"])
+    results["elapsed_s"] = round(results.get("elapsed_s", 0) + time.monotonic() - started, 1)
     write_json(folder / files.BENCH_MECHANISMS_JSON, results)
     files.write_atomic(folder / files.BENCH_MECHANISMS_REPORT, mechanisms_table(results) + "\n")
     draw_gaps(results, folder / files.BENCH_MECHANISMS_PNG)

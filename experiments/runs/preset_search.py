@@ -21,7 +21,6 @@ from typing import Any
 
 from experiments.results import files
 from experiments.results.files import new_run_dir, write_json
-from experiments.runs.mechanisms_bench import moves_in
 from experiments.runs.trial import run_experiment
 from experiments.testbed.scenarios import SCENARIOS
 from services import haproxy, keepalived
@@ -81,7 +80,8 @@ def run_preset_search(config: TestbedConfig, rate: float, out: Path,
                 run_dir, summary = run_experiment(cfg, SCENARIOS["baseline"], folder, 1, progress)
             results["runs"].append({
                 "mechanism": mechanism, "candidate": label, "run_dir": str(run_dir),
-                "false_failovers": moves_in(run_dir), "requests_failed": summary.get("requests_failed"),
+                "false_failovers": summary.get("vip_moves"),
+                "requests_failed": summary.get("requests_failed"),
                 "latency_p99_ms": (summary.get("latency_ms_before") or {}).get("p99"),
             })
             write_json(folder / files.BENCH_PRESETS_JSON, results)

@@ -199,8 +199,12 @@ def write_trial_events(trial_dir: Path) -> list[dict[str, Any]]:
 
 def mechanism_label(config: TestbedConfig) -> str:
     """What moved the VIP: `sdn`, or keepalived's or HAProxy's mechanism and preset."""
-    failover = config.failover
-    return failover.mechanism if failover.mechanism == "sdn" else f"{failover.mechanism} {failover.preset}"
+    return label_of(config.failover.mechanism, config.failover.preset)
+
+
+def label_of(mechanism: str, preset: str) -> str:
+    """`sdn` (the controller has no preset), else e.g. `vrrp tuned`."""
+    return mechanism if mechanism == "sdn" else f"{mechanism} {preset}"
 
 
 def replication_settings(config: TestbedConfig) -> dict[str, Any]:
