@@ -309,6 +309,7 @@ class FailoverController(app_manager.OSKenApp):
     @set_ev_cls(EventProbeTick)
     def probe_tick_handler(self, ev: EventProbeTick) -> None:
         self.apply(self.machine.tick(self.clock()))
+        self.apply_fence(self.fence_policy.tick(time.monotonic()))  # a promotion waiting for a fence
 
     @set_ev_cls(EventFenceResult)
     def fence_result_handler(self, ev: EventFenceResult) -> None:

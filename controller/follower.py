@@ -44,6 +44,7 @@ from services.keepalived import INSTANCE, notify_fifo, parse_notify_line
 from topology.config import ConfigError, TestbedConfig
 
 POLL_S = 0.01  # how often HAProxy's admin socket is asked
+TICK_S = 0.01  # the longest the follower waits without looking at the time
 ADMIN_TIMEOUT_S = 1.0
 
 
@@ -204,7 +205,10 @@ def main() -> int:
     log.write("follower_started", mechanism=mechanism, preset=config.failover.preset)
     print(f"follower: following {mechanism} ({config.failover.preset})", flush=True)
     while True:
-        message = inbox.get()
+        try:
+            message = inbox.get(timeout=TICK_S)
+        except queue.Empty:
+            message = ("tick",)
         now = time.time()
         if message[0] == "died":
             log.write("follower_input_died", input=message[1], detail=message[2])
@@ -216,12 +220,15 @@ def main() -> int:
             # The roles stay as they are: what HAProxy does meanwhile is not known.
             log.write("haproxy_unreachable", detail=message[1])
             continue
-        if message[0] == "vrrp":
+        if message[0] == "tick":
+            plan = FencePlan()
+        elif message[0] == "vrrp":
             plan = follower.vrrp_state(message[1], message[2], now)
         elif message[0] == "proxy":
             plan = follower.proxy_states(message[1], order, now, message[2])
         else:
             plan = follower.result(message[1], message[2], message[3], now)
+        plan.add(follower.policy.tick(now))  # a promotion waiting for the old server's fence
         for kind, fields in plan.events:
             log.write(kind, **fields)
         for action in plan.actions:

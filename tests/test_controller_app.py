@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from os_ken import cfg
@@ -31,7 +32,7 @@ from controller.app import (
 )
 from controller.eventlog import EVENT_LOG
 from controller.failover import COMMAND_REFUSED, VIP_MOVED, Decision
-from controller.fence_policy import FENCE_TIMEOUT_S, FenceAction
+from controller.fence_policy import FenceAction
 from controller.fencing import DatabaseFence
 from controller.probe_intake import FOREIGN_SENDER, NOT_AN_OBJECT, LoopEnded
 from controller.prober import probe_message
@@ -214,16 +215,19 @@ def test_port_down_moves_the_vip_with_one_flow_message(connected):
     assert flows.server_for_cookie(CONFIG, new[0].cookie) == "secondary"
 
 
-def test_the_vip_flow_is_sent_before_the_new_active_database_is_made_writable(connected):
+def test_the_vip_flow_is_sent_then_the_old_database_fenced_then_the_new_one_made_writable(connected):
     app, dp = connected
     order = []
     app.fence.calls = order
     real_send = dp.send_msg
     dp.send_msg = lambda msg: (order.append(("send", type(msg).__name__)), real_send(msg))
     app.port_status_handler(port_status(dp, PRIMARY.port, down=True))
-    # The server that gained the VIP is promoted, the one that lost it fenced: after the flow.
-    assert order == [("send", "OFPFlowMod"), ("send", "OFPBarrierRequest"),
-                     ("writable", "secondary"), ("read_only", "primary")]
+    # The server that lost the VIP is fenced after the flow; the one that gained it is
+    # promoted once that fence has answered, so the two are never writable together.
+    assert order == [("send", "OFPFlowMod"), ("send", "OFPBarrierRequest"), ("read_only", "primary")]
+    (fence,) = app.fence.actions
+    app.fence_result_handler(EventFenceResult(fence, True, ""))
+    assert order[3:] == [("writable", "secondary")]
 
 
 @pytest.mark.parametrize(
@@ -247,16 +251,18 @@ def events_of(tmp_path, *kinds):
 def test_fence_results_are_logged_and_a_failed_fence_is_tried_again(connected, tmp_path):
     app, dp = connected
     app.port_status_handler(port_status(dp, PRIMARY.port, down=True))
-    promote, fence = app.fence.actions
-    app.fence_result_handler(EventFenceResult(promote, True, ""))
+    (fence,) = app.fence.actions
     app.fence_result_handler(EventFenceResult(fence, False, "Can't connect"))
-    (retry,) = app.fence.actions[2:]
+    retry, promote = app.fence.actions[1:]  # a dead database: the promotion goes ahead
     assert (retry.server, retry.read_only, retry.attempt) == ("primary", True, 2)
+    assert (promote.server, promote.read_only) == ("secondary", False)
+    app.fence_result_handler(EventFenceResult(promote, True, ""))
     app.fence_result_handler(EventFenceResult(retry, True, ""))
     assert events_of(tmp_path, "db_writable", "db_read_only", "fence_failed") == [
-        {"kind": "db_writable", "server": "secondary"},
-        {"kind": "fence_failed", "server": "primary", "read_only": True, "detail": "Can't connect"},
-        {"kind": "db_read_only", "server": "primary"},
+        {"kind": "fence_failed", "server": "primary", "read_only": True, "generation": 1,
+         "detail": "Can't connect"},
+        {"kind": "db_writable", "server": "secondary", "generation": 1},
+        {"kind": "db_read_only", "server": "primary", "generation": 1},
     ]
 
 
@@ -274,10 +280,12 @@ def test_a_fence_attempts_result_comes_back_through_the_apps_event_queue(connect
 
 def test_a_fence_that_runs_out_of_time_says_it_gave_up(connected, tmp_path):
     app, dp = connected
-    late = FenceAction("primary", True, FENCE_TIMEOUT_S, attempt=60, retry_until=0.0)
+    app.port_status_handler(port_status(dp, PRIMARY.port, down=True))
+    (fence,) = app.fence.actions
+    late = replace(fence, attempt=60, retry_until=0.0)  # its last attempt, out of time
     app.fence_result_handler(EventFenceResult(late, False, "timed out"))
-    assert app.fence.actions == []
-    gave_up = {"kind": "fence_gave_up", "server": "primary"}
+    assert [(a.server, a.read_only) for a in app.fence.actions[1:]] == [("secondary", False)]  # no retry
+    gave_up = {"kind": "fence_gave_up", "server": "primary", "generation": 1}
     assert events_of(tmp_path, "fence_failed", "fence_gave_up") == [gave_up]  # its failure was told before
 
 
@@ -680,7 +688,7 @@ def test_a_servers_probe_silence_moves_the_vip_and_status_shows_it_stale(clocked
     advance(budget / 2 + 0.05)  # the primary: silent for longer than the budget
     app.probe_tick_handler(EventProbeTick())
     assert vip_target(dp)[0] == SECONDARY.ip
-    assert app.fence.calls == [("writable", "secondary"), ("read_only", "primary")]
+    assert app.fence.calls == [("read_only", "primary")]  # the promotion waits for its answer
     body = ask(app, None)[1]
     primary, secondary = body["servers"]["primary"], body["servers"]["secondary"]
     assert (primary["up"], primary["last_probe_ok"], primary["probe_stale"]) == (False, True, True)

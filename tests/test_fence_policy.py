@@ -2,11 +2,15 @@
 
 Each case is a list of (time, step). A step is
     ("moved", server, previous)     the VIP moved from `previous` to `server`
-    ("adopted", server)             a restarted controller adopted `server` from the switch
+    ("adopted", server)             the VIP landed on `server` (a restarted controller adopted
+                                    it; under keepalived, its instance became MASTER)
+    ("released", server)            `server` gave the VIP up (keepalived left MASTER)
     ("probe", server, read_only, holder)   a probe saw `server`'s database read-only or not,
                                     while `holder` held the VIP
+    ("tick",)                       time passed
     ("ok", server, read_only)  or  ("fail", server, read_only)
-                                    the latest attempt to set `server` so ended
+                                    the latest attempt to set `server` so ended (an older one:
+                                    a fourth element, -2 for the one before the latest)
 and the case lists what the policy answered over the whole history, in order, as
     (time, "read_only" or "writable", server, timeout_s, delay_s)   an attempt to start
     (time, event kind, server)                                      an event to log
@@ -20,6 +24,7 @@ from controller.fence_policy import (
     FENCE_FOR_S,
     FENCE_TIMEOUT_S,
     PROMOTE_TIMEOUT_S,
+    PROMOTE_WAIT_S,
     RETRY_AFTER_S,
     FencePolicy,
 )
@@ -34,59 +39,99 @@ def run(steps):
             plan = policy.vip_moved(args[0], args[1], now)
         elif what == "adopted":
             plan = policy.vip_adopted(args[0], now)
+        elif what == "released":
+            plan = policy.vip_released(args[0], now)
         elif what == "probe":
             plan = policy.probe(*args, now)
+        elif what == "tick":
+            plan = policy.tick(now)
         else:
-            server, read_only = args
-            action = [a for a in started if (a.server, a.read_only) == (server, read_only)][-1]
+            server, read_only, *which = args
+            matching = [a for a in started if (a.server, a.read_only) == (server, read_only)]
+            action = matching[which[0] if which else -1]
             plan = policy.result(action, what == "ok", "no answer", now)
         started += plan.actions
         seen += [(now, kind, fields["server"]) for kind, fields in plan.events]
-        seen += [(now, "read_only" if a.read_only else "writable", a.server, a.timeout_s, a.delay_s)
+        seen += [(now, "read_only" if a.read_only else "writable", a.server, a.timeout_s, round(a.delay_s, 6))
                  for a in plan.actions]
     return seen
 
 
-PROMOTE_S = (0.0, "writable", S, PROMOTE_TIMEOUT_S, 0.0)
-FENCE_P = (0.0, "read_only", P, FENCE_TIMEOUT_S, 0.0)
+def fence(now, server=P, delay=0.0):
+    return (now, "read_only", server, FENCE_TIMEOUT_S, delay)
 
 
-def retry(now):
-    return (now, "read_only", P, FENCE_TIMEOUT_S, RETRY_AFTER_S)
+def promote(now, server=S):
+    return (now, "writable", server, PROMOTE_TIMEOUT_S, 0.0)
 
 
-def failing_fence(until):
-    """A fence of the primary whose every attempt fails: each takes its 1 s time-out, and the
-    next starts 1 s after, so the failures come at 1, 3, 5, ... s."""
-    return [(t, ("fail", P, True)) for t in range(1, until + 1, 2)]
+def correct(now, server, read_only):
+    return (now, "read_only" if read_only else "writable", server, CORRECT_TIMEOUT_S, 0.0)
 
+
+WAITED = PROMOTE_WAIT_S  # when a promotion goes ahead without its fence's answer
+TIMEOUTS = [(float(t), ("fail", P, True)) for t in range(1, 61)]  # every attempt waits its 1 s
 
 CASES = {
-    "a move promotes the new active and fences the old one, each logged once done": (
-        [(0.0, ("moved", S, P)), (0.01, ("ok", S, False)), (0.02, ("ok", P, True))],
-        [PROMOTE_S, FENCE_P, (0.01, "db_writable", S), (0.02, "db_read_only", P)],
+    "a move fences the old server first and promotes the new one once the fence answered": (
+        [(0.0, ("moved", S, P)), (0.005, ("ok", P, True)), (0.01, ("ok", S, False))],
+        [fence(0.0), (0.005, "db_read_only", P), promote(0.005), (0.01, "db_writable", S)],
     ),
-    "a fence that fails is said once, tried again every second, and its success logged": (
-        [(0.0, ("moved", S, P)), (1.0, ("fail", P, True)), (3.0, ("fail", P, True)), (4.5, ("ok", P, True))],
-        [PROMOTE_S, FENCE_P, (1.0, "fence_failed", P), retry(1.0), retry(3.0), (4.5, "db_read_only", P)],
+    "a dead database fails its fence at once: the promotion goes ahead, the fence again a second on": (
+        [(0.0, ("moved", S, P)), (0.002, ("fail", P, True)), (1.0, ("fail", P, True))],
+        [fence(0.0), (0.002, "fence_failed", P), fence(0.002, delay=0.998), promote(0.002),
+         fence(1.0, delay=1.0)],
+    ),
+    "a frozen server: the promotion waits 0.2 s, the fence is retried back to back until it wakes": (
+        [(0.0, ("moved", S, P)), (0.1, ("tick",)), (WAITED, ("tick",)), (0.3, ("tick",)),
+         (1.0, ("fail", P, True)), (2.0, ("fail", P, True)), (2.5, ("ok", P, True))],
+        [fence(0.0), (WAITED, "promoted_unfenced", S), promote(WAITED),
+         (1.0, "fence_failed", P), fence(1.0), fence(2.0), (2.5, "db_read_only", P)],
     ),
     "a fence that never succeeds gives up after 60 s, and says so": (
-        [(0.0, ("moved", S, P)), *failing_fence(59)],
-        [PROMOTE_S, FENCE_P, (1, "fence_failed", P), *[retry(t) for t in range(1, 58, 2)],
-         (59, "fence_gave_up", P)],
+        [(0.0, ("moved", S, P)), (WAITED, ("tick",)), *TIMEOUTS],
+        [fence(0.0), (WAITED, "promoted_unfenced", S), promote(WAITED), (1.0, "fence_failed", P),
+         *[fence(float(t)) for t in range(1, 60)], (60.0, "fence_gave_up", P)],
+    ),
+    "flap and failback: a fence still retrying stops once its server is wanted writable again": (
+        [(0.0, ("moved", S, P)), (WAITED, ("tick",)), (1.0, ("fail", P, True)), (1.5, ("moved", P, S)),
+         (1.505, ("ok", S, True)), (2.0, ("fail", P, True))],
+        [fence(0.0), (WAITED, "promoted_unfenced", S), promote(WAITED), (1.0, "fence_failed", P),
+         fence(1.0), fence(1.5, S), (1.505, "db_read_only", S), promote(1.505, P),
+         (2.0, "fence_superseded", P)],
+    ),
+    "a fence that lands after its server was promoted again is undone at once": (
+        [(0.0, ("moved", S, P)), (WAITED, ("tick",)), (0.5, ("moved", P, S)), (0.51, ("ok", S, True)),
+         (0.6, ("ok", P, True, 0))],
+        [fence(0.0), (WAITED, "promoted_unfenced", S), promote(WAITED), fence(0.5, S),
+         (0.51, "db_read_only", S), promote(0.51, P),
+         (0.6, "db_read_only", P), (0.6, "fence_stale_corrected", P), promote(0.6, P)],
+    ),
+    "a promotion that lands after a newer fence of its server is undone at once": (
+        [(0.0, ("moved", S, P)), (0.005, ("ok", P, True)), (0.1, ("moved", P, S)), (0.105, ("ok", S, True)),
+         (0.2, ("ok", S, False))],
+        [fence(0.0), (0.005, "db_read_only", P), promote(0.005), fence(0.1, S), (0.105, "db_read_only", S),
+         promote(0.105, P), (0.2, "db_writable", S), (0.2, "fence_stale_corrected", S), fence(0.2, S)],
+    ),
+    "a restarted controller adopts the VIP: it is made writable at once, a writable standby fixed": (
+        [(0.0, ("adopted", S)), (0.05, ("probe", P, False, S)), (0.1, ("ok", P, True))],
+        [promote(0.0), correct(0.05, P, True), (0.1, "db_read_only", P)],
+    ),
+    "keepalived: a MASTER while another server is wanted writable is a move from it": (
+        [(0.0, ("adopted", P)), (1.0, ("adopted", S)), (1.003, ("ok", P, True))],
+        [promote(0.0, P), fence(1.0), (1.003, "db_read_only", P), promote(1.003)],
+    ),
+    "keepalived: a server that gives the VIP up while its fence runs is not fenced twice": (
+        [(0.0, ("adopted", P)), (1.0, ("adopted", S)), (1.001, ("released", P)), (2.0, ("released", S))],
+        [promote(0.0, P), fence(1.0), fence(2.0, S)],
     ),
     "a promotion that fails is said, not retried: the probes correct it": (
-        [(0.0, ("moved", S, P)), (2.0, ("fail", S, False)), (2.05, ("probe", S, True, S)),
+        [(0.0, ("adopted", S)), (2.0, ("fail", S, False)), (2.05, ("probe", S, True, S)),
          (2.1, ("ok", S, False))],
-        [PROMOTE_S, FENCE_P, (2.0, "fence_failed", S), (2.05, "writable", S, CORRECT_TIMEOUT_S, 0.0),
-         (2.1, "db_writable", S)],
-    ),
-    "after a restart a probe shows the standby writable: it is set read-only": (
-        [(0.0, ("adopted", S)), (0.05, ("probe", P, False, S)), (0.1, ("ok", P, True))],
-        [PROMOTE_S, (0.05, "read_only", P, CORRECT_TIMEOUT_S, 0.0), (0.1, "db_read_only", P)],
+        [promote(0.0), (2.0, "fence_failed", S), correct(2.05, S, False), (2.1, "db_writable", S)],
     ),
     "a probe shows the active read-only: it is made writable": (
-        [(0.0, ("probe", P, True, P))], [(0.0, "writable", P, CORRECT_TIMEOUT_S, 0.0)],
+        [(0.0, ("probe", P, True, P))], [correct(0.0, P, False)],
     ),
     "a database in the wanted mode is left alone": (
         [(0.0, ("probe", P, False, P)), (0.1, ("probe", S, True, P))], [],
@@ -97,13 +142,11 @@ CASES = {
     "a correction is made at most once a second per server and wanted mode": (
         [(0.0, ("probe", S, False, P)), (0.5, ("probe", S, False, P)), (0.7, ("probe", P, True, P)),
          (0.99, ("probe", S, False, P)), (1.0, ("probe", S, False, P))],
-        [(0.0, "read_only", S, CORRECT_TIMEOUT_S, 0.0), (0.7, "writable", P, CORRECT_TIMEOUT_S, 0.0),
-         (1.0, "read_only", S, CORRECT_TIMEOUT_S, 0.0)],
+        [correct(0.0, S, True), correct(0.7, P, False), correct(1.0, S, True)],
     ),
-    "a promotion under way is not doubled by a probe that still sees it read-only": (
-        [(0.0, ("moved", S, P)), (0.5, ("probe", S, True, S)), (0.6, ("probe", P, False, S)),
-         (1.2, ("probe", S, True, S))],
-        [PROMOTE_S, FENCE_P, (1.2, "writable", S, CORRECT_TIMEOUT_S, 0.0)],
+    "no probe doubles a fence that retries or a promotion that waits for one": (
+        [(0.0, ("moved", S, P)), (1.1, ("probe", S, True, S)), (1.2, ("probe", P, False, S))],
+        [fence(0.0)],
     ),
 }
 
@@ -114,27 +157,38 @@ def test_fence_history(name):
     assert run(steps) == expected
 
 
-def test_a_failed_attempt_is_logged_with_its_mode_and_error():
+def test_a_failed_attempt_is_logged_with_its_mode_generation_and_error():
     policy = FencePolicy()
-    (promote,) = policy.vip_adopted(S, 0.0).actions
-    plan = policy.result(promote, False, "Can't connect to local server", 2.0)
-    assert plan.events == [("fence_failed", {"server": S, "read_only": False,
+    (promotion,) = policy.vip_adopted(S, 0.0).actions
+    plan = policy.result(promotion, False, "Can't connect to local server", 2.0)
+    assert plan.events == [("fence_failed", {"server": S, "read_only": False, "generation": 1,
                                              "detail": "Can't connect to local server"})]
     assert plan.actions == []
 
 
 def test_a_fence_retries_until_the_deadline_set_when_the_vip_left():
     policy = FencePolicy()
-    (_, fence) = policy.vip_moved(S, P, 100.0).actions
+    (fence,) = policy.vip_moved(S, P, 100.0).actions
     assert fence.retry_until == 100.0 + FENCE_FOR_S
-    (again,) = policy.result(fence, False, "", 101.0).actions
-    assert (again.retry_until, again.attempt, again.delay_s) == (fence.retry_until, 2, RETRY_AFTER_S)
+    again, promotion = policy.result(fence, False, "", 101.0).actions
+    assert (again.retry_until, again.attempt, again.delay_s) == (fence.retry_until, 2, 0.0)
+    assert (promotion.server, promotion.read_only, promotion.generation) == (S, False, fence.generation)
+
+
+def test_every_placement_is_a_new_generation_and_its_attempts_carry_it():
+    policy = FencePolicy()
+    first = policy.vip_adopted(P, 0.0).actions
+    second = policy.vip_moved(S, P, 1.0).actions
+    third = policy.vip_released(S, 2.0).actions
+    assert [a.generation for a in first + second + third] == [1, 2, 3]
+    assert RETRY_AFTER_S == 1.0  # the tables above count on it
 
 
 @pytest.mark.parametrize(
     "decision, expected",
     [
-        (Decision(VIP_MOVED, S, "primary is down", P), [(S, False), (P, True)]),
+        # The promotion waits for the old server's fence.
+        (Decision(VIP_MOVED, S, "primary is down", P), [(P, True)]),
         (Decision(VIP_MOVED, S, "no one held it", None), [(S, False)]),
         (Decision(VIP_ADOPTED, S, "on the switch"), [(S, False)]),
         # The first placement: every database starts read-only and the probes correct the active.
@@ -145,4 +199,3 @@ def test_a_fence_retries_until_the_deadline_set_when_the_vip_left():
 def test_the_machines_decisions_that_fence(decision, expected):
     plan = FencePolicy().decided(decision, 0.0)
     assert [(a.server, a.read_only) for a in plan.actions] == expected
-

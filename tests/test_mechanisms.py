@@ -185,9 +185,12 @@ VRRP_CASES = [
      [("primary", True, FENCE_TIMEOUT_S)]),
     ([("primary", "MASTER"), ("primary", "FAULT"), ("secondary", "MASTER")], "secondary",
      ["vip_installed", "vip_moved"], [("secondary", False, PROMOTE_TIMEOUT_S)]),
-    # the new master may speak first: the old one's FAULT then fences it and moves nothing
-    ([("primary", "MASTER"), ("secondary", "MASTER"), ("primary", "FAULT")], "secondary",
+    # the new master may speak first: that is a move, so the old one is fenced then, and its
+    # FAULT after starts no second fence (the promotion waits for the fence's answer)
+    ([("primary", "MASTER"), ("secondary", "MASTER")], "secondary",
      ["vip_installed", "vip_moved"], [("primary", True, FENCE_TIMEOUT_S)]),
+    ([("primary", "MASTER"), ("secondary", "MASTER"), ("primary", "FAULT")], "secondary",
+     ["vip_installed", "vip_moved"], []),
     ([("secondary", "BACKUP")], None, [], [("secondary", True, FENCE_TIMEOUT_S)]),
 ]
 
@@ -212,11 +215,11 @@ PROMOTE = {name: (name, False, PROMOTE_TIMEOUT_S) for name in ("primary", "secon
 FENCE = {name: (name, True, FENCE_TIMEOUT_S) for name in ("primary", "secondary")}
 PROXY_CASES = [
     ([BOTH_UP], "primary", ["vip_installed"], [PROMOTE["primary"]]),
-    ([BOTH_UP, PRIMARY_DOWN], "secondary", ["vip_installed", "vip_moved"],
-     [PROMOTE["secondary"], FENCE["primary"]]),
+    # the old server is fenced first; the new one is promoted when that fence answers
+    ([BOTH_UP, PRIMARY_DOWN], "secondary", ["vip_installed", "vip_moved"], [FENCE["primary"]]),
     # HAProxy sends the traffic back once the first server is up again: so does the follower
     ([BOTH_UP, PRIMARY_DOWN, BOTH_UP], "primary", ["vip_installed", "vip_moved", "vip_moved"],
-     [PROMOTE["primary"], FENCE["secondary"]]),
+     [FENCE["secondary"]]),
     # a change that moves nothing decides nothing
     ([BOTH_UP, {"primary": UP, "secondary": DOWN}], "primary", ["vip_installed"], []),
     ([{"primary": UP, "secondary": DOWN}, {"primary": DOWN, "secondary": DOWN}], None, ["vip_installed"],
@@ -267,7 +270,8 @@ def test_the_mechanisms_table_shows_every_cell_and_what_does_not_apply():
     assert ("| primary-crash | 20.0 / 30.0 (4 failed, 0 lost) | no failover within 17 s (4 failed, 0 lost) |"
             in table)
     assert "| controller-restart | 20.0 / 30.0 (4 failed, 0 lost) | does not apply |" in table
-    assert "| flap | 20.0 / 30.0 (4 failed, 0 lost) | 20.0 / 30.0 (4 failed, 0 lost, up to 7 moves) |" in table
+    assert ("| flap | 20.0 / 30.0 (4 failed, 0 lost) | 20.0 / 30.0 (4 failed, 0 lost, up to 7 moves) |"
+            in table)
     assert "| controller-restart | 99.9 | - |" in table  # availability
     assert "| vrrp defaults | 1.1 | 4.0 | 0 | 0 |" in table
 
@@ -360,3 +364,25 @@ def test_the_vip_holder_is_read_from_what_the_event_log_added_since_the_last_cal
     with open(log, "a") as f:
         f.write(line("vip_moved", "secondary")[-10:] + line("no_healthy_server", None))
     assert holder() == "secondary" == active_from_log(log, "primary")
+
+
+# -- where the VIP's traffic goes, read from the switch ------------------------------------------
+
+DUMP = """OFPST_FLOW reply (OF1.3) (xid=0x2):
+ cookie=0x7e57000000000101, duration=3.2s, table=0, n_packets=12, priority=100,ip,nw_dst=10.0.0.100 \
+actions=set_field:00:00:00:00:00:12->eth_dst,set_field:10.0.0.12->ip_dst,output:2
+ cookie=0x7e57000000000000, duration=9.1s, table=0, n_packets=0, priority=200,tcp,in_port=1 actions=NORMAL
+"""
+
+
+@pytest.mark.parametrize(("dump", "cookies"), [
+    (DUMP, [0x7E57_0000_0000_0101]),
+    ("OFPST_FLOW reply (OF1.3) (xid=0x2):\n", []),  # no VIP flow
+    ("", []),  # ovs-ofctl failed and printed nothing
+])
+def test_the_vip_flows_cookies_are_read_from_the_switchs_dump(dump, cookies):
+    from controller.flows import server_for_cookie
+    from experiments.testbed.ovs import vip_flow_cookies
+
+    assert vip_flow_cookies(dump) == cookies
+    assert [server_for_cookie(config_with("sdn"), c) for c in cookies] == ["secondary"] * len(cookies)

@@ -415,7 +415,9 @@ def _write(write_id, status=201, error=""):
     "record, outcome",
     [
         (_write("w1"), "acked"),
-        (_write("w2", 503), "failed"),  # the server said no
+        (_write("w2", 409), "failed"),  # the server refused it
+        (_write("w21", 503), "unknown"),  # an error after the commit, or a proxy that gave up
+        (_write("w22", 504), "unknown"),
         (_write("w3", 0, "refused"), "failed"),  # never left the client
         (_write("w4", 0, "timeout"), "unknown"),
         (_write("w5", 0, "reset"), "unknown"),
@@ -428,10 +430,43 @@ def test_write_outcome(record, outcome):
 
 def test_write_ledger_is_a_set_check():
     records = [_write("w1"), _write("w2"), _write("w3", 0, "timeout"), _write("w4", 0, "timeout"),
-               _write("w5", 503)]
-    present = {"w1": 1, "w3": 1, "w5": 1, "w9": 2}  # w2 lost, w3 recovered, w5 a bug, w9 unexpected
+               _write("w5", 400), _write("w6", 503)]
+    present = {"w1": 1, "w3": 1, "w5": 1, "w6": 1, "w9": 1}  # w2 lost, w3 and w6 recovered, w5 a bug,
+    # w9 unexpected
     assert metrics.write_ledger(records, present) == {
-        "writes_sent": 5, "acked_writes": 2, "failed_writes": 1, "unknown_writes": 2,
-        "acked_writes_lost": 1, "unexpected_writes": 1, "recovered_writes": 1,
-        "failed_but_present_writes": 1, "duplicate_writes": 1,
+        "writes_sent": 6, "acked_writes": 2, "failed_writes": 1, "unknown_writes": 3,
+        "acked_writes_lost": 1, "unexpected_writes": 1, "recovered_writes": 2,
+        "failed_but_present_writes": 1,
     }
+
+
+def ro(time: float, server: str, answer: str) -> dict:
+    return {"time": time, "server": server, "read_only": answer}
+
+
+@pytest.mark.parametrize(
+    ("rows", "total_ms", "longest_ms"),
+    [
+        pytest.param([], None, None, id="nothing sampled"),
+        # the fence lands before the promotion: never two writers
+        pytest.param([ro(0.0, "h1", "0"), ro(0.0, "h2", "1"), ro(1.0, "h1", "1"), ro(1.002, "h2", "0"),
+                      ro(2.0, "h1", "1"), ro(2.0, "h2", "0")], 0.0, 0.0, id="fenced-then-promoted"),
+        # promoted 5 ms before the old one was fenced
+        pytest.param([ro(0.0, "h1", "0"), ro(0.0, "h2", "1"), ro(1.0, "h2", "0"), ro(1.005, "h1", "1"),
+                      ro(2.0, "h1", "1"), ro(2.0, "h2", "0")], 5.0, 5.0, id="promoted-first"),
+        # a frozen writable database does not count while it gives no answer; it does from when
+        # it wakes up still writable until its fence lands
+        pytest.param([ro(0.0, "h1", "0"), ro(0.0, "h2", "1"), ro(1.0, "h1", ""), ro(1.2, "h2", "0"),
+                      ro(4.0, "h1", "0"), ro(4.003, "h1", "1"), ro(5.0, "h1", "1"), ro(5.0, "h2", "0")],
+                     3.0, 3.0, id="frozen-then-woke"),
+        # two windows, and one still open at the stop (the last rows)
+        pytest.param([ro(0.0, "h1", "0"), ro(0.0, "h2", "0"), ro(0.01, "h2", "1"), ro(1.0, "h2", "0"),
+                      ro(1.03, "h2", "1"), ro(1.03, "h1", "0")], 40.0, 30.0, id="two-windows"),
+        pytest.param([ro(0.0, "h1", "0"), ro(0.5, "h2", "0"), ro(0.6, "h1", "0"), ro(0.6, "h2", "0")],
+                     100.0, 100.0, id="open-at-the-stop"),
+    ],
+)
+def test_both_writable(rows, total_ms, longest_ms) -> None:
+    from experiments.analysis.metrics import both_writable
+
+    assert both_writable(rows) == {"both_writable_ms": total_ms, "both_writable_longest_ms": longest_ms}

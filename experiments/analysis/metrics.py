@@ -360,6 +360,8 @@ AGGREGATED_KEYS = (
     "acked_writes",
     "acked_writes_lost",
     "vip_moves",
+    "both_writable_ms",
+    "both_writable_longest_ms",
 )
 
 
@@ -383,6 +385,32 @@ def aggregate(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return combined
 
 
+def both_writable(rows: Iterable[Mapping[str, Any]]) -> dict[str, float | None]:
+    """From read-only.csv's rows (time, server, read_only: "1", "0" or "" for no answer): the
+    time, in ms, during which more than one database answered writable, and the longest such
+    window. Each answer holds until the server's next row; the last rows are the stop. None
+    for both when nothing was sampled."""
+    ordered = sorted(rows, key=lambda row: row["time"])
+    if not ordered:
+        return {"both_writable_ms": None, "both_writable_longest_ms": None}
+    state: dict[str, str] = {}
+    windows: list[tuple[float, float]] = []
+    opened: float | None = None
+    for row in ordered:
+        state[row["server"]] = row["read_only"]
+        writers = sum(1 for answer in state.values() if answer == "0")
+        if writers > 1 and opened is None:
+            opened = row["time"]
+        elif writers <= 1 and opened is not None:
+            windows.append((opened, row["time"]))
+            opened = None
+    if opened is not None:  # still open at the stop
+        windows.append((opened, ordered[-1]["time"]))
+    total = sum(end - start for start, end in windows)
+    longest = max((end - start for start, end in windows), default=0.0)
+    return {"both_writable_ms": _rounded(total * 1000), "both_writable_longest_ms": _rounded(longest * 1000)}
+
+
 def replication_lag(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """p50, p99 and max of the heartbeats' replication lag (ms), over every measured heartbeat."""
     lags = [row["lag_ms"] for row in rows]
@@ -402,11 +430,16 @@ NOT_SENT_ERRORS = frozenset({"refused", "unreachable"})
 
 
 def write_outcome(record: RequestRecord) -> str:
-    """A write's outcome as the client knows it: "acked", "failed" or "unknown"."""
+    """A write's outcome as the client knows it: "acked", "failed" or "unknown".
+
+    Failed only when it cannot have been written: it never left, or the server refused it
+    (4xx). A 5xx answer leaves the outcome unknown, as a time-out does: the error may have
+    come after the commit (a connection lost while the answer was on its way), and a proxy
+    answers 502/503/504 for a request it may have passed on before giving up."""
     if record.ok:
         return "acked"
-    if record.status >= 400 or record.error in NOT_SENT_ERRORS:
-        return "failed"  # the server answered with an error, or the request never left
+    if 400 <= record.status < 500 or record.error in NOT_SENT_ERRORS:
+        return "failed"
     return "unknown"
 
 
@@ -417,8 +450,10 @@ def write_ledger(records: Iterable[RequestRecord], present: Mapping[str, int]) -
     - lost: acknowledged, but missing;
     - unexpected: present, but never sent;
     - recovered: outcome unknown to the client, but present (allowed);
-    - failed_but_present: answered with an error, yet present (would be a bug);
-    - duplicated: present in more than one row.
+    - failed_but_present: refused, yet present (would be a bug).
+    No "duplicated": the items table's unique key on the write id makes a second row with the
+    same id impossible (a second insert is answered 409), so such a count could never be
+    anything but 0.
     """
     outcomes: dict[str, str] = {}
     for record in records:
@@ -436,5 +471,4 @@ def write_ledger(records: Iterable[RequestRecord], present: Mapping[str, int]) -
         "unexpected_writes": len(found - set(outcomes)),
         "recovered_writes": len(by_outcome["unknown"] & found),
         "failed_but_present_writes": len(by_outcome["failed"] & found),
-        "duplicate_writes": sum(1 for count in present.values() if count > 1),
     }

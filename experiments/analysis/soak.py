@@ -167,7 +167,7 @@ def verdict(summary: Mapping[str, Any]) -> list[str]:
     median = (summary.get("failover_gap_ms") or {}).get("median")
     if median is not None and median > GAP_MEDIAN_LIMIT_MS:
         failures.append(f"failover gap median {median} ms > {GAP_MEDIAN_LIMIT_MS:g} ms")
-    for key in ("acked_writes_lost", "unexpected_writes", "failed_but_present_writes", "duplicate_writes"):
+    for key in ("acked_writes_lost", "unexpected_writes", "failed_but_present_writes"):
         if summary.get(key) != 0:
             failures.append(f"{key} = {summary.get(key)}, expected 0")
     if summary.get("db_consistent") is not True:

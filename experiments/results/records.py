@@ -87,6 +87,16 @@ def read_replication(path: str | Path) -> list[dict[str, Any]]:
         ]
 
 
+def read_read_only(path: str | Path) -> list[dict[str, Any]]:
+    """read-only.csv rows (time, server, read_only: "1", "0" or "" for no answer); [] when
+    the file does not exist (a run older than the sampler)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{**row, "time": float(row["time"])} for row in csv.DictReader(f)]
+
+
 EVENT_COLUMNS = ["time", "source", "kind", "server", "detail"]
 
 

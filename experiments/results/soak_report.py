@@ -53,7 +53,7 @@ def soak_report(summary: Mapping[str, Any]) -> str:
         f"Requests: {s.get('requests_total')} sent, {s.get('requests_failed')} failed, "
         f"availability {s.get('availability_pct')} %.",
         f"Writes: {s.get('acked_writes')} acknowledged, {s.get('acked_writes_lost')} lost, "
-        f"{s.get('unexpected_writes')} unexpected, {s.get('duplicate_writes')} duplicated; "
+        f"{s.get('unexpected_writes')} unexpected; "
         f"databases consistent: {s.get('db_consistent')}.",
         "",
         "Controller process (from /proc, every "

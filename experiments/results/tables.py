@@ -37,6 +37,10 @@ def summary_table(summary: dict[str, Any]) -> str:
         ("served by after", _tenths(summary.get("served_by_after"))),
         ("acknowledged writes", summary.get("acked_writes")),
         ("acknowledged writes lost", summary.get("acked_writes_lost")),
+        ("two databases writable at once: total / longest",
+         f"{_tenths(summary.get('both_writable_ms'))} / "
+         f"{_tenths(summary.get('both_writable_longest_ms'))} ms"),
+        ("VIP moves from the fault on", summary.get("vip_moves")),
         ("databases consistent after the trial", summary.get("db_consistent")),
         ("replication lag p50 / p99", f"{_tenths((summary.get('replication_lag_ms') or {}).get('p50'))} / "
                                       f"{_tenths((summary.get('replication_lag_ms') or {}).get('p99'))} ms"),
@@ -80,6 +84,8 @@ def trials_table(summary: dict[str, Any]) -> str:
         ("acknowledged writes, per trial", _spread(summary.get("acked_writes"), n, low_is_worse=True)),
         ("acknowledged writes lost", f"{sum(lost)} in total, in {sum(1 for n in lost if n)} of "
                                      f"{len(trials)} trials"),
+        ("two databases writable at once, per trial", _spread(summary.get("both_writable_ms"), n, " ms")),
+        ("VIP moves from the fault on, per trial", _spread(summary.get("vip_moves"), n)),
         ("databases consistent after the trial",
          f"{sum(checked)} of {len(checked)} trials" if checked else "-"),
         ("each trial's figures", f"trial-NN/{files.SUMMARY}"),

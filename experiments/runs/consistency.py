@@ -11,7 +11,7 @@ The check, in the manner of Jepsen's set checks, once the load has stopped:
    are never skipped). A transaction that only a returning server has (its own GTID domain
    ahead of the active's) is reported as diverged.
 5. Compare: every write of the load against the active database's rows (lost, unexpected,
-   recovered, duplicated: see metrics.write_ledger); and every app table's row count and
+   recovered: see metrics.write_ledger); and every app table's row count and
    CHECKSUM TABLE across the databases (`db_consistent`).
 """
 

@@ -37,7 +37,7 @@ from experiments.analysis.metrics import REQUEST_COLUMNS, RequestRecord
 from experiments.results import files
 from experiments.results.tables import format_value
 from experiments.runs.trial import Drive, start_load
-from experiments.testbed.ovs import ofctl
+from experiments.testbed.ovs import VIP_FLOW_PRIORITY, ofctl
 from experiments.testbed.testbed import Testbed
 
 REFRESH_S = 0.2  # the screen is redrawn five times a second
@@ -564,7 +564,7 @@ def _draw(window: Any, view: dict[str, Any], prompt: str) -> None:
 def vip_flow(switch: str, vip: str) -> str:
     """The switch's flow that sends the VIP's traffic somewhere, as `ovs-ofctl` prints it."""
     out = ofctl(switch, "dump-flows", f"ip,nw_dst={vip}", check=False)
-    flows = [line.strip() for line in out.splitlines() if "priority=100" in line]
+    flows = [line.strip() for line in out.splitlines() if VIP_FLOW_PRIORITY in line]
     if not flows:
         return "(none)"
     # Only the part a student needs: which cookie (holder) and what the flow does.

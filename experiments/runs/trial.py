@@ -25,6 +25,7 @@ from experiments.results import files
 from experiments.results.files import new_run_dir
 from experiments.results.records import (
     read_events,
+    read_read_only,
     read_replication,
     read_requests,
     write_events_csv,
@@ -33,6 +34,7 @@ from experiments.results.records import (
 from experiments.runs.consistency import ReplicationConflict, check_consistency
 from experiments.runs.failures import TrialFailed
 from experiments.runs.replication import ReplicationMonitor
+from experiments.runs.writers import ReadOnlySampler
 from experiments.testbed.control import active_from_log
 from experiments.testbed.scenarios import Scenario
 from experiments.testbed.testbed import Testbed
@@ -113,16 +115,19 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
     fault_at: float | None = None
     active_at_end = config.servers[0].name
     data: dict[str, Any] = {}
-    died: list[str] = []  # what a dead essential process of the mechanism means
+    untrusted: list[str] = []  # why the trial's figures cannot be trusted (a dead part, a short load)
     try:
         with Testbed(config, trial_dir) as testbed:
             semi_sync = config.database.replication == "semi-sync"
             monitor = ReplicationMonitor(testbed.databases, testbed.mechanism.active_server,
                                          trial_dir / files.REPLICATION, semi_sync)
             monitor.start()
+            writers = ReadOnlySampler(testbed.databases, trial_dir / files.READ_ONLY)
+            writers.start()
             try:
                 fault_at = drive.run(testbed)
             finally:
+                writers.stop()
                 monitor.stop()
                 for at, server in monitor.fallbacks:
                     testbed.record("semi_sync_fell_back", server=server, detail=f"at {at:.6f}")
@@ -131,10 +136,22 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
                 if not testbed.runner.processes[name].running():
                     data[f"{name}_died"] = testbed.runner.processes[name].log_tail(3) or "no output"
                     testbed.record(f"{name}_died", detail=data[f"{name}_died"])
-                    died.append(f"the {name} died during the trial, {meaning} "
-                                f"(logs/{name}.log: {data[f'{name}_died']})")
+                    untrusted.append(f"the {name} died during the trial, {meaning} "
+                                     f"(logs/{name}.log: {data[f'{name}_died']})")
             data["semi_sync_fell_back"] = len(monitor.fallbacks) if semi_sync else None
+            load_problem = testbed.load_problem()
+            if load_problem is not None:
+                data["load_problem"] = load_problem
+                untrusted.append(load_problem)
             active_at_end = active_from_log(trial_dir / files.CONTROLLER_EVENTS, active_at_end)
+            # The data is checked against where the VIP's traffic really goes; the log must agree.
+            on_data_plane = testbed.mechanism.holder_on_data_plane()
+            data["vip_holder_on_data_plane"] = on_data_plane
+            if on_data_plane is not None and on_data_plane != active_at_end:
+                untrusted.append(f"the data plane sends the VIP's traffic to {on_data_plane}, but the "
+                                 f"{testbed.mechanism.decider}'s events say {active_at_end} holds it")
+                testbed.record("vip_holder_mismatch", server=on_data_plane, detail=untrusted[-1])
+                active_at_end = on_data_plane
             if drive.checks_data:
                 data.update(check_data(testbed, trial_dir, active_at_end))
     finally:
@@ -147,8 +164,8 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
     write_summary(trial_dir / files.SUMMARY, summary)
     if "replication_error" in data:
         raise ReplicationConflict(f"{data['replication_error']} (results kept in {trial_dir})")
-    if died:
-        raise TrialFailed(f"{died[0]}; results kept in {trial_dir}")
+    if untrusted:
+        raise TrialFailed(f"{untrusted[0]}; results kept in {trial_dir}")
     return summary
 
 
@@ -168,6 +185,7 @@ def trial_summary(outcome: TrialOutcome) -> dict[str, Any]:
     }
     replication = read_replication(outcome.trial_dir / files.REPLICATION)
     summary["replication_lag_ms"] = metrics.replication_lag(replication)
+    summary.update(metrics.both_writable(read_read_only(outcome.trial_dir / files.READ_ONLY)))
     return summary
 
 

@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from experiments.load.loadgen import request_count
 from experiments.results import files
 from experiments.results.records import read_events
 from topology.config import TestbedConfig
@@ -112,6 +113,12 @@ class LoadGenerator:
         if self.rate_file is not None:
             command += ["--rate-file", str(self.rate_file)]
         return command
+
+    @property
+    def planned(self) -> int | None:
+        """How many requests it sends, if that is known before (not with a rate file)."""
+        return None if self.rate_file is not None else request_count(self.config.load.rate,
+                                                                     self.config.load.duration_s)
 
     @property
     def longest_s(self) -> float:

@@ -19,10 +19,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from controller import flows
+from controller.follower import ask_haproxy
 from experiments.results import files
 from experiments.testbed.control import HolderFromLog, vip_placements
 from experiments.testbed.daemons import ControllerDaemon, FollowerDaemon, ProberDaemon
-from services.haproxy import HAProxy
+from experiments.testbed.ovs import ofctl, vip_flow_cookies
+from services.haproxy import BACKEND, HAProxy, chosen_server, server_states, stuck_server
 from services.keepalived import Keepalived
 from services.runner import StartupError
 from services.secrets import RunSecrets
@@ -61,6 +64,12 @@ class Mechanism:
         if self._holder is None:
             self._holder = HolderFromLog(self.testbed.dir / files.CONTROLLER_EVENTS)
         return self._holder()
+
+    def holder_on_data_plane(self) -> str | None:
+        """Where the VIP's traffic goes now, read from the data plane itself rather than from
+        any log: the server the after-trial data check must be made against. None when it
+        goes nowhere (or the mechanism's part that knows is gone)."""
+        return None
 
     def wait_vip_placed(self, placements_before: int, what: str) -> None:
         """Until the event log holds one more placement of the VIP than `placements_before`."""
@@ -115,6 +124,14 @@ class Sdn(Mechanism):
     def active_server(self) -> str | None:
         return self.testbed.control.active_server()
 
+    def holder_on_data_plane(self) -> str | None:
+        """The server the switch's VIP flow names (its cookie)."""
+        config = self.testbed.config
+        dump = ofctl(config.network.switch, "dump-flows", f"ip,nw_dst={config.network.vip}", check=False)
+        holders = {flows.server_for_cookie(config, cookie) for cookie in vip_flow_cookies(dump)}
+        holders.discard(None)
+        return holders.pop() if len(holders) == 1 else None
+
 
 class Vrrp(Mechanism):
     """keepalived in every server host, after the web servers; the follower before them."""
@@ -140,6 +157,13 @@ class Vrrp(Mechanism):
             testbed.runner.start(keepalived.name, keepalived.start_command(),
                                  host=testbed.host(keepalived.plan.name))
 
+    def holder_on_data_plane(self) -> str | None:
+        """The server host that has the VIP as an address of its own (keepalived's master)."""
+        vip = self.testbed.config.network.vip
+        holders = [plan.name for plan in self.testbed.config.server_plans
+                   if f" {vip}/" in self.testbed.host(plan.name).cmd("ip -o -4 addr show")]
+        return holders[0] if len(holders) == 1 else None
+
 
 class Proxy(Mechanism):
     """HAProxy in the proxy host, after the web servers; the follower with it."""
@@ -155,6 +179,16 @@ class Proxy(Mechanism):
         start_follower(testbed)
         testbed.runner.start(haproxy.name, haproxy.start_command(), host=testbed.host("proxy"))
         self.wait_vip_placed(0, "HAProxy sees the first server up and the follower places the VIP")
+
+    def holder_on_data_plane(self) -> str | None:
+        """The server HAProxy sends the traffic to, from its admin socket."""
+        admin = HAProxy(self.testbed.config, self.testbed.dir, self.testbed.socket_dir).admin_socket
+        try:
+            states = server_states(ask_haproxy(admin, f"show servers state {BACKEND}"))
+            stuck = stuck_server(ask_haproxy(admin, f"show table {BACKEND}"))
+        except OSError:
+            return None
+        return chosen_server(states, [plan.name for plan in self.testbed.config.server_plans], stuck)
 
 
 def start_follower(testbed: Testbed) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+from controller.flows import PRIORITY_VIP
+
 
 def ofctl(switch: str, command: str, *args: str, check: bool = True) -> str:
     """Run `ovs-ofctl -O OpenFlow13 COMMAND SWITCH ARGS...`; returns what it printed.
@@ -14,3 +16,18 @@ def ofctl(switch: str, command: str, *args: str, check: bool = True) -> str:
     done = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", command, switch, *args],
                           check=check, capture_output=True, text=True, timeout=10)
     return done.stdout
+
+
+VIP_FLOW_PRIORITY = f"priority={PRIORITY_VIP}"
+
+
+def vip_flow_cookies(dump: str) -> list[int]:
+    """The cookies of the VIP flows in `ovs-ofctl dump-flows` output (`cookie=0x...`)."""
+    cookies = []
+    for line in dump.splitlines():
+        if VIP_FLOW_PRIORITY not in line:
+            continue
+        for field in line.strip().split(", "):
+            if field.startswith("cookie="):
+                cookies.append(int(field.removeprefix("cookie="), 16))
+    return cookies

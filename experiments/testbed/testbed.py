@@ -54,6 +54,7 @@ class Testbed:
         self.webs: dict[str, WebService] = {}
         self.events: ExperimentLog | None = None
         self.faults: Faults | None = None
+        self._load: LoadGenerator | None = None  # the load of this trial, once started
         self.control: ControllerClient | None = None
         self.registry_entry: Path | None = None
         self.mechanism: Mechanism | None = None
@@ -251,6 +252,27 @@ class Testbed:
             timeout=self._load.longest_s,
             interval=0.1,
         )
+
+    def load_problem(self) -> str | None:
+        """What went wrong with the load, if anything: a load generator that failed, or that
+        recorded fewer requests than it planned (a short load would hide requests the
+        failover lost, and writes the ledger never sees). None without a load."""
+        load = self._load
+        if load is None:
+            return None
+        process = self.runner.processes[load.name]
+        code = process.popen.poll()
+        if code != 0:
+            how = "is still running" if code is None else f"exited with code {code}"
+            return f"the load generator {how} (logs/{load.name}.log: {process.log_tail(3) or 'no output'})"
+        try:
+            with open(load.out) as rows:
+                recorded = sum(1 for _ in rows) - 1  # the header
+        except OSError as exc:
+            return f"the load generator left no {load.out.name} ({exc})"
+        if load.planned is not None and recorded != load.planned:
+            return f"the load generator recorded {recorded} of the {load.planned} requests it planned"
+        return None
 
     def record(self, kind: str, **fields: object) -> float:
         """Write an experiment event (a fault, a phase) to the trial's event log; returns its time."""
