@@ -88,8 +88,11 @@ class EventProbeResult(event.EventBase):
     def __init__(
         self, server: str, ok: bool, latency_ms: float, detail: str,
         gtid: str | None = None, read_only: bool | None = None, timed_out: bool = False,
+        replication: str | None = None, replication_error: str = "",
     ) -> None:
         super().__init__()
+        self.replication = replication  # how its database replicates (services/mariadb.py)
+        self.replication_error = replication_error
         self.timed_out = timed_out
         self.server = server
         self.ok = ok
@@ -301,7 +304,8 @@ class FailoverController(app_manager.OSKenApp):
     @set_ev_cls(EventProbeResult)
     def probe_result_handler(self, ev: EventProbeResult) -> None:
         self.last_probe[ev.server] = ev
-        self.apply(self.machine.probe(ev.server, ev.ok, self.clock(), ev.detail, ev.gtid, ev.timed_out))
+        self.apply(self.machine.probe(ev.server, ev.ok, self.clock(), ev.detail, ev.gtid, ev.timed_out,
+                                      ev.replication, ev.replication_error))
         # Only a passed probe reports the database's mode.
         read_only = ev.read_only if ev.ok else None
         self.apply_fence(self.fence_policy.probe(ev.server, read_only, self.machine.holder, time.monotonic()))

@@ -50,7 +50,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.gtid import caught_up
+from services.gtid import caught_up, missing
+from services.mariadb import BROKEN, STOPPED
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ NO_HEALTHY_SERVER = "no_healthy_server"
 COMMAND_REFUSED = "command_refused"
 PROBER_SILENT = "prober_silent"  # no server's probe result arrived within the budget
 PROBER_BACK = "prober_back"  # a probe result arrived after the prober was silent
+# The VIP went to a server whose database lacked what the failed one had, or whose replication
+# had stopped: the reason says how far behind, or the error. `previous` is the failed server.
+PROMOTED_LAGGING = "promoted_lagging"
 COMMANDS = ("failover", "failback")
 # A server counts as caught up when it has what the active one had this long before: far
 # more than the replication lag here (p99 a few ms), far less than a lagging server's delay.
@@ -114,6 +118,10 @@ class ServerState:
     silent: bool = False  # its results stopped for longer than the budget; cleared by a result
     # (time, GTID position) of the recent passed probes, oldest first, for `_caught_up`
     gtid_seen: list[tuple[float, str]] = field(default_factory=list)
+    # How its database replicated at the last passed probe that said (services/mariadb.py),
+    # and the error of a broken replication.
+    replication: str | None = None
+    replication_error: str = ""
 
     @property
     def gtid(self) -> str | None:
@@ -181,10 +189,11 @@ class FailoverMachine:
 
     def probe(
         self, server: str, ok: bool, now: float, detail: str = "", gtid: str | None = None,
-        timed_out: bool = False,
+        timed_out: bool = False, replication: str | None = None, replication_error: str = "",
     ) -> list[Decision]:
         """A health probe of `server` passed (`ok`) or failed (`timed_out`, or answered with an
-        error) at `now`; `gtid` is the database's GTID position reported by a passed probe."""
+        error) at `now`; `gtid` is the database's GTID position reported by a passed probe,
+        `replication` how it replicates (None: it did not say)."""
         state = self.servers[server]
         # That a result arrived is recorded even before the VIP is placed: it decides nothing.
         state.heard_at, state.silent = now, False
@@ -199,6 +208,8 @@ class FailoverMachine:
         if ok and state.port_up:
             if gtid is not None:
                 state.gtid_seen = [*state.gtid_seen[-(GTID_HISTORY - 1):], (now, gtid)]
+            if replication is not None:
+                state.replication, state.replication_error = replication, replication_error
             state.failures = state.definite_failures = 0
             state.successes += 1
             if not state.up and state.successes >= self.rise:
@@ -320,13 +331,18 @@ class FailoverMachine:
         before `server`'s last probe? Not the active's last probe: under a steady stream of
         writes that one may be newer than the candidate's by a probe's length, and a server
         a few milliseconds behind would never count as caught up."""
+        return caught_up(self.servers[server].gtid, self._reference_gtid(server))
+
+    def _reference_gtid(self, server: str) -> str | None:
+        """What the active server had committed REPLICATION_ALLOWANCE_S before `server`'s last
+        passed probe; None when either was never seen."""
         candidate = self.servers[server].gtid_seen
         if not candidate:
-            return False
+            return None
         seen_at = candidate[-1][0]
         earlier = [gtid for at, gtid in self.servers[self.active].gtid_seen
                    if at <= seen_at - REPLICATION_ALLOWANCE_S]
-        return caught_up(candidate[-1][1], earlier[-1] if earlier else None)
+        return earlier[-1] if earlier else None
 
     def _place_vip(self, now: float) -> list[Decision]:
         up = [name for name in self.order if self.servers[name].up]
@@ -343,7 +359,34 @@ class FailoverMachine:
                 return []
             self.reported_no_server = True
             return [Decision(NO_HEALTHY_SERVER, self.active, "no server is up; the VIP stays")]
-        return [self._move(up[0], now, f"{self.active} is down")]
+        return self._fail_over(up, now, f"{self.active} is down")
+
+    def _fail_over(self, up: list[str], now: float, reason: str) -> list[Decision]:
+        """Move the VIP from the active server to one of `up`: the first whose database has
+        what the active one had and replicates without an error, else the first of them,
+        saying so (`promoted_lagging`): a service that is up on a lagging database beats none."""
+        lag = {name: self._lag(name) for name in up}
+        fit = [name for name in up if lag[name] is None]
+        target = fit[0] if fit else up[0]
+        failed = self.active
+        decisions = [self._move(target, now, reason)]
+        if lag[target] is not None:
+            decisions.append(Decision(PROMOTED_LAGGING, target, lag[target], failed))
+        return decisions
+
+    def _lag(self, server: str) -> str | None:
+        """Why `server`'s database is not fit to take over from the active one (its replication
+        stopped, or it lacks what the active one had), or None."""
+        state = self.servers[server]
+        if state.replication in (BROKEN, STOPPED):
+            error = f": {state.replication_error}" if state.replication_error else ""
+            return f"{server}'s replication is {state.replication}{error}"
+        # Unknown positions (no passed probe yet) are no evidence either way.
+        behind = missing(state.gtid, self._reference_gtid(server))
+        if not behind:
+            return None
+        return (f"{server} had not applied {behind} transaction(s) that {self.active} had committed "
+                f"{REPLICATION_ALLOWANCE_S * 1000:g} ms before {server}'s last probe")
 
     def _move(self, target: str, now: float, reason: str) -> Decision:
         previous, self.active = self.active, target

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from services.gtid import parse_gtid
+from services.mariadb import REPLICATION_STATES
 
 LOG = logging.getLogger(__name__)
 
@@ -92,7 +93,11 @@ def parse_report(data: bytes) -> dict[str, Any]:
         "gtid": _gtid(message),
         "read_only": _field(message, "read_only", bool, None, nullable=True),
         "timed_out": _field(message, "timed_out", bool, False),
+        "replication": _field(message, "replication", str, None, nullable=True),
+        "replication_error": _field(message, "replication_error", str, ""),
     }
+    if fields["replication"] not in (None, *REPLICATION_STATES):
+        raise ProbeDropped(BAD_FIELD, "replication")
     if "time" in message:  # sent by the prober, not used: still it must be what it says
         _number(message, "time")
     if fields["ok"] and fields["timed_out"]:

@@ -27,7 +27,10 @@ import threading
 import time
 from pathlib import Path
 
+from services.mariadb import REPLICATION_STATES
 from topology.config import HostPlan, TestbedConfig
+
+ERROR_CHARS = 200  # of a replication error, in a probe's report (a datagram)
 
 TIMED_OUT = "timeout"  # the detail of a probe not answered within probe.timeout_s
 
@@ -87,6 +90,9 @@ def probe_message(server: str, ok: bool, latency_ms: float, detail: str, health:
         "time": now,
         "gtid": health.get("gtid"),
         "read_only": health.get("read_only"),
+        # Passed on only when it is one of the states /health gives: anything else is no news.
+        "replication": health.get("replication") if health.get("replication") in REPLICATION_STATES else None,
+        "replication_error": str(health.get("replication_error") or "")[:ERROR_CHARS],
     }
 
 

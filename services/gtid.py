@@ -46,3 +46,12 @@ def caught_up(candidate: str | None, reference: str | None) -> bool:
     if have is None or need is None:
         return False
     return all(have.get(domain, 0) >= seq for domain, seq in need.items())
+
+
+def missing(candidate: str | None, reference: str | None) -> int | None:
+    """How many transactions of `reference` a server at `candidate` has not applied (summed
+    over the replication domains); None when either position is unknown."""
+    have, need = gtid_positions(candidate), gtid_positions(reference)
+    if have is None or need is None:
+        return None
+    return sum(max(0, seq - have.get(domain, 0)) for domain, seq in need.items())

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pymysql
@@ -147,6 +148,35 @@ rpl-semi-sync-slave-enabled = ON
 rpl-semi-sync-master-wait-point = {SEMI_SYNC_WAIT_POINT}
 rpl-semi-sync-master-timeout = {settings.semi_sync_timeout_ms}
 """
+
+
+# What a replica's `SHOW SLAVE STATUS` says of its replication, for /health and the controller:
+REPLICATING = "running"  # both threads run
+CONNECTING = "connecting"  # the IO thread cannot reach its source (down, or cut off): no error
+STOPPED = "stopped"  # a thread was stopped, without an error (an administrator, a trial's end)
+BROKEN = "broken"  # a thread stopped on an error: what came after it was never applied
+NO_REPLICA = "none"  # not a replica at all
+REPLICATION_STATES = (REPLICATING, CONNECTING, STOPPED, BROKEN, NO_REPLICA)
+
+
+def replication_health(status: Mapping[str, object] | None) -> tuple[str, str]:
+    """(state, error) of a replica from its `SHOW SLAVE STATUS` row (None: not a replica).
+
+    An error stops the thread it happened in; the IO thread's connection errors (2003:
+    cannot connect) leave it "Connecting" and are no error of the data."""
+    if not status:
+        return NO_REPLICA, ""
+    sql_errno, io_errno = int(status.get("Last_SQL_Errno") or 0), int(status.get("Last_IO_Errno") or 0)
+    sql, io = status.get("Slave_SQL_Running"), status.get("Slave_IO_Running")
+    if sql != "Yes" and sql_errno:
+        return BROKEN, f"SQL thread: error {sql_errno}: {status.get('Last_SQL_Error') or ''}".strip()
+    if io == "No" and io_errno:
+        return BROKEN, f"IO thread: error {io_errno}: {status.get('Last_IO_Error') or ''}".strip()
+    if sql != "Yes" or io == "No":
+        return STOPPED, ""
+    if io == "Connecting":
+        return CONNECTING, ""
+    return REPLICATING, ""
 
 
 class MariaDB:
@@ -279,6 +309,8 @@ tmpdir = {self.tmpdir}
         statements.append(
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{APP_SCHEMA}`.* TO 'app'@'localhost'"
         )
+        # /health says how replication runs (`SHOW SLAVE STATUS`): reading it is all this allows.
+        statements.append("GRANT SLAVE MONITOR ON *.* TO 'app'@'localhost'")
         for ip in peer_ips:
             statements.append(f"CREATE USER 'repl'@'{ip}' IDENTIFIED BY '{secrets_.repl_password}'")
             statements.append(f"GRANT REPLICATION SLAVE ON *.* TO 'repl'@'{ip}'")

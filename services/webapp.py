@@ -4,8 +4,10 @@
     POST /api/items        insert a row ({"write_id": ..., "payload": ...}); answers its id
     GET  /api/items/<id>   one row as JSON
     GET  /health           200 only when the local database answers a query, else 503; the
-                           JSON also says whether the database is read-only and its GTID
+                           JSON also says whether the database is read-only, its GTID
                            position (the controller never fails back to a lagging server)
+                           and how its replication runs (running, connecting, stopped,
+                           broken with the error, or none)
 
 Every response carries `X-Served-By: <node>`, so a client can tell which server answered
 through the virtual IP. The app talks to its own host's MariaDB over the local socket with
@@ -21,12 +23,13 @@ import os
 import queue
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pymysql
 
-from services.mariadb import APP_SCHEMA, connect_local
+from services.mariadb import APP_SCHEMA, connect_local, replication_health
 
 NODE = os.environ.get("TESTBED_NODE", "unknown")
 DB_SOCKET = os.environ.get("TESTBED_DB_SOCKET", "")
@@ -71,13 +74,13 @@ def _connection() -> pymysql.Connection:
         raise
 
 
-def _query(sql: str, args: tuple = ()) -> tuple[list[tuple], int | None]:
-    """Run one statement on a pooled connection; a connection that failed is closed, not reused."""
+@contextmanager
+def _pooled_cursor() -> Iterator[pymysql.cursors.Cursor]:
+    """A cursor on a pooled connection; a connection that failed is closed, not reused."""
     conn = _connection()
     try:
         with conn.cursor() as cur:
-            cur.execute(sql, args)
-            result = list(cur.fetchall()), cur.lastrowid
+            yield cur
     except (pymysql.OperationalError, pymysql.InterfaceError):
         try:
             conn.close()
@@ -88,7 +91,13 @@ def _query(sql: str, args: tuple = ()) -> tuple[list[tuple], int | None]:
         _pool.put(conn)  # the statement failed (a duplicate, say), the connection is fine
         raise
     _pool.put(conn)
-    return result
+
+
+def _query(sql: str, args: tuple = ()) -> tuple[list[tuple], int | None]:
+    """Run one statement on a pooled connection: its rows and the id it inserted."""
+    with _pooled_cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall()), cur.lastrowid
 
 
 def fill_pool() -> None:
@@ -111,10 +120,21 @@ def _json(status: str, data: dict) -> Response:
 def health() -> Response:
     try:
         rows, _ = _query("SELECT @@read_only, @@gtid_current_pos")
+        replication, replication_error = replication_health(_replica_status())
     except pymysql.MySQLError as exc:
         return _json("503 Service Unavailable", {"node": NODE, "db": "down", "error": str(exc)})
     read_only, gtid = rows[0]
-    return _json("200 OK", {"node": NODE, "db": "up", "read_only": bool(read_only), "gtid": gtid})
+    return _json("200 OK", {"node": NODE, "db": "up", "read_only": bool(read_only), "gtid": gtid,
+                            "replication": replication, "replication_error": replication_error})
+
+
+def _replica_status() -> dict[str, object] | None:
+    """This database's `SHOW SLAVE STATUS` row by column name; None when it replicates from no one."""
+    with _pooled_cursor() as cur:
+        cur.execute("SHOW SLAVE STATUS")
+        row = cur.fetchone()
+        names = [column[0] for column in cur.description or ()]
+    return dict(zip(names, row, strict=True)) if row else None
 
 
 def create_item(body: bytes) -> Response:

@@ -21,6 +21,7 @@ from controller.failover import (
     NO_HEALTHY_SERVER,
     PROBER_BACK,
     PROBER_SILENT,
+    PROMOTED_LAGGING,
     SERVER_DOWN,
     SERVER_UP,
     VIP_ADOPTED,
@@ -43,9 +44,12 @@ def placed_machine(servers=(P, S), **params):
 
 def step(machine, now, what, *args):
     if what == "probe":
-        server, value, *gtid = args
-        return machine.probe(server, value is True, now, gtid=(gtid or ["1-1-10"])[0],
-                             timed_out=value == "timeout")
+        server, value, *more = args
+        gtid = more[0] if more else "1-1-10"
+        replication = more[1] if len(more) > 1 else None
+        return machine.probe(server, value is True, now, gtid=gtid, timed_out=value == "timeout",
+                             replication=replication, replication_error="error 1062: Duplicate entry"
+                             if replication == "broken" else "")
     if what == "port":
         return machine.port(*args, now)
     if what == "connect":
@@ -150,6 +154,24 @@ CASES = {
         timed(("probe", P, False), ("probe", S, True, "1-1-10,2-2-40"), ("probe", P, True, "1-1-10,2-2-38"),
               ("probe", S, True, "1-1-10,2-2-44"), ("probe", P, True, "1-1-10,2-2-42")),
         [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S), (0.1, SERVER_UP, P), (0.2, VIP_MOVED, P)], P,
+    ),
+    "a failover to a database that lacks what the failed one had says so, and how far behind": (
+        dict(), timed(*[("probe", P, True, "1-1-20")] * 3, ("probe", S, True, "1-1-12"), ("port", P, False)),
+        [(0.2, SERVER_DOWN, P), (0.2, VIP_MOVED, S), (0.2, PROMOTED_LAGGING, S)], S,
+    ),
+    "a failover prefers a database that has what the failed one had": (
+        dict(servers=(P, S, T)),
+        timed(*[("probe", P, True, "1-1-20")] * 3, ("probe", S, True, "1-1-12"), ("probe", T, True, "1-1-20"),
+              ("port", P, False)),
+        [(0.25, SERVER_DOWN, P), (0.25, VIP_MOVED, T)], T,
+    ),
+    "a failover to a database whose replication broke says so, even when nothing seems behind": (
+        dict(), timed(("probe", S, True, "1-1-10", "broken"), ("port", P, False)),
+        [(0.05, SERVER_DOWN, P), (0.05, VIP_MOVED, S), (0.05, PROMOTED_LAGGING, S)], S,
+    ),
+    "a replica still connecting to the failed server is fit: that is no error of its data": (
+        dict(), timed(("probe", S, True, "1-1-10", "connecting"), ("port", P, False)),
+        [(0.05, SERVER_DOWN, P), (0.05, VIP_MOVED, S)], S,
     ),
     "both down: the VIP stays, said once; it moves to the first server back": (
         dict(fall=1, rise=2),
@@ -395,3 +417,18 @@ def test_the_budget_is_the_time_out_rule_plus_a_margin():
     # 20 timed-out probes 40 ms apart, the last one's 35 ms, and 250 ms of margin.
     assert silence_budget_s(0.04, 0.035, 20) == pytest.approx(1.085)
     assert silence_budget_s(1.0, 0.5, 3) == pytest.approx(3.75)
+
+
+@pytest.mark.parametrize(("probes", "reason"), [
+    ([(P, "1-1-20"), (P, "1-1-20"), (P, "1-1-20"), (S, "1-1-12", None)],
+     "secondary had not applied 8 transaction(s) that primary had committed 100 ms before "
+     "secondary's last probe"),
+    ([(S, "1-1-10", "broken")], "secondary's replication is broken: error 1062: Duplicate entry"),
+])
+def test_promoted_lagging_says_why_and_names_the_failed_server(probes, reason):
+    machine = placed_machine(fall=3, rise=2)
+    for i, (server, *more) in enumerate(probes):
+        step(machine, i * 0.05, "probe", server, True, *more)
+    decisions = machine.port(P, False, 1.0)
+    assert [(d.kind, d.server, d.reason, d.previous) for d in decisions[1:]] == [
+        (VIP_MOVED, S, "primary is down", P), (PROMOTED_LAGGING, S, reason, P)]

@@ -119,3 +119,23 @@ def test_a_refused_local_connect_costs_almost_no_cpu(tmp_path: Path) -> None:
 def test_a_restarted_database_resumes_its_own_domain_from_its_binary_log_when_behind(
         replica_pos: str, binlog_pos: str, expected: str) -> None:
     assert replica_start_position(replica_pos, binlog_pos, own_domain=1) == expected
+
+
+@pytest.mark.parametrize(("status", "health"), [
+    (None, ("none", "")),
+    ({"Slave_IO_Running": "Yes", "Slave_SQL_Running": "Yes", "Last_SQL_Errno": 0, "Last_IO_Errno": 0},
+     ("running", "")),
+    # the source is down or cut off: the IO thread retries, and that is no error of the data
+    ({"Slave_IO_Running": "Connecting", "Slave_SQL_Running": "Yes", "Last_IO_Errno": 2003,
+      "Last_IO_Error": "error connecting to master"}, ("connecting", "")),
+    ({"Slave_IO_Running": "Yes", "Slave_SQL_Running": "No", "Last_SQL_Errno": 1062,
+      "Last_SQL_Error": "Duplicate entry 'w1'"}, ("broken", "SQL thread: error 1062: Duplicate entry 'w1'")),
+    ({"Slave_IO_Running": "No", "Slave_SQL_Running": "Yes", "Last_IO_Errno": 1236,
+      "Last_IO_Error": "binlog purged"}, ("broken", "IO thread: error 1236: binlog purged")),
+    ({"Slave_IO_Running": "No", "Slave_SQL_Running": "No", "Last_SQL_Errno": 0, "Last_IO_Errno": 0},
+     ("stopped", "")),
+])
+def test_replication_health_from_the_replica_status(status, health):
+    from services.mariadb import replication_health
+
+    assert replication_health(status) == health

@@ -43,7 +43,8 @@ from controller.probe_intake import (
 from controller.prober import probe_message
 
 SERVERS = ("primary", "secondary")
-GOOD = probe_message("primary", True, 2.0, "", {"gtid": "1-1-7,2-2-3", "read_only": False}, 100.0)
+GOOD = probe_message("primary", True, 2.0, "", {"gtid": "1-1-7,2-2-3", "read_only": False,
+                                                "replication": "running", "replication_error": ""}, 100.0)
 GOOD_TEXT = json.dumps(GOOD)
 
 
@@ -94,6 +95,9 @@ MALFORMED = [
     (variant(gtid="1-x-3"), BAD_FIELD),  # would raise later, in the caught-up check
     (variant(read_only="no"), BAD_FIELD),
     (variant(timed_out=1), BAD_FIELD),
+    (variant(replication="fine"), BAD_FIELD),  # not one of the states /health gives
+    (variant(replication=1), BAD_FIELD),
+    (variant(replication_error=None), BAD_FIELD),
     (variant(time="now"), BAD_FIELD),
     (variant(ok=True, timed_out=True), BAD_FIELD),
     (GOOD_TEXT.replace('"ok": true', '"ok": false, "ok": true').encode(), BAD_FIELD),
@@ -134,7 +138,7 @@ def test_each_malformed_datagram_is_dropped_for_its_reason(data, reason):
 def test_the_probers_own_report_is_read_field_by_field():
     assert parse_report(GOOD_TEXT.encode()) == {
         "server": "primary", "ok": True, "latency_ms": 2.0, "detail": "", "gtid": "1-1-7,2-2-3",
-        "read_only": False, "timed_out": False,
+        "read_only": False, "timed_out": False, "replication": "running", "replication_error": "",
     }
 
 
@@ -144,7 +148,7 @@ def test_the_probers_own_report_is_read_field_by_field():
         # Only server, ok and latency_ms are needed; the rest have their defaults.
         ({"server": "secondary", "ok": False, "latency_ms": 35},
          {"server": "secondary", "ok": False, "latency_ms": 35.0, "detail": "", "gtid": None,
-          "read_only": None, "timed_out": False}),
+          "read_only": None, "timed_out": False, "replication": None, "replication_error": ""}),
         # A field the controller does not know is no reason to drop a report.
         ({**GOOD, "extra": [1, 2]}, parse_report(GOOD_TEXT.encode())),
         # A fresh database's position is empty.

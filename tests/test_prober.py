@@ -26,26 +26,29 @@ from controller.prober import (
     send_report,
 )
 
-HEALTH = {"status": "ok", "gtid": "1-1-7,2-2-3", "read_only": False}
+HEALTH = {"status": "ok", "gtid": "1-1-7,2-2-3", "read_only": False, "replication": "running",
+          "replication_error": ""}
+NOTHING = {"gtid": None, "read_only": None, "replication": None, "replication_error": ""}
 
 # What a probe found (ok, latency, detail, the /health body), and the report's fields.
 REPORTS = [
     (True, 2.34567, "", HEALTH,
      {"ok": True, "latency_ms": 2.346, "detail": "", "timed_out": False, "gtid": "1-1-7,2-2-3",
-      "read_only": False}),
+      "read_only": False, "replication": "running", "replication_error": ""}),
     (False, 35.0, TIMED_OUT, {},
-     {"ok": False, "latency_ms": 35.0, "detail": TIMED_OUT, "timed_out": True, "gtid": None,
-      "read_only": None}),
+     {"ok": False, "latency_ms": 35.0, "detail": TIMED_OUT, "timed_out": True, **NOTHING}),
     # A refusal or an error status is a definite failure, not a time-out.
     (False, 0.4, "ConnectionRefusedError", {},
-     {"ok": False, "latency_ms": 0.4, "detail": "ConnectionRefusedError", "timed_out": False,
-      "gtid": None, "read_only": None}),
+     {"ok": False, "latency_ms": 0.4, "detail": "ConnectionRefusedError", "timed_out": False, **NOTHING}),
     (False, 3.0, "HTTP 503", {},
-     {"ok": False, "latency_ms": 3.0, "detail": "HTTP 503", "timed_out": False, "gtid": None,
-      "read_only": None}),
+     {"ok": False, "latency_ms": 3.0, "detail": "HTTP 503", "timed_out": False, **NOTHING}),
     # A web service whose database has not said its position yet.
     (True, 1.0, "", {"status": "ok"},
-     {"ok": True, "latency_ms": 1.0, "detail": "", "timed_out": False, "gtid": None, "read_only": None}),
+     {"ok": True, "latency_ms": 1.0, "detail": "", "timed_out": False, **NOTHING}),
+    # A replication state the controller does not know is no news; a long error is cut.
+    (True, 1.0, "", {"replication": "fine", "replication_error": "x" * 500},
+     {"ok": True, "latency_ms": 1.0, "detail": "", "timed_out": False, **NOTHING,
+      "replication_error": "x" * 200}),
 ]
 
 

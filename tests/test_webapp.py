@@ -302,7 +302,22 @@ def test_health_says_up_writable_and_the_gtid_position(with_database: MariaDB) -
     answer = call("GET", "/health")
     assert answer.code == 200
     gtid = with_database.query("SELECT @@gtid_current_pos")[0][0]
-    assert answer.json() == {"node": "primary", "db": "up", "read_only": False, "gtid": gtid}
+    assert answer.json() == {"node": "primary", "db": "up", "read_only": False, "gtid": gtid,
+                             "replication": "none", "replication_error": ""}
+
+
+def test_health_says_how_replication_runs(with_database: MariaDB) -> None:
+    # A source that is not there: the IO thread keeps trying to connect, which is no error.
+    with_database.execute("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=9, MASTER_USER='x', "
+                          "MASTER_CONNECT_RETRY=1", "START SLAVE")
+    try:
+        deadline = time.monotonic() + 10
+        while call("GET", "/health").json()["replication"] != "connecting" and time.monotonic() < deadline:
+            time.sleep(0.05)  # the IO thread's first attempt
+        assert call("GET", "/health").json()["replication"] == "connecting"
+    finally:
+        with_database.execute("STOP SLAVE", "RESET SLAVE ALL")
+    assert call("GET", "/health").json()["replication"] == "none"
 
 
 def test_health_says_when_the_database_is_read_only(with_database: MariaDB) -> None:

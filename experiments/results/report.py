@@ -393,6 +393,10 @@ def trial_figures(summary: Mapping[str, Any], fault_s: float | None) -> list[tup
          format_value(summary.get("failover_gap_ms"))),
         ("Acknowledged writes (POST answered 201)", format_value(summary.get("acked_writes"))),
         ("Acknowledged writes lost", format_value(summary.get("acked_writes_lost"))),
+        ("Two databases writable at once: total / longest window (ms)",
+         _pair(summary.get("both_writable_ms"), summary.get("both_writable_longest_ms"))),
+        ("VIP moves from the fault on", format_value(summary.get("vip_moves"))),
+        ("Promoted a lagging database", "; ".join(summary.get("promoted_lagging") or []) or "no"),
     ]
 
 
@@ -530,6 +534,9 @@ AGGREGATE_LABELS = {
     "throughput_rps_after": "Throughput after the fault (req/s)",
     "acked_writes": "Acknowledged writes",
     "acked_writes_lost": "Acknowledged writes lost",
+    "vip_moves": "VIP moves from the fault on",
+    "both_writable_ms": "Two databases writable at once (ms)",
+    "both_writable_longest_ms": "Longest window with two writable databases (ms)",
 }
 
 

@@ -41,6 +41,7 @@ def summary_table(summary: dict[str, Any]) -> str:
          f"{_tenths(summary.get('both_writable_ms'))} / "
          f"{_tenths(summary.get('both_writable_longest_ms'))} ms"),
         ("VIP moves from the fault on", summary.get("vip_moves")),
+        ("promoted a lagging database", "; ".join(summary.get("promoted_lagging") or []) or "no"),
         ("databases consistent after the trial", summary.get("db_consistent")),
         ("replication lag p50 / p99", f"{_tenths((summary.get('replication_lag_ms') or {}).get('p50'))} / "
                                       f"{_tenths((summary.get('replication_lag_ms') or {}).get('p99'))} ms"),

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.failover import PROMOTED_LAGGING
 from experiments.analysis import metrics
 from experiments.results import files
 from experiments.results.files import new_run_dir
@@ -186,6 +187,9 @@ def trial_summary(outcome: TrialOutcome) -> dict[str, Any]:
     replication = read_replication(outcome.trial_dir / files.REPLICATION)
     summary["replication_lag_ms"] = metrics.replication_lag(replication)
     summary.update(metrics.both_writable(read_read_only(outcome.trial_dir / files.READ_ONLY)))
+    # Each time the VIP went to a database that lacked what the failed one had: why.
+    summary["promoted_lagging"] = [e.get("reason") or e.get("detail") for e in outcome.events
+                                   if e["kind"] == PROMOTED_LAGGING]
     return summary
 
 
