@@ -3,7 +3,7 @@ PYTHON := .venv/bin/python
 SCENARIO ?= primary-crash
 ARGS ?=
 
-.PHONY: setup run test lint clean demo soak
+.PHONY: setup run test lint clean demo soak chaos
 
 setup:
 	@bash setup/install.sh
@@ -23,6 +23,11 @@ demo: setup
 # Ten minutes of load with a fault every 60 s: outside `make test`, figures in the README.
 soak: setup
 	$(PYTHON) -m pytest -q -m soak tests/soak $(ARGS)
+
+# The nemesis for 30 minutes: random faults, invariants checked all along (exit 1 on a violation).
+SEED ?= 1
+chaos: setup
+	$(PYTHON) -m experiments chaos --seed $(SEED) --duration 1800 $(ARGS)
 
 lint: setup
 	$(PYTHON) -m ruff check .

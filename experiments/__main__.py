@@ -6,6 +6,7 @@
     python -m experiments report results/primary-crash-20261126-204730
     python -m experiments compare results/baseline-* results/primary-crash-*
     python -m experiments bench failover --trials 20 --rate 500
+    python -m experiments chaos --seed 7 --duration 120   random faults, invariants checked
     python -m experiments demo                        the live demo a teacher drives (make demo)
     python -m experiments exec client curl -s http://10.0.0.100/    look around a running testbed
 
@@ -21,12 +22,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from experiments.cli import bench, clean, demo, results, run
+from experiments.cli import bench, chaos, clean, demo, results, run
 from experiments.cli import exec as exec_
 from experiments.cli.common import INTERRUPTED, USAGE_ERROR, Parser, UsageError, stop_signals_handled
 from topology.config import ConfigError
 
-GROUPS = (run, bench, demo, exec_, results, clean)  # in the order `--help` lists them
+GROUPS = (run, bench, chaos, demo, exec_, results, clean)  # in the order `--help` lists them
 
 
 def build_parsers() -> tuple[Parser, dict[str, Parser]]:

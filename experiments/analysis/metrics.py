@@ -385,14 +385,11 @@ def aggregate(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return combined
 
 
-def both_writable(rows: Iterable[Mapping[str, Any]]) -> dict[str, float | None]:
-    """From read-only.csv's rows (time, server, read_only: "1", "0" or "" for no answer): the
-    time, in ms, during which more than one database answered writable, and the longest such
-    window. Each answer holds until the server's next row; the last rows are the stop. None
-    for both when nothing was sampled."""
+def writable_windows(rows: Iterable[Mapping[str, Any]]) -> list[tuple[float, float]]:
+    """From read-only.csv's rows (time, server, read_only: "1", "0" or "" for no answer): each
+    (start, end) during which more than one database answered writable. Each answer holds
+    until the server's next row; the last rows are the stop, and end a window still open."""
     ordered = sorted(rows, key=lambda row: row["time"])
-    if not ordered:
-        return {"both_writable_ms": None, "both_writable_longest_ms": None}
     state: dict[str, str] = {}
     windows: list[tuple[float, float]] = []
     opened: float | None = None
@@ -404,11 +401,19 @@ def both_writable(rows: Iterable[Mapping[str, Any]]) -> dict[str, float | None]:
         elif writers <= 1 and opened is not None:
             windows.append((opened, row["time"]))
             opened = None
-    if opened is not None:  # still open at the stop
+    if opened is not None:
         windows.append((opened, ordered[-1]["time"]))
-    total = sum(end - start for start, end in windows)
-    longest = max((end - start for start, end in windows), default=0.0)
-    return {"both_writable_ms": _rounded(total * 1000), "both_writable_longest_ms": _rounded(longest * 1000)}
+    return windows
+
+
+def both_writable(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """The time, in ms, during which more than one database answered writable, and the longest
+    such window (`writable_windows`); None for both when nothing was sampled."""
+    if not rows:
+        return {"both_writable_ms": None, "both_writable_longest_ms": None}
+    spans = [end - start for start, end in writable_windows(rows)]
+    return {"both_writable_ms": _rounded(sum(spans) * 1000),
+            "both_writable_longest_ms": _rounded(max(spans, default=0.0) * 1000)}
 
 
 def replication_lag(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

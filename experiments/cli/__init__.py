@@ -2,6 +2,7 @@
 
     run.py      `list` and `run`: the scenarios, and a run of one (or of compare-replication)
     bench.py    `bench`: the failover benchmark and the load generator's
+    chaos.py    `chaos`: the nemesis, random faults under load with invariants checked
     demo.py     `demo`: the live demo a teacher drives
     exec.py     `exec`: a command inside a host of the running testbed
     results.py  `report` and `compare`: reports from the files a run wrote

@@ -158,6 +158,10 @@ class Faults:
         """The prober dies: the controller hears no probe any more and must say so."""
         self.runner.signal("prober", signal.SIGKILL)
 
+    def restart_prober(self) -> None:
+        """Start a new prober (its PID told to the controller again) after `kill_prober`."""
+        self.testbed.mechanism.start_prober()
+
     def kill_controller(self) -> None:
         """The controller crashes; the switch (fail-mode secure) keeps forwarding on its flows."""
         self.runner.signal("controller", signal.SIGKILL)

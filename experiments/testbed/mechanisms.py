@@ -94,6 +94,9 @@ class Sdn(Mechanism):
         self.wait_vip_placed(0, "the switch connects to the controller and the VIP is placed")
 
     def after_web(self) -> None:
+        self.start_prober()
+
+    def start_prober(self) -> None:
         """The prober in the monitor host; the controller is told its PID: datagrams from any
         other process are refused."""
         testbed = self.testbed
