@@ -59,6 +59,8 @@ def server_status(machine: FailoverMachine, name: str, probe: Any, now: float) -
         "probe_stale": machine.probe_stale(name, now),
         "db_read_only": probe.read_only if probe else None,
         "gtid": state.gtid,
+        "replication": state.replication,
+        "replication_error": state.replication_error,
     }
 
 

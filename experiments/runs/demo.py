@@ -328,6 +328,8 @@ def screen_lines(view: dict[str, Any], height: int = 50) -> list[str]:
         port = "-" if "port_up" not in server else ("up" if server["port_up"] else "down")
         probe = _probe_cell(server)
         database = {True: "read-only", False: "writable", None: "-"}[server.get("db_read_only")]
+        if server.get("replication") not in (None, "running", "none"):  # a replica in trouble says so
+            database += f", replication {server['replication']}"
         mark = "   <- VIP" if name == active else ""
         lines.append(f"{name:<12}{health:<8}{port:<6}{probe:<12}"
                      f"{_ms(server.get('last_probe_latency_ms')):<15}{database}{mark}")
