@@ -37,37 +37,35 @@ def _scenario_cell(figures: dict[str, Any] | None, cell: dict[str, Any]) -> str:
             f"({outcome})")
 
 
+def _availability_cell(figures: dict[str, Any] | None, cell: dict[str, Any]) -> str:
+    if not figures or not figures["applies"]:
+        return "-"
+    return str(_figure(figures, "availability_pct", "median"))
+
+
+def _scenario_rows(results: dict[str, Any], heading: str, cell_text: Any) -> list[str]:
+    """A table with a row per scenario and a column per cell, under `heading`."""
+    cells = results["cells"]
+    lines = [heading, "", "| scenario | " + " | ".join(cells) + " |", "|---|" + "---|" * len(cells)]
+    for name in results["scenarios"]:
+        row = [cell_text(cell["scenarios"].get(name), cell) for cell in cells.values()]
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    return lines
+
+
 def mechanisms_table(results: dict[str, Any]) -> str:
     cells = results["cells"]
     lines = [
         f"Failover mechanisms: {results['trials']} trial(s) per scenario and mechanism at "
         f"{results['rate']:g} req/s ({_timings(cells)})",
         "",
-        "Failover gap median / p95 (ms); in brackets, requests failed per trial (median), "
-        "acknowledged writes lost (max over the trials) and, where the VIP moved more than once "
-        "after the fault, the most moves in a trial:",
+        *_scenario_rows(results, "Failover gap median / p95 (ms); in brackets, requests failed per trial "
+                        "(median), acknowledged writes lost (max over the trials) and, where the VIP moved "
+                        "more than once after the fault, the most moves in a trial:", _scenario_cell),
         "",
-        "| scenario | " + " | ".join(cells) + " |",
-        "|---|" + "---|" * len(cells),
+        *_scenario_rows(results, "Availability (%, median over the trials; over each trial's whole load, "
+                        "so a longer trial dilutes the same outage):", _availability_cell),
     ]
-    for name in results["scenarios"]:
-        row = [_scenario_cell(cell["scenarios"].get(name), cell) for cell in cells.values()]
-        lines.append(f"| {name} | " + " | ".join(row) + " |")
-    lines += [
-        "",
-        "Availability (%, median over the trials; over each trial's whole load, so a longer "
-        "trial dilutes the same outage):",
-        "",
-        "| scenario | " + " | ".join(cells) + " |",
-        "|---|" + "---|" * len(cells),
-    ]
-    for name in results["scenarios"]:
-        row = []
-        for cell in cells.values():
-            figures = cell["scenarios"].get(name)
-            row.append("-" if not figures or not figures["applies"]
-                       else str(_figure(figures, "availability_pct", "median")))
-        lines.append(f"| {name} | " + " | ".join(row) + " |")
     lines += [
         "",
         "Without a fault: latency of the successful requests (ms) and failovers the mechanism made "
