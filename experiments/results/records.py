@@ -87,6 +87,16 @@ def read_replication(path: str | Path) -> list[dict[str, Any]]:
         ]
 
 
+def read_probes(path: str | Path) -> list[dict[str, Any]]:
+    """probes.csv rows (time, server, ok as 0/1, latency_ms, detail); [] when there is none
+    (no prober: keepalived or HAProxy check for themselves)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{**row, "time": float(row["time"]), "ok": int(row["ok"])} for row in csv.DictReader(f)]
+
+
 def read_read_only(path: str | Path) -> list[dict[str, Any]]:
     """read-only.csv rows (time, server, read_only: "1", "0" or "" for no answer); [] when
     the file does not exist (a run older than the sampler)."""

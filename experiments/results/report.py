@@ -482,6 +482,51 @@ def _how_to_read_replication(trial: Trial) -> str:
     )
 
 
+def draw_stages(stages: Mapping[str, Any], path: Path, scenario: str) -> None:
+    """A waterfall of the failover: one bar per stage, from the latest stage before it to its own
+    time after the fault (a stage that came earlier than one listed before it is a tick)."""
+    from experiments.results.plots import figure
+
+    with figure(path) as (ax,):
+        reached, names = 0.0, list(stages)
+        for row, name in enumerate(names):
+            at = stages[name]
+            if not isinstance(at, int | float):
+                ax.text(0, row, "  did not happen", va="center", fontsize=11, color="tab:gray")
+                continue
+            start = min(reached, at)
+            ax.barh(row, max(at - start, 0.05), left=start, color=f"C{row}", height=0.6)
+            ax.text(at, row, f"  {at:.1f} ms", va="center", fontsize=11)
+            reached = max(reached, at)
+        ax.set_yticks(range(len(names)), names)
+        ax.invert_yaxis()
+        ax.set_xlabel("milliseconds after the fault")
+        ax.set_xlim(0, max(reached * 1.25, 1.0))
+        ax.set_title(f"{scenario}: where the milliseconds of the failover went")
+
+
+def stage_steps(stages: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """How much each stage that happened added: its time after the latest stage before it."""
+    steps, reached = [], 0.0
+    for name, at in stages.items():
+        if isinstance(at, int | float):
+            steps.append((name, max(at - reached, 0.0)))
+            reached = max(reached, at)
+    return steps
+
+
+def _how_to_read_stages(stages: Mapping[str, Any]) -> str:
+    text = ("Each bar is one stage of the failover, from the stage before it to its own time after the "
+            "fault: the switch reporting the port down (or the first failed probe), the controller's "
+            "decision, the flow sent and confirmed by the switch, the first request the new server "
+            "answered and its first success. ")
+    steps = stage_steps(stages)
+    if steps:
+        name, took = max(steps, key=lambda step: step[1])
+        text += f"The longest stage here is \"{name}\": {took:.1f} ms."
+    return text
+
+
 def _draw_trial_pictures(trial: Trial) -> list[tuple[str, str, str]]:
     """Draw the pictures of a trial; (file name, heading, how to read it) of each one drawn."""
     folder = trial.folder
@@ -493,6 +538,13 @@ def _draw_trial_pictures(trial: Trial) -> list[tuple[str, str, str]]:
         (files.LATENCY_PNG, "Latency of each request", _how_to_read_latency(trial)),
         (files.SERVED_BY_PNG, "Which server answered", _how_to_read_served_by(trial)),
     ]
+    stages = trial.summary.get("failover_stages_ms")
+    stages_path = folder / files.STAGES_PNG
+    if isinstance(stages, dict) and any(isinstance(v, int | float) for v in stages.values()):
+        draw_stages(stages, stages_path, trial.scenario)
+        pictures.append((files.STAGES_PNG, "Where the milliseconds went", _how_to_read_stages(stages)))
+    else:
+        stages_path.unlink(missing_ok=True)
     lag_path = folder / files.REPLICATION_PNG
     if trial.replication:
         draw_replication_lag(trial, lag_path)

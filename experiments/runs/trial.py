@@ -22,10 +22,12 @@ from typing import Any
 
 from controller.failover import PROMOTED_LAGGING
 from experiments.analysis import metrics
+from experiments.analysis.stages import failover_stages_ms
 from experiments.results import files
 from experiments.results.files import new_run_dir
 from experiments.results.records import (
     read_events,
+    read_probes,
     read_read_only,
     read_replication,
     read_requests,
@@ -187,6 +189,10 @@ def trial_summary(outcome: TrialOutcome) -> dict[str, Any]:
     replication = read_replication(outcome.trial_dir / files.REPLICATION)
     summary["replication_lag_ms"] = metrics.replication_lag(replication)
     summary.update(metrics.both_writable(read_read_only(outcome.trial_dir / files.READ_ONLY)))
+    faulted = next((e.get("server") for e in outcome.events if e["kind"] == "fault"), None)
+    summary["failover_stages_ms"] = failover_stages_ms(
+        outcome.fault_at, faulted or config.servers[0].name, outcome.events,
+        read_probes(outcome.trial_dir / files.PROBES), outcome.records)
     # Each time the VIP went to a database that lacked what the failed one had: why.
     summary["promoted_lagging"] = [e.get("reason") or e.get("detail") for e in outcome.events
                                    if e["kind"] == PROMOTED_LAGGING]
