@@ -72,3 +72,14 @@ def test_the_waterfall_is_drawn(tmp_path):
     draw_stages({**dict.fromkeys(STAGES), "controller decided": 38.0, "flow sent": 39.0}, tmp_path / "s.png",
                 "web-crash")
     assert (tmp_path / "s.png").stat().st_size > 10_000
+
+
+def test_stage_medians_over_trials_leave_out_the_trials_that_did_not_reach_a_stage():
+    from experiments.analysis.metrics import stage_medians
+
+    trials = [{"failover_stages_ms": {"switch reported": 1.0, "flow sent": 3.0}},
+              {"failover_stages_ms": {"switch reported": None, "flow sent": 5.0}},
+              {"failover_stages_ms": {"switch reported": 3.0, "flow sent": 4.0}},
+              {"failover_stages_ms": None}]
+    assert stage_medians(trials) == {"switch reported": 2.0, "flow sent": 4.0}
+    assert stage_medians([{"failover_stages_ms": None}]) is None

@@ -381,8 +381,21 @@ def aggregate(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "max": _rounded(max(values)) if values else None,
             "min": _rounded(min(values)) if values else None,
         }
+    combined["failover_stages_ms"] = stage_medians(summaries)
     combined["per_trial"] = [dict(s) for s in summaries]
     return combined
+
+
+def stage_medians(summaries: Sequence[Mapping[str, Any]]) -> dict[str, float | None] | None:
+    """Each failover stage's median time over the trials that reached it (`failover_stages_ms`
+    of each summary, experiments/analysis/stages.py); None when no trial had a fault."""
+    per_trial = [s["failover_stages_ms"] for s in summaries
+                 if isinstance(s.get("failover_stages_ms"), Mapping)]
+    if not per_trial:
+        return None
+    stages = list(dict.fromkeys(stage for stages in per_trial for stage in stages))
+    return {stage: _rounded(percentile([t[stage] for t in per_trial if t.get(stage) is not None], 50))
+            for stage in stages}
 
 
 def writable_windows(rows: Iterable[Mapping[str, Any]]) -> list[tuple[float, float]]:

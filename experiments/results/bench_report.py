@@ -19,6 +19,16 @@ def bench_table(results: dict[str, Any]) -> str:
             f"| {name} | {gap['n']} | {gap['median']} / {gap['p95']} / {gap['max']} | "
             f"{det['median']} | {avail['median']} |"
         )
+    staged = {name: f.get("failover_stages_ms") for name, f in results["scenarios"].items()
+              if f.get("failover_stages_ms")}
+    if staged:
+        stages = list(next(iter(staged.values())))
+        lines += ["", "Where the milliseconds go: each stage's median time after the fault (ms; - it did "
+                  "not happen):", "", "| scenario | " + " | ".join(stages) + " |",
+                  "|---|" + "---|" * len(stages)]
+        for name, medians in staged.items():
+            cells = ("-" if medians.get(stage) is None else f"{medians[stage]:g}" for stage in stages)
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     tp = results["throughput"]
     lines += [
         "",

@@ -106,7 +106,8 @@ def run_bench(
     for name in scenarios:
         progress(f"bench: {name}, {trials} trial(s) at {rate:g} req/s")
         run_dir, summary = run_experiment(config, SCENARIOS[name], folder, trials, progress)
-        results["scenarios"][name] = {"run_dir": str(run_dir), **gap_figures(summary, trials)}
+        results["scenarios"][name] = {"run_dir": str(run_dir), **gap_figures(summary, trials),
+                                      "failover_stages_ms": summary.get("failover_stages_ms")}
     progress("bench: throughput through the VIP and straight to the primary (wrk)")
     results["throughput"] = measure_throughput(config, folder / "throughput")
     results["targets"] = check_targets(results)
