@@ -356,8 +356,11 @@ class FailoverController(app_manager.OSKenApp):
         """Carry out the failover machine's decisions: the one way the VIP flow is sent."""
         for decision in decisions:
             if decision.kind in (VIP_MOVED, VIP_INSTALLED) and self.datapath is not None:
-                dp = self.datapath
-                dp.send_msg(flows.vip_flow(dp, self.config, self.config.server(decision.server)))
+                dp, server = self.datapath, self.config.server(decision.server)
+                if self.config.failover.switch_failover:
+                    # The group first: the flow that points at it may be the one just added.
+                    dp.send_msg(flows.vip_group(dp, self.config, server, add=decision.kind == VIP_INSTALLED))
+                dp.send_msg(flows.vip_flow(dp, self.config, server))
                 dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
             # After the flow: the fence's attempts run in the background and never delay it.
             self.apply_fence(self.fence_policy.decided(decision, time.monotonic()))

@@ -14,6 +14,14 @@ S is each server (two flows per server), A the active one. Everything but the pr
 flow is installed once when the switch connects; failover replaces that one flow (same match
 and priority, so the switch swaps it atomically), one message whatever the number of clients.
 Its cookie names the active server, so the flow table itself says who holds the VIP.
+
+With `failover.switch_failover` the VIP flow's action is instead group VIP_GROUP, a
+fast-failover group with one bucket per server, the active one first and the others in
+priority order, each bucket watching its server's port: when the active server's port goes
+down, the switch itself sends the VIP's traffic to the next server whose port is up, with no
+round trip to the controller. The controller then moves the VIP as it always does, and its
+group message puts the new active first (so that the old one coming back up takes nothing
+back by itself); the flow's cookie still names the active server.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ PRIORITY_NORMAL = 0
 
 COOKIE_BASE = 0x7E57_0000_0000_0000  # "test": marks every flow this controller installs
 COOKIE_VIP = COOKIE_BASE | 0x100  # + the server's index: which server holds the VIP
+VIP_GROUP = 1  # the fast-failover group of the VIP (switch_failover)
 
 
 def vip_cookie(config: TestbedConfig, server: str) -> int:
@@ -97,20 +106,39 @@ def base_flows(dp: Any, config: TestbedConfig) -> list:
     return flows
 
 
+def _to_server(parser: Any, server: HostPlan) -> list:
+    """The actions that deliver a client's packet for the VIP to `server`."""
+    return [
+        parser.OFPActionSetField(eth_dst=server.mac),
+        parser.OFPActionSetField(ipv4_dst=server.ip),
+        parser.OFPActionOutput(server.port),
+    ]
+
+
 def vip_flow(dp: Any, config: TestbedConfig, server: HostPlan) -> Any:
-    """The one flow that sends client -> VIP traffic to `server`."""
+    """The one flow that sends client -> VIP traffic to `server` (through the fast-failover
+    group, with `failover.switch_failover`)."""
     parser = dp.ofproto_parser
+    actions = ([parser.OFPActionGroup(VIP_GROUP)] if config.failover.switch_failover
+               else _to_server(parser, server))
     return _flow(
         dp,
         PRIORITY_VIP,
         parser.OFPMatch(eth_type=0x0800, ipv4_dst=config.network.vip),
-        [
-            parser.OFPActionSetField(eth_dst=server.mac),
-            parser.OFPActionSetField(ipv4_dst=server.ip),
-            parser.OFPActionOutput(server.port),
-        ],
+        actions,
         cookie=vip_cookie(config, server.name),
     )
+
+
+def vip_group(dp: Any, config: TestbedConfig, server: HostPlan, add: bool) -> Any:
+    """The fast-failover group: `server` first, then the others in priority order, each bucket
+    live while its server's port is up. `add` for a switch that has none yet, else a modify."""
+    parser, ofp = dp.ofproto_parser, dp.ofproto
+    order = [server, *(plan for plan in config.server_plans if plan.name != server.name)]
+    buckets = [parser.OFPBucket(watch_port=plan.port, watch_group=ofp.OFPG_ANY,
+                                actions=_to_server(parser, plan)) for plan in order]
+    command = ofp.OFPGC_ADD if add else ofp.OFPGC_MODIFY
+    return parser.OFPGroupMod(dp, command, ofp.OFPGT_FF, VIP_GROUP, buckets)
 
 
 def vip_flow_request(dp: Any) -> Any:

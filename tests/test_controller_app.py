@@ -2,7 +2,9 @@
 
 As in Faucet's tests, the fake datapath encodes every message it is sent (so a message a real
 switch could not decode fails here too) and keeps a fake flow table: an OFPFC_ADD with the
-same table, priority and match replaces the flow, as OpenFlow 1.3 says.
+same table, priority and match replaces the flow, as OpenFlow 1.3 says. It keeps a fake group
+table too, and the ports that are down: a fast-failover group sends to its first bucket whose
+port is up, as the switch does.
 """
 
 import json
@@ -55,6 +57,8 @@ class FakeDatapath:
         self.state = MAIN_DISPATCHER  # as os-ken's Datapath: DEAD_DISPATCHER once closed
         self.is_active = True
         self.closed = False
+        self.groups = {}
+        self.ports_down = set()
 
     def close(self):
         self.closed = True
@@ -68,6 +72,11 @@ class FakeDatapath:
             assert msg.command == self.ofproto.OFPFC_ADD
             key = (msg.table_id, msg.priority, json.dumps(msg.match.to_jsondict(), sort_keys=True))
             self.table[key] = msg
+        if isinstance(msg, ofproto_v1_3_parser.OFPGroupMod):
+            exists = msg.group_id in self.groups
+            # an ADD of a group that exists, or a MODIFY of one that does not, is an error
+            assert exists == (msg.command == self.ofproto.OFPGC_MODIFY)
+            self.groups[msg.group_id] = msg
 
     def flows_at(self, priority):
         return [m for (_, p, _), m in self.table.items() if p == priority]
@@ -118,6 +127,8 @@ def switch_connects(app, vip_holder=None):
     assert request.cookie == flows.COOKIE_VIP
     body = []
     if vip_holder is not None:
+        # The switch kept what an earlier controller gave it: the VIP flow and its group.
+        dp.groups[flows.VIP_GROUP] = flows.vip_group(dp, CONFIG, CONFIG.server(vip_holder), add=True)
         cookie = flows.vip_cookie(CONFIG, vip_holder)
         body.append(ofproto_v1_3_parser.OFPFlowStats(
             table_id=0, duration_sec=5, duration_nsec=0, priority=flows.PRIORITY_VIP, idle_timeout=0,
@@ -135,14 +146,23 @@ def connected(app):
 
 
 def vip_target(dp):
+    """Where the switch sends the VIP's traffic: the VIP flow's actions, or those of its group's
+    first bucket whose port is up."""
     (flow,) = dp.flows_at(flows.PRIORITY_VIP)
     actions = flow.instructions[0].actions
+    groups = [a.group_id for a in actions if isinstance(a, ofproto_v1_3_parser.OFPActionGroup)]
+    if groups:
+        group = dp.groups[groups[0]]
+        assert group.type == dp.ofproto.OFPGT_FF
+        actions = next(b.actions for b in group.buckets if b.watch_port not in dp.ports_down)
     fields = {a.key: a.value for a in actions if hasattr(a, "key")}
     outputs = [a.port for a in actions if isinstance(a, ofproto_v1_3_parser.OFPActionOutput)]
     return fields["ipv4_dst"], fields["eth_dst"], outputs, flow.cookie
 
 
 def port_status(dp, port_no, down):
+    """The switch's port went down (or up): it says so, and its groups see it at once."""
+    (dp.ports_down.add if down else dp.ports_down.discard)(port_no)
     ofp = dp.ofproto
     desc = ofproto_v1_3_parser.OFPPort(
         port_no=port_no, hw_addr="00:00:00:00:00:01", name=b"s1-eth%d" % port_no,
@@ -204,15 +224,16 @@ def test_a_command_before_the_vip_is_placed_is_refused_with_409(app):
     assert app.machine.active == "primary"
 
 
-def test_port_down_moves_the_vip_with_one_flow_message(connected):
+def test_port_down_moves_the_vip_with_one_group_and_one_flow_message(connected):
     app, dp = connected
     before = len(dp.sent)
     app.port_status_handler(port_status(dp, PRIMARY.port, down=True))
     new = dp.sent[before:]
-    assert [type(m).__name__ for m in new] == ["OFPFlowMod", "OFPBarrierRequest"]
+    # The group first (the new active first in it), then the flow with its new cookie.
+    assert [type(m).__name__ for m in new] == ["OFPGroupMod", "OFPFlowMod", "OFPBarrierRequest"]
     cookie = flows.vip_cookie(CONFIG, "secondary")
     assert vip_target(dp) == (SECONDARY.ip, SECONDARY.mac, [SECONDARY.port], cookie)
-    assert flows.server_for_cookie(CONFIG, new[0].cookie) == "secondary"
+    assert flows.server_for_cookie(CONFIG, new[1].cookie) == "secondary"
 
 
 def test_the_vip_flow_is_sent_then_the_old_database_fenced_then_the_new_one_made_writable(connected):
@@ -224,10 +245,38 @@ def test_the_vip_flow_is_sent_then_the_old_database_fenced_then_the_new_one_made
     app.port_status_handler(port_status(dp, PRIMARY.port, down=True))
     # The server that lost the VIP is fenced after the flow; the one that gained it is
     # promoted once that fence has answered, so the two are never writable together.
-    assert order == [("send", "OFPFlowMod"), ("send", "OFPBarrierRequest"), ("read_only", "primary")]
+    assert order == [("send", "OFPGroupMod"), ("send", "OFPFlowMod"), ("send", "OFPBarrierRequest"),
+                     ("read_only", "primary")]
     (fence,) = app.fence.actions
     app.fence_result_handler(EventFenceResult(fence, True, ""))
-    assert order[3:] == [("writable", "secondary")]
+    assert order[4:] == [("writable", "secondary")]
+
+
+def test_the_switch_moves_the_vips_traffic_itself_and_the_controller_then_agrees(connected):
+    app, dp = connected
+    dp.ports_down.add(PRIMARY.port)  # the port is down; the controller has not heard yet
+    assert vip_target(dp)[:3] == (SECONDARY.ip, SECONDARY.mac, [SECONDARY.port])
+    app.port_status_handler(port_status(dp, PRIMARY.port, down=True))
+    (group,) = dp.groups.values()
+    assert [b.watch_port for b in group.buckets] == [SECONDARY.port, PRIMARY.port]  # the new active first
+    app.port_status_handler(port_status(dp, PRIMARY.port, down=False))
+    cookie = flows.vip_cookie(CONFIG, "secondary")
+    assert vip_target(dp) == (SECONDARY.ip, SECONDARY.mac, [SECONDARY.port], cookie)
+
+
+def test_without_switch_failover_the_flow_sends_to_the_server_itself(tmp_path):
+    global CONFIG
+    kept, CONFIG = CONFIG, replace(CONFIG, failover=replace(CONFIG.failover, switch_failover=False))
+    try:
+        app = make_app(tmp_path)
+        dp = switch_connects(app)
+        assert dp.groups == {}
+        dp.ports_down.add(PRIMARY.port)
+        assert vip_target(dp)[0] == PRIMARY.ip  # the switch moves nothing by itself
+        app.port_status_handler(port_status(dp, PRIMARY.port, down=True))
+        assert vip_target(dp)[0] == SECONDARY.ip
+    finally:
+        CONFIG = kept
 
 
 @pytest.mark.parametrize(

@@ -125,6 +125,10 @@ class FailoverConfig:
     preset: str = "tuned"  # vrrp and proxy only
     failback: str = "never"
     hold_down_s: float = 2.0
+    # sdn only: the switch itself moves the VIP off a server whose port goes down (an OpenFlow
+    # fast-failover group, one bucket per server in the controller's order), before the
+    # controller hears of it; the controller then records the move and agrees with it.
+    switch_failover: bool = True
 
 
 @dataclass(frozen=True)

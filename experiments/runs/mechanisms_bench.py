@@ -120,7 +120,8 @@ def run_mechanisms_bench(
             progress(f"bench mechanisms: {label}, {name}, {trials} trial(s) at {rate:g} req/s")
             run_dir, summary = run_experiment(cfg, SCENARIOS[name], place, trials, progress)
             cell["scenarios"][name] = {"applies": True, "run_dir": str(run_dir),
-                                       **gap_figures(summary, trials, SCENARIO_KEYS)}
+                                       **gap_figures(summary, trials, SCENARIO_KEYS),
+                                       "failover_stages_ms": summary.get("failover_stages_ms")}
         write_json(folder / files.BENCH_MECHANISMS_JSON, results)  # kept as it grows
     results["cells"] = in_bench_order(results["cells"])
     results["elapsed_s"] = round(results.get("elapsed_s", 0) + time.monotonic() - started, 1)
