@@ -310,8 +310,37 @@ def check_10(done: list[Done], section: str) -> None:
         assert label in table, f"ex10-compare.md has no column of {label}"
 
 
+def check_11(done: list[Done], section: str) -> None:
+    with_group, controller_only = run_dirs(done)
+    stages = {}
+    for run_dir, switch_failover in ((with_group, True), (controller_only, False)):
+        config = json.loads((run_dir / "config.json").read_text())
+        assert config["failover"]["switch_failover"] is switch_failover, run_dir  # the sed line worked
+        result = summary(run_dir)
+        assert result["active_at_end"] == "secondary" and result["acked_writes_lost"] == 0, run_dir
+        stages[switch_failover] = result["failover_stages_ms"]
+        assert stages[switch_failover]["switch reported"] is not None, stages
+    # Without the group no request reaches the secondary before the controller's flow does.
+    assert stages[False]["first request to new"] >= stages[False]["flow sent"], stages
+    assert (LAB / "ex11-compare.md").is_file()
+
+
+def check_12(done: list[Done], section: str) -> None:
+    flap, chaos = run_dirs(done)
+    assert summary(flap)["both_writable_ms"] == 0 and summary(flap)["vip_moves"] == 1, summary(flap)
+    result = summary(chaos)
+    assert result["passed"] is True and result["violations"] == [], result["violations"]
+    assert result["faults_injected"] >= 5, "too few faults for 60 s: the nemesis is stuck"
+    assert all(f["whole_again"] for f in result["faults"]), result["faults"]
+    assert all(count > 0 for count in result["checked"].values()), result["checked"]
+    assert result["both_writable_ms"] == 0 and result["acked_writes_lost"] == 0
+    assert result["db_consistent"] is True
+    page = output_of(done, r"^cat .*chaos\.md")
+    assert "**Verdict: passed**" in page and "| 1 |" in page, page
+
+
 CHECKS = {1: check_1, 2: check_2, 3: check_3, 4: check_4, 5: check_5, 6: check_6, 7: check_7, 8: check_8,
-          9: check_9, 10: check_10}
+          9: check_9, 10: check_10, 11: check_11, 12: check_12}
 
 
 def test_the_guide_lists_each_exercise_once_with_what_to_run_predict_and_look_at():
@@ -342,7 +371,7 @@ def test_the_lecture_script_plays_and_ends_by_itself():
 
 
 def test_every_exercise_runs_as_the_guide_says():
-    """A newcomer pastes the commands of exercises 1 to 9 in order: each exits 0 and shows what
+    """A newcomer pastes the commands of every exercise in order: each exits 0 and shows what
     the guide says it shows; the whole lab leaves no testbed behind."""
     text = guide_text()
     shown = sections(text)
