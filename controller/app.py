@@ -88,9 +88,10 @@ class EventProbeResult(event.EventBase):
     def __init__(
         self, server: str, ok: bool, latency_ms: float, detail: str,
         gtid: str | None = None, read_only: bool | None = None, timed_out: bool = False,
-        replication: str | None = None, replication_error: str = "",
+        replication: str | None = None, replication_error: str = "", confirming: str = "",
     ) -> None:
         super().__init__()
+        self.confirming = confirming  # a probe out of schedule: the suspicion it was to confirm
         self.replication = replication  # how its database replicates (services/mariadb.py)
         self.replication_error = replication_error
         self.timed_out = timed_out
@@ -305,7 +306,7 @@ class FailoverController(app_manager.OSKenApp):
     def probe_result_handler(self, ev: EventProbeResult) -> None:
         self.last_probe[ev.server] = ev
         self.apply(self.machine.probe(ev.server, ev.ok, self.clock(), ev.detail, ev.gtid, ev.timed_out,
-                                      ev.replication, ev.replication_error))
+                                      ev.replication, ev.replication_error, ev.confirming))
         # Only a passed probe reports the database's mode.
         read_only = ev.read_only if ev.ok else None
         self.apply_fence(self.fence_policy.probe(ev.server, read_only, self.machine.holder, time.monotonic()))

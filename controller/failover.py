@@ -8,7 +8,10 @@ app (`controller/app.py`) turns the decisions into OpenFlow messages.
 
 The rules:
 - A server is marked down after `fall` failed probes in a row, or at once when its switch
-  port goes down. A probe that timed out is weaker evidence than one the server answered
+  port goes down, or when a probe out of schedule, asked for by a suspicion (the switch saw
+  the server reset a client's connection; the web service said it lost its database), fails
+  for certain: a suspicion alone decides nothing, and a confirming probe that times out counts
+  as any time-out. A probe that timed out is weaker evidence than one the server answered
   with a refusal or an error: a busy server answers late, a dead one refuses at once. So
   time-outs alone mark a server down only after `timeout_fall` of them in a row (a hung
   server), and they break no run of definite failures. A server is marked up again after
@@ -190,10 +193,12 @@ class FailoverMachine:
     def probe(
         self, server: str, ok: bool, now: float, detail: str = "", gtid: str | None = None,
         timed_out: bool = False, replication: str | None = None, replication_error: str = "",
+        confirming: str = "",
     ) -> list[Decision]:
         """A health probe of `server` passed (`ok`) or failed (`timed_out`, or answered with an
         error) at `now`; `gtid` is the database's GTID position reported by a passed probe,
-        `replication` how it replicates (None: it did not say)."""
+        `replication` how it replicates (None: it did not say); `confirming` the suspicion a
+        probe out of schedule was asked to confirm ("" for a scheduled probe)."""
         state = self.servers[server]
         # That a result arrived is recorded even before the VIP is placed: it decides nothing.
         state.heard_at, state.silent = now, False
@@ -220,7 +225,13 @@ class FailoverMachine:
             state.failures += 1
             if not timed_out:
                 state.definite_failures += 1
-            if state.up and state.definite_failures >= self.fall:
+            if state.up and confirming and not timed_out:
+                # A suspicion (a reset seen by the switch, the server's own word) confirmed by a
+                # probe that failed for certain: one round trip, not `fall` probe intervals.
+                state.up = False
+                decisions.append(Decision(SERVER_DOWN, server, f"a probe confirmed {confirming}"
+                                          + (f" ({detail})" if detail else "")))
+            elif state.up and state.definite_failures >= self.fall:
                 state.up = False
                 reason = f"{self.fall} probes in a row failed" + (f" ({detail})" if detail else "")
                 decisions.append(Decision(SERVER_DOWN, server, reason))

@@ -95,6 +95,7 @@ def parse_report(data: bytes) -> dict[str, Any]:
         "timed_out": _field(message, "timed_out", bool, False),
         "replication": _field(message, "replication", str, None, nullable=True),
         "replication_error": _field(message, "replication_error", str, ""),
+        "confirming": _field(message, "confirming", str, ""),
     }
     if fields["replication"] not in (None, *REPLICATION_STATES):
         raise ProbeDropped(BAD_FIELD, "replication")

@@ -12,6 +12,15 @@ One thread per server, each probing every `probe.interval_s` on a fixed schedule
 fresh connection (a kept-alive one could hide a dead server) and `probe.timeout_s` to
 answer; a probe passes only on HTTP 200. Every result is also written to `--out` (CSV:
 time, server, ok, latency_ms, detail), so a run shows what the controller was told.
+
+With `--wake SOCKET` it also listens there for a word that a server may have failed (from the
+controller, which saw the server's port reset a client's connection, or from the web service,
+which lost its database): `{"server": ..., "why": ...}`. That server is probed at once, out of
+its schedule, and the report says the probe was `confirming` that suspicion: the controller
+takes a confirming probe that fails for certain (refused, an error status; not a time-out) as
+enough to mark the server down, like HAProxy's `on-error fastinter`. A word alone decides
+nothing, so anyone on the machine may send one (the socket is mode 0666): a healthy server
+passes the probe. At most one confirming probe per server every WAKE_GAP_S.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ from services.mariadb import REPLICATION_STATES
 from topology.config import HostPlan, TestbedConfig
 
 ERROR_CHARS = 200  # of a replication error, in a probe's report (a datagram)
+WAKE_GAP_S = 0.005  # the least time between two probes of one server that a word can ask for
+WHY_CHARS = 80  # of a suspicion's reason, in the report
 
 TIMED_OUT = "timeout"  # the detail of a probe not answered within probe.timeout_s
 
@@ -78,9 +89,11 @@ class ProbeRecorder:
                 self.flushed_at = time.monotonic()
 
 
-def probe_message(server: str, ok: bool, latency_ms: float, detail: str, health: dict, now: float) -> dict:
+def probe_message(server: str, ok: bool, latency_ms: float, detail: str, health: dict, now: float,
+                  confirming: str = "") -> dict:
     """The report of one probe, as the controller reads it (`EventProbeResult.from_datagram`):
-    the GTID position and the database's mode come from a passed probe's body."""
+    the GTID position and the database's mode come from a passed probe's body; `confirming`
+    is the suspicion a probe out of schedule was asked to confirm ("" for a scheduled one)."""
     return {
         "server": server,
         "ok": ok,
@@ -93,6 +106,7 @@ def probe_message(server: str, ok: bool, latency_ms: float, detail: str, health:
         # Passed on only when it is one of the states /health gives: anything else is no news.
         "replication": health.get("replication") if health.get("replication") in REPLICATION_STATES else None,
         "replication_error": str(health.get("replication_error") or "")[:ERROR_CHARS],
+        "confirming": confirming[:WHY_CHARS],
     }
 
 
@@ -116,18 +130,73 @@ def next_probe(next_at: float, interval: float, now: float) -> tuple[float, floa
     return now, 0.0
 
 
+class Wake:
+    """A word that one server may have failed: its probe runs now, out of schedule."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.why = ""
+
+    def ask(self, why: str) -> None:
+        self.why = why
+        self.event.set()
+
+    def wait(self, delay: float) -> str:
+        """Sleep `delay`, or less if a word comes: the word's reason, or "" for the schedule."""
+        if not self.event.wait(delay):
+            return ""
+        self.event.clear()
+        return self.why or "a word"
+
+
 def probe_loop(
-    server: HostPlan, config: TestbedConfig, report: socket.socket, target: str, recorder: ProbeRecorder
+    server: HostPlan, config: TestbedConfig, report: socket.socket, target: str, recorder: ProbeRecorder,
+    wake: Wake | None = None,
 ) -> None:
     next_at = time.monotonic()
+    confirming = ""
     while True:
+        started = time.monotonic()
         ok, latency_ms, detail, health = probe_once(server.ip, config.web.port, config.probe.timeout_s)
-        message = probe_message(server.name, ok, latency_ms, detail, health, time.time())
+        message = probe_message(server.name, ok, latency_ms, detail, health, time.time(), confirming)
         send_report(report, target, message)
         recorder.record(message)
-        next_at, delay = next_probe(next_at, config.probe.interval_s, time.monotonic())
-        if delay > 0:
-            time.sleep(delay)
+        if not confirming:  # a probe out of schedule leaves the schedule as it was
+            next_at, _ = next_probe(next_at, config.probe.interval_s, time.monotonic())
+        if wake is None:
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            continue
+        # A word may cut the wait short, but never to less than WAKE_GAP_S after the last probe.
+        time.sleep(max(0.0, started + WAKE_GAP_S - time.monotonic()))
+        confirming = wake.wait(max(0.0, next_at - time.monotonic()))
+
+
+def parse_wake(data: bytes, servers: set[str]) -> tuple[str, str] | None:
+    """(server, why) from a word on the wake socket; None for anything else (ignored)."""
+    try:
+        message = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(message, dict) or message.get("server") not in servers:
+        return None
+    why = message.get("why")
+    return message["server"], why if isinstance(why, str) and why else "a word"
+
+
+def listen_for_words(path: Path, wakes: dict[str, Wake]) -> None:
+    """Receive words on `path` and wake the probe of the server each names, forever."""
+    try:
+        path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        listener.bind(str(path))
+        path.chmod(0o666)  # the web service, an unprivileged account, sends too: see the docstring
+        while True:
+            word = parse_wake(listener.recv(512), set(wakes))
+            if word is not None:
+                wakes[word[0]].ask(word[1])
+    except OSError as exc:  # the probes go on by their schedule: slower, and said
+        print(f"prober: no more words on {path}: {exc}; probing by the schedule alone",
+              file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -137,14 +206,20 @@ def main() -> None:
     parser.add_argument("--config", type=Path, required=True, help="resolved config (JSON)")
     parser.add_argument("--socket", required=True, help="the controller's probe socket")
     parser.add_argument("--out", type=Path, required=True, help="CSV file of every probe result")
+    parser.add_argument("--wake", type=Path,
+                        help="socket to listen on for words that a server may have failed")
     args = parser.parse_args()
     config = TestbedConfig.from_file(args.config)
     recorder = ProbeRecorder(args.out)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit through `finally`: flush the CSV
+    wakes = {server.name: Wake() for server in config.server_plans} if args.wake else {}
+    if args.wake:
+        threading.Thread(target=listen_for_words, args=(args.wake, wakes), daemon=True).start()
     for server in config.server_plans:
         report = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         thread = threading.Thread(
-            target=probe_loop, args=(server, config, report, args.socket, recorder), daemon=True
+            target=probe_loop, args=(server, config, report, args.socket, recorder, wakes.get(server.name)),
+            daemon=True,
         )
         thread.start()
     try:

@@ -1,7 +1,8 @@
 """The failover state machine, tested with tables: input history -> expected decisions.
 
 Each case is a list of steps at increasing times. A step is
-    ("probe", server, ok)  or  ("probe", server, ok, gtid)  or  ("port", server, up)
+    ("probe", server, ok)  or  ("probe", server, ok, gtid[, replication])  or  ("port", server, up)
+    ("confirm", server, ok)  a probe out of schedule, confirming a suspicion
 (ok is True, False for a definite failure such as a refused connection, or "timeout")
 (a passed probe without a GTID position reports "1-1-10": every database caught up), or one
 of the switch's, for the start-up placement of the VIP:
@@ -50,6 +51,10 @@ def step(machine, now, what, *args):
         return machine.probe(server, value is True, now, gtid=gtid, timed_out=value == "timeout",
                              replication=replication, replication_error="error 1062: Duplicate entry"
                              if replication == "broken" else "")
+    if what == "confirm":  # a probe out of schedule, asked for by a suspicion
+        server, value = args
+        return machine.probe(server, value is True, now, gtid="1-1-10", timed_out=value == "timeout",
+                             confirming="a reset from its web port")
     if what == "port":
         return machine.port(*args, now)
     if what == "connect":
@@ -172,6 +177,16 @@ CASES = {
     "a replica still connecting to the failed server is fit: that is no error of its data": (
         dict(), timed(("probe", S, True, "1-1-10", "connecting"), ("port", P, False)),
         [(0.05, SERVER_DOWN, P), (0.05, VIP_MOVED, S)], S,
+    ),
+    "a confirming probe that fails for certain marks the server down at once": (
+        dict(fall=3), timed(("confirm", P, False)), [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S)], S,
+    ),
+    "a confirming probe that times out, or passes, confirms nothing": (
+        dict(fall=3), timed(("confirm", P, "timeout"), ("confirm", P, True), ("confirm", P, "timeout")),
+        [], P,
+    ),
+    "a confirmed standby is marked down, and the VIP stays": (
+        dict(fall=3), timed(("confirm", S, False)), [(0.0, SERVER_DOWN, S)], P,
     ),
     "both down: the VIP stays, said once; it moves to the first server back": (
         dict(fall=1, rise=2),

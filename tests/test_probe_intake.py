@@ -98,6 +98,7 @@ MALFORMED = [
     (variant(replication="fine"), BAD_FIELD),  # not one of the states /health gives
     (variant(replication=1), BAD_FIELD),
     (variant(replication_error=None), BAD_FIELD),
+    (variant(confirming=True), BAD_FIELD),
     (variant(time="now"), BAD_FIELD),
     (variant(ok=True, timed_out=True), BAD_FIELD),
     (GOOD_TEXT.replace('"ok": true', '"ok": false, "ok": true').encode(), BAD_FIELD),
@@ -139,6 +140,7 @@ def test_the_probers_own_report_is_read_field_by_field():
     assert parse_report(GOOD_TEXT.encode()) == {
         "server": "primary", "ok": True, "latency_ms": 2.0, "detail": "", "gtid": "1-1-7,2-2-3",
         "read_only": False, "timed_out": False, "replication": "running", "replication_error": "",
+        "confirming": "",
     }
 
 
@@ -148,7 +150,8 @@ def test_the_probers_own_report_is_read_field_by_field():
         # Only server, ok and latency_ms are needed; the rest have their defaults.
         ({"server": "secondary", "ok": False, "latency_ms": 35},
          {"server": "secondary", "ok": False, "latency_ms": 35.0, "detail": "", "gtid": None,
-          "read_only": None, "timed_out": False, "replication": None, "replication_error": ""}),
+          "read_only": None, "timed_out": False, "replication": None, "replication_error": "",
+          "confirming": ""}),
         # A field the controller does not know is no reason to drop a report.
         ({**GOOD, "extra": [1, 2]}, parse_report(GOOD_TEXT.encode())),
         # A fresh database's position is empty.

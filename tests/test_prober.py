@@ -28,13 +28,13 @@ from controller.prober import (
 
 HEALTH = {"status": "ok", "gtid": "1-1-7,2-2-3", "read_only": False, "replication": "running",
           "replication_error": ""}
-NOTHING = {"gtid": None, "read_only": None, "replication": None, "replication_error": ""}
+NOTHING = {"gtid": None, "read_only": None, "replication": None, "replication_error": "", "confirming": ""}
 
 # What a probe found (ok, latency, detail, the /health body), and the report's fields.
 REPORTS = [
     (True, 2.34567, "", HEALTH,
      {"ok": True, "latency_ms": 2.346, "detail": "", "timed_out": False, "gtid": "1-1-7,2-2-3",
-      "read_only": False, "replication": "running", "replication_error": ""}),
+      "read_only": False, "replication": "running", "replication_error": "", "confirming": ""}),
     (False, 35.0, TIMED_OUT, {},
      {"ok": False, "latency_ms": 35.0, "detail": TIMED_OUT, "timed_out": True, **NOTHING}),
     # A refusal or an error status is a definite failure, not a time-out.
