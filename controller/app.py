@@ -31,6 +31,7 @@ options below in os-ken's CONF.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,7 +42,7 @@ from os_ken.base import app_manager
 from os_ken.controller import event, ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
-from os_ken.lib.packet import arp, packet
+from os_ken.lib.packet import arp, ipv4, packet, tcp
 from os_ken.ofproto import ofproto_v1_3
 
 from controller import flows
@@ -50,6 +51,7 @@ from controller.failover import VIP_INSTALLED, VIP_MOVED, Decision, FailoverMach
 from controller.fence_policy import FenceAction, FencePlan, FencePolicy
 from controller.fencing import DatabaseFence
 from controller.probe_intake import ProbeIntake, ProbeReceiver, keep_running, parse_report
+from controller.prober import WAKE_SOCKET
 from controller.status import StatusServer, command_reply, prober_status, server_status
 from topology.config import TestbedConfig
 
@@ -69,6 +71,8 @@ cfg.CONF.register_cli_opts(
 # The event written when one of the app's own loops ends, and the /status key that says so.
 PROBE_RECEIVER_DIED = "probe_receiver_died"
 PROBE_TICKER_DIED = "probe_ticker_died"
+WORD_GAP_S = 0.02  # the least time between two words to the prober about one server
+
 LOOPS = {"receiver": PROBE_RECEIVER_DIED, "ticker": PROBE_TICKER_DIED}
 
 
@@ -171,6 +175,11 @@ class FailoverController(app_manager.OSKenApp):
         self.fence_policy = FencePolicy()
         self.fence = DatabaseFence(Path(self.CONF.testbed_socket_dir or "."), self._fence_ended)
         self.last_probe: dict[str, EventProbeResult] = {}
+        # The prober's wake socket: a reset seen from a server's web port is a word to it.
+        self.server_by_ip = {plan.ip: plan.name for plan in self.config.server_plans}
+        self.wake_path = Path(self.CONF.testbed_socket_dir or ".") / WAKE_SOCKET
+        self.wake = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.word_sent_at: dict[str, float] = {}
 
     def start(self) -> None:
         super().start()
@@ -278,9 +287,14 @@ class FailoverController(app_manager.OSKenApp):
             return
         msg = ev.msg
         try:
-            request = packet.Packet(msg.data).get_protocol(arp.arp)
+            frame = packet.Packet(msg.data)
+            request = frame.get_protocol(arp.arp)
+            ip, segment = frame.get_protocol(ipv4.ipv4), frame.get_protocol(tcp.tcp)
         except Exception:  # noqa: BLE001 - a malformed frame is dropped, the app keeps serving
             self.logger.warning("dropped a packet-in that does not parse")
+            return
+        if ip is not None and segment is not None and segment.bits & flows.RST:
+            self._reset_seen(ip.src)
             return
         if request is None:
             return
@@ -374,6 +388,25 @@ class FailoverController(app_manager.OSKenApp):
             self.event_log.write(kind, **fields)
         for action in plan.actions:
             self.fence.run(action)
+
+    def _reset_seen(self, source_ip: str) -> None:
+        """A server's web port reset a client's connection (a copy from the switch's reset flow):
+        a word to the prober, which probes that server at once; its probe decides. At most one
+        word per server every WORD_GAP_S, and none for a server already down."""
+        server = self.server_by_ip.get(source_ip)
+        now = time.monotonic()
+        if server is None or not self.machine.servers[server].up:
+            return
+        if now - self.word_sent_at.get(server, -WORD_GAP_S) < WORD_GAP_S:
+            return
+        self.word_sent_at[server] = now
+        why = "a reset from its web port"
+        try:
+            self.wake.sendto(json.dumps({"server": server, "why": why}).encode(), str(self.wake_path))
+        except OSError as exc:  # no prober listens (yet): its schedule still finds the failure
+            self.event_log.write("word_lost", server=server, detail=str(exc))
+            return
+        self.event_log.write("suspected", server=server, reason=why)
 
     def _fence_ended(self, action: FenceAction, ok: bool, detail: str) -> None:
         """Called in a fence attempt's thread: hand its result to this app's event loop."""

@@ -3,6 +3,11 @@
 The flow table, highest priority first:
 
     300  arp, arp_tpa=VIP                        -> CONTROLLER (the app answers with the VMAC)
+    270  tcp, in_port=S, ip_src=S, tcp_src=80,
+         tcp_flags=+rst, ip_dst=MONITOR          -> NORMAL   (a refused probe: untouched)
+    260  tcp, in_port=S, ip_src=S, tcp_src=80,
+         tcp_flags=+rst                          -> CONTROLLER, then as 200 (`probe.passive`:
+                                                    a reset to a client is a word the server died)
     250  tcp, in_port=S, ip_src=S, tcp_src=80,
          ip_dst=MONITOR                          -> NORMAL   (health probe replies: untouched)
     200  tcp, in_port=S, ip_src=S, tcp_src=80    -> eth_src=VMAC, ip_src=VIP, NORMAL
@@ -31,6 +36,10 @@ from typing import Any
 from topology.config import HostPlan, TestbedConfig
 
 PRIORITY_ARP = 300
+PRIORITY_PROBE_RESET = 270
+PRIORITY_RESET = 260
+RST = 0x004  # the TCP flag
+RESET_COPY_BYTES = 128  # of a reset copied to the controller: its headers are enough
 PRIORITY_PROBE_REPLY = 250
 PRIORITY_REPLY = 200
 PRIORITY_VIP = 100
@@ -83,6 +92,14 @@ def base_flows(dp: Any, config: TestbedConfig) -> list:
     ]
     for server in config.server_plans:
         reply = dict(eth_type=0x0800, ip_proto=6, in_port=server.port, ipv4_src=server.ip, tcp_src=port)
+        to_client = [parser.OFPActionSetField(eth_src=net.vmac), parser.OFPActionSetField(ipv4_src=net.vip),
+                     *normal]
+        if config.probe.passive:
+            resets = dict(reply, tcp_flags=(RST, RST))
+            to_monitor = parser.OFPMatch(**resets, ipv4_dst=config.monitor.ip)
+            flows.append(_flow(dp, PRIORITY_PROBE_RESET, to_monitor, normal))
+            flows.append(_flow(dp, PRIORITY_RESET, parser.OFPMatch(**resets),
+                               [parser.OFPActionOutput(ofp.OFPP_CONTROLLER, RESET_COPY_BYTES), *to_client]))
         flows.append(
             _flow(
                 dp,
@@ -91,18 +108,7 @@ def base_flows(dp: Any, config: TestbedConfig) -> list:
                 normal,
             )
         )
-        flows.append(
-            _flow(
-                dp,
-                PRIORITY_REPLY,
-                parser.OFPMatch(**reply),
-                [
-                    parser.OFPActionSetField(eth_src=net.vmac),
-                    parser.OFPActionSetField(ipv4_src=net.vip),
-                    *normal,
-                ],
-            )
-        )
+        flows.append(_flow(dp, PRIORITY_REPLY, parser.OFPMatch(**reply), to_client))
     return flows
 
 

@@ -11,7 +11,7 @@ is sent to it as one JSON datagram on a UNIX socket in the run folder.
 One thread per server, each probing every `probe.interval_s` on a fixed schedule with a
 fresh connection (a kept-alive one could hide a dead server) and `probe.timeout_s` to
 answer; a probe passes only on HTTP 200. Every result is also written to `--out` (CSV:
-time, server, ok, latency_ms, detail), so a run shows what the controller was told.
+time, server, ok, latency_ms, detail, confirming), so a run shows what the controller was told.
 
 With `--wake SOCKET` it also listens there for a word that a server may have failed (from the
 controller, which saw the server's port reset a client's connection, or from the web service,
@@ -40,6 +40,7 @@ from services.mariadb import REPLICATION_STATES
 from topology.config import HostPlan, TestbedConfig
 
 ERROR_CHARS = 200  # of a replication error, in a probe's report (a datagram)
+WAKE_SOCKET = "probe-wake.sock"  # in the run's private socket folder
 WAKE_GAP_S = 0.005  # the least time between two probes of one server that a word can ask for
 WHY_CHARS = 80  # of a suspicion's reason, in the report
 
@@ -71,7 +72,7 @@ def probe_once(ip: str, port: int, timeout: float) -> tuple[bool, float, str, di
 class ProbeRecorder:
     """The probes' CSV, shared by the probing threads; flushed about every half second."""
 
-    COLUMNS = ["time", "server", "ok", "latency_ms", "detail"]
+    COLUMNS = ["time", "server", "ok", "latency_ms", "detail", "confirming"]
 
     def __init__(self, path: Path) -> None:
         self.file = open(path, "w", newline="")
@@ -83,7 +84,7 @@ class ProbeRecorder:
     def record(self, message: dict) -> None:
         with self.lock:
             self.writer.writerow([f"{message['time']:.6f}", message["server"], int(message["ok"]),
-                                  message["latency_ms"], message["detail"]])
+                                  message["latency_ms"], message["detail"], message.get("confirming", "")])
             if time.monotonic() - self.flushed_at > 0.5:
                 self.file.flush()
                 self.flushed_at = time.monotonic()

@@ -28,8 +28,10 @@ class WebService:
     """Gives gunicorn's command and environment for one server host, and writes its secret."""
 
     def __init__(self, plan: HostPlan, web: WebConfig, db: MariaDB, secret_dir: Path,
-                 bind_all: bool = False) -> None:
+                 bind_all: bool = False, probe_wake: Path | None = None) -> None:
         self.plan = plan
+        # The prober's wake socket, to say at once that the database is lost (`probe.agent`).
+        self.probe_wake = probe_wake
         # Under keepalived the VIP is an address of the master itself: it must be served too.
         self.bind_all = bind_all
         self.web = web
@@ -79,4 +81,5 @@ class WebService:
             "TESTBED_SECRETS_DIR": str(self.secret_dir),
             "TESTBED_DB_POOL": str(self.web.threads),  # one connection per thread, opened at start
             "PYTHONPATH": str(PROJECT_ROOT),
+            **({"TESTBED_PROBE_WAKE": str(self.probe_wake)} if self.probe_wake else {}),
         }

@@ -22,6 +22,7 @@ import json
 import os
 import queue
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,12 @@ WRITE_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 ITEM_PATH_RE = re.compile(r"^/api/items/([0-9]{1,19})$")
 
 POOL_SIZE = int(os.environ.get("TESTBED_DB_POOL", "4"))
+# The prober's wake socket (`probe.agent`): the moment this server loses its database it says
+# so there, and the prober probes it at once. Unset: it says nothing.
+PROBE_WAKE = os.environ.get("TESTBED_PROBE_WAKE", "")
+WORD_GAP_S = 0.05  # at most one word per worker this often
+CONNECTION_LOST = frozenset({2002, 2003, 2006, 2013})  # can't connect, gone away, lost
+_word_sent_at = -WORD_GAP_S
 
 # Open connections to the local database, shared by the worker's threads. It is filled when
 # the worker starts (`fill_pool`, from services/gunicorn_hooks.py), so that a standby taking
@@ -59,6 +66,23 @@ DB_RETRY_AFTER_S = 0.25
 _db_down_until = 0.0
 
 
+def _tell_prober(exc: pymysql.MySQLError) -> None:
+    """Say to the prober that this server lost its database, if `exc` says so (not for an
+    error of one statement, such as a write refused by a read-only database)."""
+    global _word_sent_at
+    lost = isinstance(exc, pymysql.InterfaceError) or (exc.args and exc.args[0] in CONNECTION_LOST)
+    now = time.monotonic()
+    if not PROBE_WAKE or not lost or now - _word_sent_at < WORD_GAP_S:
+        return
+    _word_sent_at = now
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as word:
+            word.sendto(json.dumps({"server": NODE, "why": "its web service lost its database"}).encode(),
+                        PROBE_WAKE)
+    except OSError:
+        pass  # no prober listens: its schedule finds the failure as before
+
+
 def _connection() -> pymysql.Connection:
     global _db_down_until
     try:
@@ -69,8 +93,9 @@ def _connection() -> pymysql.Connection:
         raise pymysql.OperationalError(2003, "the local database is down (not retried yet)")
     try:
         return _connect()
-    except pymysql.OperationalError:
+    except pymysql.OperationalError as exc:
         _db_down_until = time.monotonic() + DB_RETRY_AFTER_S
+        _tell_prober(exc)
         raise
 
 
@@ -81,7 +106,8 @@ def _pooled_cursor() -> Iterator[pymysql.cursors.Cursor]:
     try:
         with conn.cursor() as cur:
             yield cur
-    except (pymysql.OperationalError, pymysql.InterfaceError):
+    except (pymysql.OperationalError, pymysql.InterfaceError) as exc:
+        _tell_prober(exc)
         try:
             conn.close()
         except Exception:  # noqa: BLE001 - the connection is already broken

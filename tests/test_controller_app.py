@@ -21,9 +21,10 @@ from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, register_instance
 from os_ken.lib import hub
-from os_ken.lib.packet import arp, ethernet, packet
+from os_ken.lib.packet import arp, ethernet, ipv4, packet, tcp
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
+from controller import app as controller_app
 from controller import flows
 from controller.app import (
     EventFenceResult,
@@ -37,7 +38,7 @@ from controller.failover import COMMAND_REFUSED, VIP_MOVED, Decision
 from controller.fence_policy import FenceAction
 from controller.fencing import DatabaseFence
 from controller.probe_intake import FOREIGN_SENDER, NOT_AN_OBJECT, LoopEnded
-from controller.prober import probe_message
+from controller.prober import WAKE_SOCKET, probe_message
 from controller.status import NOT_PLACED, command_reply
 from tests.test_probe_intake import MALFORMED
 from topology.config import TestbedConfig
@@ -176,8 +177,8 @@ def port_status(dp, port_no, down):
 def test_switch_connect_installs_base_flows_and_vip_on_primary(connected):
     app, dp = connected
     assert vip_target(dp) == (PRIMARY.ip, PRIMARY.mac, [PRIMARY.port], flows.vip_cookie(CONFIG, "primary"))
-    # Flow count: a fixed few plus two per server, whatever the number of clients.
-    assert len(dp.table) == 3 + 2 * len(CONFIG.servers)
+    # Flow count: a fixed few plus four per server (two copy resets), whatever the number of clients.
+    assert len(dp.table) == 3 + 4 * len(CONFIG.servers)
     assert isinstance(dp.sent[-1], ofproto_v1_3_parser.OFPBarrierRequest)
 
 
@@ -405,6 +406,53 @@ def test_arp_for_other_addresses_and_arp_replies_are_ignored(connected):
     app.packet_in_handler(arp_packet_in(dp, PRIMARY.ip))
     app.packet_in_handler(arp_packet_in(dp, CONFIG.network.vip, opcode=arp.ARP_REPLY))
     assert len(dp.sent) == before
+
+
+def reset_packet_in(dp, source_ip, flags):
+    pkt = packet.Packet()
+    pkt.add_protocol(ethernet.ethernet(ethertype=0x0800, dst=CONFIG.client.mac, src=PRIMARY.mac))
+    pkt.add_protocol(ipv4.ipv4(src=source_ip, dst=CONFIG.client.ip, proto=6))
+    pkt.add_protocol(tcp.tcp(src_port=CONFIG.web.port, dst_port=40000, bits=flags))
+    pkt.serialize()
+    return raw_packet_in(dp, pkt.data)
+
+
+def test_a_reset_from_a_servers_web_port_is_a_word_to_the_prober_at_most_every_20_ms(tmp_path, monkeypatch):
+    app = make_app(tmp_path, "--testbed-socket-dir", str(tmp_path))
+    dp = switch_connects(app)
+    before = len(dp.sent)
+    prober = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    prober.bind(str(tmp_path / WAKE_SOCKET))
+    prober.settimeout(1)
+    now = [100.0]
+    monkeypatch.setattr(controller_app.time, "monotonic", lambda: now[0])
+    try:
+        app.packet_in_handler(reset_packet_in(dp, PRIMARY.ip, tcp.TCP_RST))
+        assert json.loads(prober.recv(512)) == {"server": "primary", "why": "a reset from its web port"}
+        now[0] += 0.01
+        app.packet_in_handler(reset_packet_in(dp, PRIMARY.ip, tcp.TCP_RST | tcp.TCP_ACK))  # too soon
+        app.packet_in_handler(reset_packet_in(dp, "10.0.0.99", tcp.TCP_RST))  # not a server
+        app.packet_in_handler(reset_packet_in(dp, SECONDARY.ip, tcp.TCP_SYN | tcp.TCP_ACK))  # no reset
+        now[0] += 0.011
+        app.packet_in_handler(reset_packet_in(dp, PRIMARY.ip, tcp.TCP_RST))
+        assert json.loads(prober.recv(512))["server"] == "primary"
+        prober.settimeout(0.05)
+        with pytest.raises(TimeoutError):
+            prober.recv(512)
+    finally:
+        prober.close()
+    assert [e["server"] for e in events_of(tmp_path, "suspected")] == ["primary", "primary"]
+    assert len(dp.sent) == before and app.machine.active == "primary"  # the probe decides, not the word
+
+
+def test_the_switch_copies_resets_to_the_controller_only_with_probe_passive(tmp_path):
+    flows_on = [f for f in flows.base_flows(FakeDatapath(), CONFIG) if f.priority == flows.PRIORITY_RESET]
+    assert len(flows_on) == len(CONFIG.servers)
+    (copy, *_rewrite) = flows_on[0].instructions[0].actions
+    assert copy.port == ofproto_v1_3.OFPP_CONTROLLER
+    off = replace(CONFIG, probe=replace(CONFIG.probe, passive=False))
+    priorities = {f.priority for f in flows.base_flows(FakeDatapath(), off)}
+    assert not priorities & {flows.PRIORITY_RESET, flows.PRIORITY_PROBE_RESET}
 
 
 def test_event_log_is_json_lines(connected, tmp_path):

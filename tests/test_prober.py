@@ -201,10 +201,38 @@ def test_the_recorder_writes_one_csv_row_per_probe(tmp_path):
     recorder = ProbeRecorder(out)
     recorder.record(probe_message("primary", True, 1.25, "", HEALTH, 12.0))
     recorder.record(probe_message("secondary", False, 35.0, TIMED_OUT, {}, 12.5))
+    recorder.record(probe_message("secondary", False, 0.4, "ConnectionRefusedError", {}, 12.6, "a reset"))
     recorder.file.flush()
     rows = list(csv.reader(out.open()))
     assert rows == [
-        ["time", "server", "ok", "latency_ms", "detail"],
-        ["12.000000", "primary", "1", "1.25", ""],
-        ["12.500000", "secondary", "0", "35.0", TIMED_OUT],
+        ["time", "server", "ok", "latency_ms", "detail", "confirming"],
+        ["12.000000", "primary", "1", "1.25", "", ""],
+        ["12.500000", "secondary", "0", "35.0", TIMED_OUT, ""],
+        ["12.600000", "secondary", "0", "0.4", "ConnectionRefusedError", "a reset"],
     ]
+
+
+@pytest.mark.parametrize(("data", "word"), [
+    (b'{"server": "primary", "why": "a reset from its web port"}', ("primary", "a reset from its web port")),
+    (b'{"server": "primary"}', ("primary", "a word")),
+    (b'{"server": "ghost", "why": "x"}', None),  # not a server of the run
+    (b'{"server": "primary", "why": 5}', ("primary", "a word")),
+    (b"primary", None),
+    (b"\xff\xfe", None),
+    (b"[1]", None),
+])
+def test_a_word_on_the_wake_socket_names_a_server(data, word):
+    from controller.prober import parse_wake
+
+    assert parse_wake(data, {"primary", "secondary"}) == word
+
+
+def test_a_word_cuts_the_wait_short_and_says_why():
+    from controller.prober import Wake
+
+    wake = Wake()
+    assert wake.wait(0.01) == ""  # the schedule's own time came
+    wake.ask("a reset from its web port")
+    start = time.monotonic()
+    assert wake.wait(5.0) == "a reset from its web port" and time.monotonic() - start < 1.0
+    assert wake.wait(0.01) == ""  # one word, one probe

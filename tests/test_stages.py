@@ -31,18 +31,19 @@ LINK_DOWN = [event(-500, "vip_installed", server=P), event(-500, "flows_installe
 WEB_CRASH = [event(38.0, "server_down", server=P), event(39.0, "vip_moved", server=S, previous=P),
              event(39.5, "flows_installed", active=S)]
 PROBES = [{"time": T0 - 0.02, "server": P, "ok": 1}, {"time": T0 + 0.001, "server": S, "ok": 1},
-          {"time": T0 + 0.002, "server": P, "ok": 0}, {"time": T0 + 0.037, "server": P, "ok": 0}]
+          {"time": T0 + 0.002, "server": P, "ok": 0, "confirming": "a reset from its web port"},
+          {"time": T0 + 0.037, "server": P, "ok": 0}]
 REQUESTS = [request(-2, 1.0, P), request(0.5, None), request(2.0, None), request(4.0, 3.0, S, 503),
             request(6.0, 1.5, S)]
 
 
 @pytest.mark.parametrize(("events", "probes", "expected"), [
-    (LINK_DOWN, [], {"switch reported": 1.5, "first probe failed": None, "controller decided": 1.8,
-                     "flow sent": 3.0, "switch confirmed": 3.6, "first request to new": 4.0,
-                     "first success": 7.5}),
-    (WEB_CRASH, PROBES, {"switch reported": None, "first probe failed": 2.0, "controller decided": 38.0,
-                         "flow sent": 39.0, "switch confirmed": 39.5, "first request to new": 4.0,
-                         "first success": 7.5}),
+    (LINK_DOWN, [], {"switch reported": 1.5, "suspected": None, "first probe failed": None,
+                     "controller decided": 1.8, "flow sent": 3.0, "switch confirmed": 3.6,
+                     "first request to new": 4.0, "first success": 7.5}),
+    (WEB_CRASH, PROBES, {"switch reported": None, "suspected": 2.0, "first probe failed": 2.0,
+                         "controller decided": 38.0, "flow sent": 39.0, "switch confirmed": 39.5,
+                         "first request to new": 4.0, "first success": 7.5}),
     # the VIP never moved: nothing after the decision happened
     ([event(1.8, "server_down", server=P)], [], {**dict.fromkeys(STAGES), "controller decided": 1.8}),
 ])

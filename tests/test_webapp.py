@@ -419,3 +419,32 @@ def test_after_the_retry_pause_the_app_connects_again(with_database: MariaDB,
     assert "not retried yet" in call("GET", "/health").json()["error"]
     time.sleep(0.35)
     assert call("GET", "/health").code == 200
+
+
+@pytest.mark.parametrize(("error", "said"), [
+    (pymysql.OperationalError(2013, "Lost connection to MySQL server during query"), True),
+    (pymysql.OperationalError(2002, "Can't connect to local server"), True),
+    (pymysql.InterfaceError(0, ""), True),
+    (pymysql.OperationalError(1290, "The MariaDB server is running with the --read-only option"), False),
+])
+def test_the_web_service_tells_the_prober_when_it_loses_its_database(tmp_path, monkeypatch, error, said):
+    import socket
+
+    path = tmp_path / "wake.sock"
+    prober = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    prober.bind(str(path))
+    prober.settimeout(0.2)
+    monkeypatch.setattr(webapp, "PROBE_WAKE", str(path))
+    monkeypatch.setattr(webapp, "_word_sent_at", -webapp.WORD_GAP_S)
+    try:
+        webapp._tell_prober(error)
+        webapp._tell_prober(error)  # at once again: one word is enough
+        words = []
+        try:
+            while True:
+                words.append(json.loads(prober.recv(512)))
+        except TimeoutError:
+            pass
+    finally:
+        prober.close()
+    assert words == ([{"server": webapp.NODE, "why": "its web service lost its database"}] if said else [])

@@ -117,6 +117,11 @@ class ProbeConfig:
     fall: int = 2  # failed probes in a row (refused, reset, an error status) before down
     timeout_fall: int = 20  # failed or timed-out probes in a row before down
     rise: int = 3
+    # sdn only: faster words that a server failed, each confirmed by a probe at once. `passive`:
+    # the switch copies to the controller every TCP reset a server's web port sends a client;
+    # `agent`: the web service says when it loses its database.
+    passive: bool = True
+    agent: bool = True
 
 
 @dataclass(frozen=True)

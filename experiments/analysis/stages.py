@@ -5,6 +5,9 @@ is this machine's, in epoch seconds):
 
     fault injected          the experiment's `fault` event (time 0)
     switch reported         the controller heard the switch's port go down (`port_status`, down)
+    suspected               a word that the server failed: the switch copied a reset from its web
+                            port (`suspected`), or a probe out of schedule confirmed the server's
+                            own word (probes.csv `confirming`), whichever came first
     first probe failed      the prober's first failed probe of the faulted server (probes.csv)
     controller decided      the controller marked the server down (`server_down`)
     flow sent               the VIP flow for the new server was sent (`vip_moved`, logged just after)
@@ -26,8 +29,8 @@ from typing import Any
 
 from experiments.analysis.metrics import RequestRecord
 
-STAGES = ("switch reported", "first probe failed", "controller decided", "flow sent", "switch confirmed",
-          "first request to new", "first success")
+STAGES = ("switch reported", "suspected", "first probe failed", "controller decided", "flow sent",
+          "switch confirmed", "first request to new", "first success")
 
 
 def _first(times: Iterable[float], after: float) -> float | None:
@@ -51,8 +54,10 @@ def failover_stages_ms(
     moved_at = min((e["time"] for e in moved), default=None)
     new = min(moved, key=lambda e: e["time"])["server"] if moved else None
     served = [r for r in records if new is not None and r.served_by == new and r.sent_at >= fault_at]
+    confirming = [p["time"] for p in probes if p["server"] == server and p.get("confirming")]
     at: dict[str, float | None] = {
         "switch reported": _first(of("port_status", server=server, up=False), fault_at),
+        "suspected": _first([*of("suspected", server=server), *confirming], fault_at),
         "first probe failed": _first((float(p["time"]) for p in probes
                                       if p["server"] == server and not p["ok"]), fault_at),
         "controller decided": _first(of("server_down", server=server), fault_at),

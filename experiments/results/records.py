@@ -88,7 +88,7 @@ def read_replication(path: str | Path) -> list[dict[str, Any]]:
 
 
 def read_probes(path: str | Path) -> list[dict[str, Any]]:
-    """probes.csv rows (time, server, ok as 0/1, latency_ms, detail); [] when there is none
+    """probes.csv rows (time, server, ok as 0/1, latency_ms, detail, confirming); [] when there is none
     (no prober: keepalived or HAProxy check for themselves)."""
     path = Path(path)
     if not path.is_file():

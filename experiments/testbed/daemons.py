@@ -59,12 +59,13 @@ class ProberDaemon:
     config_path: Path
     probe_socket: Path
     out: Path
+    wake: Path  # where it hears words that a server may have failed
 
     name = "prober"
 
     def start_command(self) -> list[str]:
         return [sys.executable, "-m", "controller.prober", "--config", str(self.config_path),
-                "--socket", str(self.probe_socket), "--out", str(self.out)]
+                "--socket", str(self.probe_socket), "--out", str(self.out), "--wake", str(self.wake)]
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,12 @@ which writes the same event log as the controller.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from controller import flows
 from controller.follower import ask_haproxy
+from controller.prober import WAKE_SOCKET
 from experiments.results import files
 from experiments.testbed.control import HolderFromLog, vip_placements
 from experiments.testbed.daemons import ControllerDaemon, FollowerDaemon, ProberDaemon
@@ -65,6 +67,11 @@ class Mechanism:
             self._holder = HolderFromLog(self.testbed.dir / files.CONTROLLER_EVENTS)
         return self._holder()
 
+    def probe_wake(self, socket_dir: Path) -> Path | None:
+        """The prober's wake socket that the web services say a lost database on; None: no
+        prober, or `probe.agent` off."""
+        return None
+
     def holder_on_data_plane(self) -> str | None:
         """Where the VIP's traffic goes now, read from the data plane itself rather than from
         any log: the server the after-trial data check must be made against. None when it
@@ -100,7 +107,8 @@ class Sdn(Mechanism):
         """The prober in the monitor host; the controller is told its PID: datagrams from any
         other process are refused."""
         testbed = self.testbed
-        prober = ProberDaemon(testbed.dir / files.CONFIG, testbed.probe_socket, testbed.dir / files.PROBES)
+        prober = ProberDaemon(testbed.dir / files.CONFIG, testbed.probe_socket, testbed.dir / files.PROBES,
+                              testbed.socket_dir / WAKE_SOCKET)
         process = testbed.runner.start(prober.name, prober.start_command(), host=testbed.host("monitor"),
                                        cwd=PROJECT_ROOT)
         files.write_atomic(testbed.socket_dir / files.PROBER_PID, f"{process.pid}\n")
@@ -126,6 +134,9 @@ class Sdn(Mechanism):
 
     def active_server(self) -> str | None:
         return self.testbed.control.active_server()
+
+    def probe_wake(self, socket_dir: Path) -> Path | None:
+        return socket_dir / WAKE_SOCKET if self.testbed.config.probe.agent else None
 
     def holder_on_data_plane(self) -> str | None:
         """The server the switch's VIP flow names (its cookie)."""

@@ -201,7 +201,8 @@ class Testbed:
         for plan in self.config.server_plans:
             web = self.webs[plan.name] = WebService(plan, self.config.web, self.databases[plan.name],
                                                     self.socket_dir / f"web-{plan.name}",
-                                                    bind_all=self.mechanism.web_on_vip)
+                                                    bind_all=self.mechanism.web_on_vip,
+                                                    probe_wake=self.mechanism.probe_wake(self.socket_dir))
             web.write_secret(secrets.app_password)
             self.start_web(plan.name, wait=False)
         for name in self.webs:
