@@ -5,19 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 
+def _stat(figures: dict[str, Any], key: str, statistic: str) -> Any:
+    value = (figures.get(key) or {}).get(statistic)
+    return "-" if value is None else value
+
+
 def bench_table(results: dict[str, Any]) -> str:
     lines = [
         f"Failover benchmark: {results['trials']} trial(s) per scenario at {results['rate']:g} req/s",
         "",
         "| scenario | trials | failover gap median / p95 / max (ms) | detection median (ms) "
-        "| availability median (%) |",
-        "|---|---|---|---|---|",
+        "| availability median (%) | requests failed median | two writable databases max (ms) "
+        "| acknowledged writes lost max |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, figures in results["scenarios"].items():
         gap, det, avail = figures["failover_gap_ms"], figures["detection_ms"], figures["availability_pct"]
         lines.append(
             f"| {name} | {gap['n']} | {gap['median']} / {gap['p95']} / {gap['max']} | "
-            f"{det['median']} | {avail['median']} |"
+            f"{det['median']} | {avail['median']} | {_stat(figures, 'requests_failed', 'median')} | "
+            f"{_stat(figures, 'both_writable_ms', 'max')} | {_stat(figures, 'acked_writes_lost', 'max')} |"
         )
     staged = {name: f.get("failover_stages_ms") for name, f in results["scenarios"].items()
               if f.get("failover_stages_ms")}

@@ -43,6 +43,12 @@ def _availability_cell(figures: dict[str, Any] | None, cell: dict[str, Any]) -> 
     return str(_figure(figures, "availability_pct", "median"))
 
 
+def _writers_cell(figures: dict[str, Any] | None, cell: dict[str, Any]) -> str:
+    if not figures or not figures["applies"]:
+        return "-"
+    return str(_figure(figures, "both_writable_ms", "max"))
+
+
 def _scenario_rows(results: dict[str, Any], heading: str, cell_text: Any) -> list[str]:
     """A table with a row per scenario and a column per cell, under `heading`."""
     cells = results["cells"]
@@ -65,6 +71,9 @@ def mechanisms_table(results: dict[str, Any]) -> str:
         "",
         *_scenario_rows(results, "Availability (%, median over the trials; over each trial's whole load, "
                         "so a longer trial dilutes the same outage):", _availability_cell),
+        "",
+        *_scenario_rows(results, "Two databases writable at once (ms, the most in a trial; - not measured):",
+                        _writers_cell),
     ]
     lines += [
         "",

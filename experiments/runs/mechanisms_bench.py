@@ -53,7 +53,7 @@ def cell_config(config: TestbedConfig, mechanism: str, preset: str, rate: float)
 
 # What the table shows of a scenario: the failover figures, the requests failed and the
 # acknowledged writes lost.
-SCENARIO_KEYS = (*GAP_KEYS, "requests_failed", "acked_writes_lost", "vip_moves")
+SCENARIO_KEYS = (*GAP_KEYS, "requests_failed", "acked_writes_lost", "vip_moves", "both_writable_ms")
 
 
 class ResumeError(ValueError):
