@@ -358,6 +358,16 @@ class FailoverController(app_manager.OSKenApp):
             "recent_events": list(self.event_log.recent),
         }
 
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def error_handler(self, ev) -> None:
+        """The switch refused a message (a flow or group it cannot take): said at once, never
+        left to look as if the flows were in place."""
+        if not self._from_switch(ev):
+            return
+        msg = ev.msg
+        self.event_log.write("switch_error", type=msg.type, code=msg.code, detail=bytes(msg.data[:64]).hex())
+        self.logger.error("the switch refused a message: type %s code %s", msg.type, msg.code)
+
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def barrier_reply_handler(self, ev) -> None:
         if not self._from_switch(ev):

@@ -838,3 +838,11 @@ def test_the_launcher_passes_the_prober_pid_file_to_the_app(tmp_path, monkeypatc
                         staticmethod(lambda apps: ran.append((apps, cfg.CONF.testbed_prober_pid_file))))
     assert launcher.main() == 0
     assert ran == [(["controller.app"], str(pid_file) if given else None)]
+
+
+def test_a_message_the_switch_refuses_is_said_in_the_event_log(connected, tmp_path):
+    app, dp = connected
+    error = ofproto_v1_3_parser.OFPErrorMsg(dp, type_=dp.ofproto.OFPET_BAD_MATCH, code=3, data=b"\x04\x0e")
+    app.error_handler(ofp_event.EventOFPErrorMsg(error))
+    assert events_of(tmp_path, "switch_error") == [
+        {"kind": "switch_error", "type": dp.ofproto.OFPET_BAD_MATCH, "code": 3, "detail": "040e"}]
