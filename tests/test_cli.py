@@ -94,6 +94,10 @@ def one_error_line(capsys) -> str:
         (["run", "baseline", "--config", "/nonexistent.toml"], "no such file: /nonexistent.toml"),
         (["report", "/nonexistent"], "/nonexistent: not a folder"),
         (["bench", "failover", "--resume", "/tmp"], "--resume applies to `bench mechanisms` only"),
+        (["run", "study", "--rate", "300"], "--rate does not apply to study"),
+        (["run", "study", "--rates", "0"], "--rates: each must be between 1 and 5000"),
+        (["run", "baseline", "--rates", "100"], "--rates applies only to study"),
+        (["chaos", "--duration", "5"], "--duration must be between 30 and"),
         (["bench", "mechanisms", "--resume", "/nonexistent"],
          "--resume /nonexistent: no bench results to continue there"),
     ],
@@ -384,11 +388,12 @@ def test_list_prints_every_scenario():
     result = cli("list")
     assert result.returncode == 0, result.stderr
     names = [line.split()[0] for line in result.stdout.strip().splitlines()]
-    assert names == [*SCENARIOS, "compare-replication"]
+    assert names == [*SCENARIOS, "compare-replication", "study"]
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["list"], ["run"], ["bench"], ["demo"], ["exec"], ["report"], ["compare"], ["clean"]]
+    "command",
+    [[], ["list"], ["run"], ["bench"], ["chaos"], ["demo"], ["exec"], ["report"], ["compare"], ["clean"]],
 )
 def test_help_exits_0(command):
     result = cli(*command, "--help")

@@ -31,9 +31,10 @@ def add_commands(commands: Commands) -> None:
         "inject the scenario's fault, and write requests.csv, events.csv and summary.json. "
         "Options given here override the config file.",
     )
-    run.add_argument("scenario", help=f"one of: {', '.join(SCENARIOS)}; or the experiment "
+    run.add_argument("scenario", help=f"one of: {', '.join(SCENARIOS)}; or the experiments "
                      "compare-replication (primary-crash, or --under's scenario, under both "
-                     "replication modes)")
+                     "replication modes) and study (the published study: primary-crash over a "
+                     "sweep of load rates, with config/study.toml unless --config)")
     run.add_argument("--under", metavar="SCENARIO",
                      help="compare-replication only: the scenario to run under both modes "
                      "(default primary-crash; partition-crash shows what async loses)")
@@ -44,24 +45,31 @@ def add_commands(commands: Commands) -> None:
     run.add_argument("--fault-at", type=finite_float, metavar="SECONDS",
                      help="seconds into the load when the fault is injected (default 10)")
     run.add_argument("--trials", type=int, default=1, help="how many times to repeat the trial (default 1)")
+    run.add_argument("--rates", type=finite_float, nargs="+", metavar="RATE",
+                     help="study only: the load rates of the sweep (default 100 200 300 450 600 800)")
     run.set_defaults(handler=run_command)
 
 
 def list_command(args: argparse.Namespace) -> int:
-    from experiments.runs import compare_replication
+    from experiments.runs import compare_replication, study
     from experiments.testbed.scenarios import SCENARIOS
 
-    width = max(len(name) for name in [*SCENARIOS, compare_replication.NAME])
+    width = max(len(name) for name in [*SCENARIOS, compare_replication.NAME, study.NAME])
     for name, scenario in SCENARIOS.items():
         print(f"{name:<{width}}  {scenario.summary}")
     print(f"{compare_replication.NAME:<{width}}  (an experiment) {compare_replication.SUMMARY}")
+    print(f"{study.NAME:<{width}}  (an experiment) {study.SUMMARY}")
     return 0
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from experiments.runs import compare_replication
+    from experiments.runs import compare_replication, study
     from experiments.testbed.scenarios import SCENARIOS
 
+    if args.scenario == study.NAME:
+        return study_command(args)
+    if args.rates is not None:
+        raise UsageError(f"--rates applies only to {study.NAME}")
     comparing = args.scenario == compare_replication.NAME
     scenario = (args.under or compare_replication.DEFAULT_SCENARIO) if comparing else args.scenario
     if args.under is not None and not comparing:
@@ -89,3 +97,33 @@ def run_command(args: argparse.Namespace) -> int:
         return run_dir
 
     return run_with_testbed(work, lock, report=not comparing)
+
+
+def study_command(args: argparse.Namespace) -> int:
+    """`run study`: primary-crash over a sweep of load rates, with config/study.toml by default."""
+    from experiments.runs import study
+
+    for option, value in (("--rate", args.rate), ("--duration", args.duration), ("--fault-at", args.fault_at),
+                          ("--under", args.under)):
+        if value is not None:
+            raise UsageError(f"{option} does not apply to {study.NAME}: it sweeps --rates, "
+                             f"{study.DURATION_S:g} s of load each, the fault at {study.FAULT_AT_S:g} s")
+    rates = tuple(args.rates or study.DEFAULT_RATES)
+    if any(not 1 <= rate <= 5000 for rate in rates):
+        raise UsageError("--rates: each must be between 1 and 5000 requests per second")
+    check_trials(args.trials)
+    args.config = args.config or study.CONFIG
+    config, lock = prepare(args, overrides_from(args, duration=False), scenarios=(study.SCENARIO,))
+    if config.failover.mechanism != "sdn" or len(config.servers) != 2:
+        lock.close()
+        raise UsageError(f"{study.NAME} reproduces a study of two servers and the controller: "
+                         "give a config with two servers and failover.mechanism sdn")
+
+    from experiments.results.study_report import study_table
+
+    def work() -> Path:
+        folder, results = study.run_study(config, rates, args.trials, args.out)
+        print(study_table(results))
+        return folder
+
+    return run_with_testbed(work, lock, report=False)
