@@ -95,14 +95,31 @@ def build_network(config: TestbedConfig) -> Mininet:
     return net
 
 
-def start_network(net: Mininet) -> None:
-    """Build and start the network, then make TCP work through the userspace datapath."""
+# Every host opens a new connection per request (the load generator, the prober, HAProxy), and
+# the side that closes first keeps each one in TIME_WAIT for 60 s. With Linux's default range
+# of 28,232 ports, 500 connections a second use them all up in under a minute: the whole range
+# and reuse of a TIME_WAIT port (when its timestamps allow) keep a long run at 1,000 a second
+# from running out. Each host's network namespace has its own copy of these settings, which go
+# with it: nothing to restore.
+HOST_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_tw_reuse": "1"}
+# Never taken as a connection's own port: the ports the hosts' services listen on (MariaDB,
+# the bench's responder), else a database restarted after a crash could find its port taken.
+RESERVED_PORTS = (3306, 8080)
+
+
+def start_network(net: Mininet, web_port: int = 80) -> None:
+    """Build and start the network, then make TCP work through the userspace datapath, and
+    give each host the ports a long run needs (all but the listening ones)."""
+    sysctls = {**HOST_SYSCTLS,
+               "net.ipv4.ip_local_reserved_ports": ",".join(map(str, sorted({web_port, *RESERVED_PORTS})))}
     net.build()
     for host in net.hosts:
         for intf in host.intfList():
             if intf.name != "lo":
                 # Without this, TCP SYNs are dropped by the userspace datapath (bad checksums).
                 host.cmd(f"ethtool -K {intf.name} tx off")
+        for key, value in sysctls.items():
+            host.cmd(f"sysctl -q -w {key}='{value}'")
     net.start()
 
 

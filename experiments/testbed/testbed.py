@@ -190,7 +190,7 @@ class Testbed:
             self.state.save()
             self.net = build_network(config)
             self.state.record_mininet_shells(self.net)
-        start_network(self.net)
+        start_network(self.net, self.config.web.port)
         self.state.interfaces = host_interfaces(self.net)
         self.state.save()
 
