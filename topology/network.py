@@ -120,6 +120,9 @@ def start_network(net: Mininet, web_port: int = 80) -> None:
                 host.cmd(f"ethtool -K {intf.name} tx off")
         for key, value in sysctls.items():
             host.cmd(f"sysctl -q -w {key}='{value}'")
+            now = " ".join(host.cmd(f"sysctl -n {key}").split())
+            if now != value:
+                raise RuntimeError(f"{host.name}: {key} is {now!r} after setting it to {value!r}")
     net.start()
 
 
