@@ -160,6 +160,8 @@ class FailoverController(app_manager.OSKenApp):
             hold_down_s=self.config.failover.hold_down_s,
             silence_budget_s=silence_budget_s(
                 self.config.probe.interval_s, self.config.probe.timeout_s, self.config.probe.timeout_fall),
+            hang_fall=self.config.probe.hang_fall,
+            fast_answer_ms=self.config.probe.timeout_s * 1000 / 3,
         )
         # The machine's clock: monotonic, for a step of the wall clock must not look like a
         # silence of the probes (the event log keeps wall-clock times). A test may set it.
@@ -320,7 +322,8 @@ class FailoverController(app_manager.OSKenApp):
     def probe_result_handler(self, ev: EventProbeResult) -> None:
         self.last_probe[ev.server] = ev
         self.apply(self.machine.probe(ev.server, ev.ok, self.clock(), ev.detail, ev.gtid, ev.timed_out,
-                                      ev.replication, ev.replication_error, ev.confirming))
+                                      ev.replication, ev.replication_error, ev.confirming,
+                                      ev.latency_ms if ev.ok else None))
         # Only a passed probe reports the database's mode.
         read_only = ev.read_only if ev.ok else None
         self.apply_fence(self.fence_policy.probe(ev.server, read_only, self.machine.holder, time.monotonic()))

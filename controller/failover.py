@@ -91,6 +91,7 @@ COMMANDS = ("failover", "failback")
 # more than the replication lag here (p99 a few ms), far less than a lagging server's delay.
 REPLICATION_ALLOWANCE_S = 0.1
 GTID_HISTORY = 32  # passed probes remembered per server: over a second at the default interval
+ANSWER_HISTORY = 25  # passed probes' latencies remembered per server, for the hang rule: 1 s
 # On top of the probe rules' own time (see `silence_budget_s`): the pauses of a loaded 2-core
 # machine, where the prober's and the controller's threads can both be scheduled late. Several
 # probe intervals at the default, and short enough that a dead prober is seen within ~1 s.
@@ -121,6 +122,8 @@ class ServerState:
     silent: bool = False  # its results stopped for longer than the budget; cleared by a result
     # (time, GTID position) of the recent passed probes, oldest first, for `_caught_up`
     gtid_seen: list[tuple[float, str]] = field(default_factory=list)
+    # How long its recent passed probes took to answer (ms), oldest first, for `_hung`
+    answered_ms: list[float] = field(default_factory=list)
     # How its database replicated at the last passed probe that said (services/mariadb.py),
     # and the error of a broken replication.
     replication: str | None = None
@@ -145,6 +148,8 @@ class FailoverMachine:
         active: str | None = None,
         timeout_fall: int | None = None,
         silence_budget_s: float | None = None,
+        hang_fall: int = 0,
+        fast_answer_ms: float | None = None,
     ) -> None:
         if len(servers) < 1:
             raise ValueError("at least one server is needed")
@@ -152,6 +157,10 @@ class FailoverMachine:
         self.servers = {name: ServerState(name) for name in servers}
         self.fall = fall
         self.timeout_fall = timeout_fall or fall
+        # A hang seen sooner (0: off): `hang_fall` time-outs in a row suffice for a server whose
+        # last passed probes all answered within `fast_answer_ms` (see `_hung`).
+        self.hang_fall = hang_fall
+        self.fast_answer_ms = fast_answer_ms
         self.rise = rise
         self.failback = failback
         self.hold_down_s = hold_down_s
@@ -193,7 +202,7 @@ class FailoverMachine:
     def probe(
         self, server: str, ok: bool, now: float, detail: str = "", gtid: str | None = None,
         timed_out: bool = False, replication: str | None = None, replication_error: str = "",
-        confirming: str = "",
+        confirming: str = "", latency_ms: float | None = None,
     ) -> list[Decision]:
         """A health probe of `server` passed (`ok`) or failed (`timed_out`, or answered with an
         error) at `now`; `gtid` is the database's GTID position reported by a passed probe,
@@ -215,6 +224,8 @@ class FailoverMachine:
                 state.gtid_seen = [*state.gtid_seen[-(GTID_HISTORY - 1):], (now, gtid)]
             if replication is not None:
                 state.replication, state.replication_error = replication, replication_error
+            if latency_ms is not None:
+                state.answered_ms = [*state.answered_ms[-(ANSWER_HISTORY - 1):], latency_ms]
             state.failures = state.definite_failures = 0
             state.successes += 1
             if not state.up and state.successes >= self.rise:
@@ -239,7 +250,18 @@ class FailoverMachine:
                 state.up = False
                 decisions.append(Decision(SERVER_DOWN, server, f"{self.timeout_fall} probes in a row failed "
                                           "or timed out"))
+            elif state.up and self._hung(state):
+                state.up = False
+                decisions.append(Decision(SERVER_DOWN, server, f"{state.failures} probes in a row timed out "
+                                          f"after answering within {self.fast_answer_ms:g} ms: hung"))
         return decisions + self._place_vip(now)
+
+    def _hung(self, state: ServerState) -> bool:
+        """A server that answered quickly, every time, and then answers nothing `hang_fall` times
+        in a row is frozen, not busy: a busy one slows down before it stops answering in time."""
+        return (self.hang_fall > 0 and self.fast_answer_ms is not None and state.failures >= self.hang_fall
+                and state.definite_failures == 0 and len(state.answered_ms) == ANSWER_HISTORY
+                and max(state.answered_ms) <= self.fast_answer_ms)
 
     def tick(self, now: float) -> list[Decision]:
         """Time passed: mark down each server whose probe results stopped for longer than the

@@ -18,6 +18,7 @@ step (that decision is not listed).
 import pytest
 
 from controller.failover import (
+    ANSWER_HISTORY,
     COMMAND_REFUSED,
     NO_HEALTHY_SERVER,
     PROBER_BACK,
@@ -51,6 +52,9 @@ def step(machine, now, what, *args):
         return machine.probe(server, value is True, now, gtid=gtid, timed_out=value == "timeout",
                              replication=replication, replication_error="error 1062: Duplicate entry"
                              if replication == "broken" else "")
+    if what == "answered":  # a passed probe that took `latency_ms` to answer
+        server, latency_ms = args
+        return machine.probe(server, True, now, gtid="1-1-10", latency_ms=latency_ms)
     if what == "confirm":  # a probe out of schedule, asked for by a suspicion
         server, value = args
         return machine.probe(server, value is True, now, gtid="1-1-10", timed_out=value == "timeout",
@@ -67,9 +71,9 @@ def step(machine, now, what, *args):
 
 
 def run(steps, servers=(P, S), fall=3, rise=2, failback="never", hold_down_s=0.0, timeout_fall=6,
-        placed=True, silence_budget_s=None):
+        placed=True, silence_budget_s=None, hang_fall=0, fast_answer_ms=None):
     params = dict(fall=fall, rise=rise, failback=failback, hold_down_s=hold_down_s, timeout_fall=timeout_fall,
-                  silence_budget_s=silence_budget_s)
+                  silence_budget_s=silence_budget_s, hang_fall=hang_fall, fast_answer_ms=fast_answer_ms)
     machine = placed_machine(servers, **params) if placed else FailoverMachine(servers, **params)
     seen = []
     for now, (what, *args) in steps:
@@ -88,6 +92,8 @@ def fails(server, n):
 def passes(server, n):
     return [("probe", server, True)] * n
 
+
+HUNG_AT = round((ANSWER_HISTORY + 3) * 0.05, 3)  # the fourth time-out after a second of fast answers
 
 CASES = {
     "healthy servers: nothing happens": (
@@ -177,6 +183,21 @@ CASES = {
     "a replica still connecting to the failed server is fit: that is no error of its data": (
         dict(), timed(("probe", S, True, "1-1-10", "connecting"), ("port", P, False)),
         [(0.05, SERVER_DOWN, P), (0.05, VIP_MOVED, S)], S,
+    ),
+    "a fast server that stops answering is hung after hang_fall time-outs, not timeout_fall": (
+        dict(timeout_fall=20, hang_fall=4, fast_answer_ms=10.0),
+        timed(*[("answered", P, 3.0)] * ANSWER_HISTORY, *[("probe", P, "timeout")] * 4),
+        [(HUNG_AT, SERVER_DOWN, P), (HUNG_AT, VIP_MOVED, S)], S,
+    ),
+    "a server that was slowing down gets the whole timeout_fall: busy, not hung": (
+        dict(timeout_fall=20, hang_fall=4, fast_answer_ms=10.0),
+        timed(*[("answered", P, 3.0)] * (ANSWER_HISTORY - 1), ("answered", P, 25.0),
+              *[("probe", P, "timeout")] * 19),
+        [], P,
+    ),
+    "without hang_fall, time-outs count to timeout_fall only": (
+        dict(timeout_fall=20, hang_fall=0, fast_answer_ms=10.0),
+        timed(*[("answered", P, 3.0)] * ANSWER_HISTORY, *[("probe", P, "timeout")] * 19), [], P,
     ),
     "a confirming probe that fails for certain marks the server down at once": (
         dict(fall=3), timed(("confirm", P, False)), [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S)], S,

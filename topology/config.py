@@ -117,6 +117,9 @@ class ProbeConfig:
     fall: int = 2  # failed probes in a row (refused, reset, an error status) before down
     timeout_fall: int = 20  # failed or timed-out probes in a row before down
     rise: int = 3
+    # Time-outs in a row that mark down a server whose last second of passed probes all answered
+    # within a third of `timeout_s`: it froze, a busy one slows first. 0: off (timeout_fall only).
+    hang_fall: int = 0
     # sdn only: faster words that a server failed, each confirmed by a probe at once. `passive`:
     # the switch copies to the controller every TCP reset a server's web port sends a client;
     # `agent`: the web service says when it loses its database.
@@ -490,6 +493,9 @@ def _check_probe(p: ProbeConfig) -> None:
                           f"must be >= probe.fall ({p.fall}) and at most {TIMEOUT_FALL_MAX}")
     if not 1 <= p.rise <= PROBE_COUNT_MAX:
         raise ConfigError("probe.rise", f"must be between 1 and {PROBE_COUNT_MAX}")
+    if not 0 <= p.hang_fall <= p.timeout_fall:
+        raise ConfigError("probe.hang_fall",
+                          f"must be 0 (off) or at most probe.timeout_fall ({p.timeout_fall})")
 
 
 def _check_failover(f: FailoverConfig) -> None:
