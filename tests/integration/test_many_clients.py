@@ -27,12 +27,12 @@ def test_32_clients_share_the_same_few_flows_and_all_fail_over(tmp_path):
     with Testbed(CONFIG, tmp_path) as testbed:
         for host in clients:
             assert served_by(testbed, host) == ["primary"], host
-        # Every client has talked to the VIP: still 3 flows plus 2 per server.
-        assert flow_count() == 3 + 2 * len(CONFIG.servers)
+        # Every client has talked to the VIP: still 3 flows plus 4 per server (2 copy resets).
+        assert flow_count() == 3 + 4 * len(CONFIG.servers)
         testbed.faults.link_down("primary")
         testbed.runner.wait_for("the VIP moves", lambda: testbed.control.active_server() == "secondary",
                                 timeout=10)
         for host in clients:
             assert served_by(testbed, host) == ["secondary"], host
-        assert flow_count() == 3 + 2 * len(CONFIG.servers)
+        assert flow_count() == 3 + 4 * len(CONFIG.servers)
     assert leftovers() == []
