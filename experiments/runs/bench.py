@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from experiments.analysis import metrics
-from experiments.analysis.bench import GAP_KEYS, check_targets, gap_figures, paired_ratio
+from experiments.analysis.bench import (
+    GAP_KEYS,
+    LONG_AVAILABILITY_TARGET,
+    check_targets,
+    gap_figures,
+    paired_ratio,
+)
 from experiments.results import files
 from experiments.results.bench_report import bench_table
 from experiments.results.files import new_run_dir, write_json
@@ -37,7 +43,11 @@ from experiments.testbed.testbed import Testbed
 from services.web import PROJECT_ROOT
 from topology.config import TestbedConfig
 
-BENCH_SCENARIOS = ("primary-crash", "web-crash", "db-crash", "link-down")
+BENCH_SCENARIOS = ("primary-crash", "web-crash", "db-crash", "link-down", "primary-hang")
+# `--baselines`: runs without a fault at 1,000 req/s, five of 60 s and one of 10 minutes (about
+# 16 minutes in all): not one false failover, and the long one's availability.
+BASELINE_RATE = 1000.0
+BASELINES = ((5, 60.0), (1, 600.0))
 # What the table shows of each scenario: the failover figures, the requests failed, the time
 # two databases were writable together and the acknowledged writes lost.
 BENCH_KEYS = (*GAP_KEYS, "requests_failed", "both_writable_ms", "acked_writes_lost")
@@ -94,6 +104,26 @@ def measure_throughput(config: TestbedConfig, folder: Path) -> dict[str, Any]:
     }
 
 
+def run_baselines(config: TestbedConfig, folder: Path,
+                  progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The long runs without a fault (BASELINES): each one's false failovers and availability."""
+    runs = []
+    for count, seconds in BASELINES:
+        load = replace(config.load, rate=BASELINE_RATE, duration_s=seconds, fault_at_s=seconds / 2)
+        progress(f"bench: {count} run(s) of {seconds:g} s without a fault at {BASELINE_RATE:g} req/s")
+        run_dir, summary = run_experiment(replace(config, load=load), SCENARIOS["baseline"],
+                                          folder / f"baseline-{seconds:g}s", count, progress)
+        trials = summary.get("per_trial") or [summary]
+        availability = min((t["availability_pct"] for t in trials if t.get("availability_pct") is not None),
+                           default=None)
+        runs.append({"what": f"{count} run(s) of {seconds:g} s at {BASELINE_RATE:g} req/s",
+                     "run_dir": str(run_dir),
+                     "false_failovers": sum(t.get("vip_moves") or 0 for t in trials),
+                     "availability_pct": availability,
+                     "availability_target": LONG_AVAILABILITY_TARGET if seconds >= 600 else None})
+    return runs
+
+
 def run_bench(
     config: TestbedConfig,
     trials: int,
@@ -101,17 +131,21 @@ def run_bench(
     out: Path,
     scenarios: tuple[str, ...] = BENCH_SCENARIOS,
     progress: Callable[[str], None] = print,
+    baselines: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     folder = new_run_dir(out, "bench")
+    base_config = config
     config = bench_config(config, rate)
     started = time.monotonic()
-    results: dict[str, Any] = {"rate": rate, "trials": trials, "scenarios": {}}
+    results: dict[str, Any] = {"rate": rate, "trials": trials, "scenarios": {}, "baselines": []}
     for name in scenarios:
         progress(f"bench: {name}, {trials} trial(s) at {rate:g} req/s")
         run_dir, summary = run_experiment(config, SCENARIOS[name], folder, trials, progress)
         results["scenarios"][name] = {"run_dir": str(run_dir), **gap_figures(summary, trials, BENCH_KEYS),
                                       "failover_stages_ms": summary.get("failover_stages_ms")}
         write_json(folder / files.BENCH_JSON, results)  # kept as it grows
+    if baselines:
+        results["baselines"] = run_baselines(base_config, folder, progress)
     progress("bench: throughput through the VIP and straight to the primary (wrk)")
     results["throughput"] = measure_throughput(config, folder / "throughput")
     results["targets"] = check_targets(results)

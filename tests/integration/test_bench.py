@@ -15,13 +15,14 @@ def test_bench_failover_measures_the_gap_and_the_throughput(tmp_path):
                                      "--scenarios", "db-crash")
     results = json.loads((folder / "bench.json").read_text())
     gap = results["scenarios"]["db-crash"]["failover_gap_ms"]
-    # One trial: the VIP moved once, within the benchmark's own target for db-crash.
+    # One trial: the VIP moved once (within the first issue's bound: a behaviour, not a benchmark).
     assert gap["n"] == 1 and 0 < gap["median"] <= 200
     throughput = results["throughput"]
     assert throughput["through_vip_rps"] > 200 and throughput["direct_rps"] > 200
     assert len(throughput["rounds"]["through_vip"]) == WRK_ROUNDS
     verdicts = {check["what"] for check in results["targets"]}
     assert verdicts == {"db-crash failover gap median", "db-crash failover gap p95",
+                        "db-crash requests failed per failover, median",
                         "throughput through the VIP / straight to the primary"}
     assert "| db-crash | 1 |" in result.stdout
     assert (folder / "bench.md").read_text().strip() in result.stdout  # the table it printed
