@@ -13,9 +13,10 @@ from typing import Any
 from experiments.analysis import metrics
 
 # The bounds, in one place. A whole-server crash is seen on the port-down event, as in
-# primary-crash, so the failover controller's primary-crash targets apply (GAP_TARGETS in
-# experiments/runs/bench.py: median <= 100 ms, p95 <= 200 ms). With ~10 faults a p95 is the
-# second-largest gap, so the p95 target is held by every single failover instead.
+# primary-crash, so the issue "Failover controller"'s primary-crash targets apply (median
+# <= 100 ms, p95 <= 200 ms; the benchmark's own, experiments/analysis/bench.py, are tighter
+# now, and a soak on a loaded machine is a test of behaviour, not a benchmark). With ~10
+# faults a p95 is the second-largest gap, so the p95 target is held by every single failover.
 GAP_LIMIT_MS = 200.0  # every failover
 
 
