@@ -662,19 +662,25 @@ def _write_run_report(run_dir: Path, trial_dirs: Sequence[Path]) -> Path:
 def write_report(run_dir: Path) -> Path:
     """Write report.md and its pictures into a run folder (single- or multi-trial); returns report.md.
 
-    For a soak folder it rewrites soak.md and controller-resources.png instead, and returns soak.md.
+    For a soak folder it rewrites soak.md and controller-resources.png instead, and returns soak.md;
+    for a chaos run, chaos.md.
 
     Raises ReportError, naming the file, when an input file is missing or malformed.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: not a folder")
-    if (run_dir / files.SUMMARY).is_file() and read_summary(run_dir).get("scenario") == "soak":
+    scenario = read_summary(run_dir).get("scenario") if (run_dir / files.SUMMARY).is_file() else None
+    if scenario == "soak":
         # A soak has ten faults, not one: its own page (soak.md) and picture, not a trial report.
         from experiments.results.soak_report import write_soak_report
 
         write_soak_report(run_dir, read_summary(run_dir))
         return run_dir / files.SOAK_REPORT
+    if scenario == "chaos":  # many faults, each judged by the nemesis's own checks
+        from experiments.results.chaos_report import write_chaos_report
+
+        return write_chaos_report(run_dir, read_summary(run_dir))
     trial_dirs = files.trial_dirs(run_dir)
     if trial_dirs and not (run_dir / files.REQUESTS).exists():
         return _write_run_report(run_dir, trial_dirs)
