@@ -113,3 +113,17 @@ def test_judge_puts_every_violation_in_time_order_and_counts_the_checks():
     assert verdict["checked"] == {"one writer": 3, "VIP on a server that is up": 2, "bounded probe age": 4,
                                   "no acknowledged write lost": 1}
     assert verdict["invariants_checked"] == 10
+
+
+def test_the_chaos_page_lists_the_schedule_and_every_violation(tmp_path):
+    from experiments.results.chaos_report import write_chaos_report
+
+    fault = {**crash(), "number": 1, "at_s": 3.0, "hold_s": 2.5, "whole_again": True, "active_after": S}
+    summary = {"seed": 5, "duration_s": 60.0, "rate": 200.0, "post_ratio": 0.3, "faults_injected": 1,
+               "invariants_checked": 9, "checked": {"one writer": 9}, "faults": [fault], "passed": False,
+               "violations": [{"invariant": "one writer", "time": 12.5,
+                               "detail": "two databases writable for 4.0 ms"}]}
+    page = write_chaos_report(tmp_path, summary).read_text()
+    assert "**Verdict: FAILED**" in page
+    assert "| 1 | 3 | server-crash | primary | 2.5 | 4.0 | secondary |" in page
+    assert "- one writer at 12.500: two databases writable for 4.0 ms" in page
