@@ -134,18 +134,8 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
                 monitor.stop()
                 for at, server in monitor.fallbacks:
                     testbed.record("semi_sync_fell_back", server=server, detail=f"at {at:.6f}")
-            for name, meaning in testbed.mechanism.essential.items():
-                # The mechanism could not act once it died: no figure of this trial can be trusted.
-                if not testbed.runner.processes[name].running():
-                    data[f"{name}_died"] = testbed.runner.processes[name].log_tail(3) or "no output"
-                    testbed.record(f"{name}_died", detail=data[f"{name}_died"])
-                    untrusted.append(f"the {name} died during the trial, {meaning} "
-                                     f"(logs/{name}.log: {data[f'{name}_died']})")
             data["semi_sync_fell_back"] = len(monitor.fallbacks) if semi_sync else None
-            load_problem = testbed.load_problem()
-            if load_problem is not None:
-                data["load_problem"] = load_problem
-                untrusted.append(load_problem)
+            untrusted += trust_problems(testbed, data)
             active_at_end = active_from_log(trial_dir / files.CONTROLLER_EVENTS, active_at_end)
             # The data is checked against where the VIP's traffic really goes; the log must agree.
             on_data_plane = testbed.mechanism.holder_on_data_plane()
@@ -170,6 +160,23 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
     if untrusted:
         raise TrialFailed(f"{untrusted[0]}; results kept in {trial_dir}")
     return summary
+
+
+def trust_problems(testbed: Testbed, data: dict[str, Any]) -> list[str]:
+    """Why no figure of the trial can be trusted, if anything: a part of the mechanism died (it
+    could not act after), or the load failed or was short. Each is also put in `data`."""
+    problems = []
+    for name, meaning in testbed.mechanism.essential.items():
+        if not testbed.runner.processes[name].running():
+            data[f"{name}_died"] = testbed.runner.processes[name].log_tail(3) or "no output"
+            testbed.record(f"{name}_died", detail=data[f"{name}_died"])
+            problems.append(f"the {name} died during the trial, {meaning} "
+                            f"(logs/{name}.log: {data[f'{name}_died']})")
+    load_problem = testbed.load_problem()
+    if load_problem is not None:
+        data["load_problem"] = load_problem
+        problems.append(load_problem)
+    return problems
 
 
 def trial_summary(outcome: TrialOutcome) -> dict[str, Any]:
