@@ -98,6 +98,19 @@ class Follower:
     def result(self, action: FenceAction, ok: bool, detail: str, now: float) -> FencePlan:
         return self.policy.result(action, ok, detail, now)
 
+    def handle(self, message: tuple, order: list[str], now: float) -> FencePlan:
+        """One message of the inputs' queue (a VRRP state, HAProxy's states, a fence's result, or
+        a tick when none came), and the time: a promotion waiting for a fence may go ahead."""
+        if message[0] == "vrrp":
+            plan = self.vrrp_state(message[1], message[2], now)
+        elif message[0] == "proxy":
+            plan = self.proxy_states(message[1], order, now, message[2])
+        elif message[0] == "result":
+            plan = self.result(message[1], message[2], message[3], now)
+        else:
+            plan = FencePlan()
+        return plan.add(self.policy.tick(now))
+
     def _placed(self, server: str, reason: str) -> None:
         previous, self.holder, self.last_holder = self.last_holder, server, server
         if not self.placed:
@@ -220,15 +233,7 @@ def main() -> int:
             # The roles stay as they are: what HAProxy does meanwhile is not known.
             log.write("haproxy_unreachable", detail=message[1])
             continue
-        if message[0] == "tick":
-            plan = FencePlan()
-        elif message[0] == "vrrp":
-            plan = follower.vrrp_state(message[1], message[2], now)
-        elif message[0] == "proxy":
-            plan = follower.proxy_states(message[1], order, now, message[2])
-        else:
-            plan = follower.result(message[1], message[2], message[3], now)
-        plan.add(follower.policy.tick(now))  # a promotion waiting for the old server's fence
+        plan = follower.handle(message, order, now)
         for kind, fields in plan.events:
             log.write(kind, **fields)
         for action in plan.actions:

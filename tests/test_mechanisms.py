@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.fence_policy import FENCE_TIMEOUT_S, PROMOTE_TIMEOUT_S
+from controller.fence_policy import FENCE_TIMEOUT_S, PROMOTE_TIMEOUT_S, PROMOTE_WAIT_S
 from controller.follower import Follower
 from services import haproxy, keepalived
 from services.haproxy import HAProxy, chosen_server, server_states
@@ -386,3 +386,14 @@ def test_the_vip_flows_cookies_are_read_from_the_switchs_dump(dump, cookies):
 
     assert vip_flow_cookies(dump) == cookies
     assert [server_for_cookie(config_with("sdn"), c) for c in cookies] == ["secondary"] * len(cookies)
+
+
+def test_the_follower_promotes_once_the_old_servers_fence_answers_or_its_wait_is_over():
+    follower = Follower(Log())
+    follower.handle(("proxy", BOTH_UP, None), ["primary", "secondary"], 0.0)
+    plan = follower.handle(("proxy", PRIMARY_DOWN, None), ["primary", "secondary"], 1.0)
+    assert actions_of(plan) == [FENCE["primary"]]
+    assert follower.handle(("tick",), ["primary", "secondary"], 1.1).actions == []  # still waiting
+    late = follower.handle(("tick",), ["primary", "secondary"], 1.0 + PROMOTE_WAIT_S)
+    assert actions_of(late) == [PROMOTE["secondary"]]
+    assert [kind for kind, _ in late.events] == ["promoted_unfenced"]
