@@ -42,7 +42,7 @@ def test_two_writable_databases_are_a_violation_each_time():
             ro(2.0, S, "0"), ro(2.01, S, "1"), ro(3.0, P, "0"), ro(3.0, S, "1")]
     found, checked = check_one_writer(rows)
     assert [v["time"] for v in found] == [1.0, 2.0]
-    assert found[0]["detail"] == "two databases writable for 4.0 ms"
+    assert found[0]["detail"] == "two databases seen writable for 4.0 ms"
     assert checked == len(rows)
 
 

@@ -440,33 +440,48 @@ def test_write_ledger_is_a_set_check():
     }
 
 
-def ro(time: float, server: str, answer: str) -> dict:
-    return {"time": time, "server": server, "read_only": answer}
+def ro(time: float, server: str, answer: str, previous: float | None = None) -> dict:
+    return {"time": time, "server": server, "read_only": answer, "previous": previous}
 
 
 @pytest.mark.parametrize(
-    ("rows", "total_ms", "longest_ms"),
+    ("rows", "seen_ms", "windows", "most_ms"),
     [
-        pytest.param([], None, None, id="nothing sampled"),
+        pytest.param([], None, None, None, id="nothing sampled"),
         # the fence lands before the promotion: never two writers
         pytest.param([ro(0.0, "h1", "0"), ro(0.0, "h2", "1"), ro(1.0, "h1", "1"), ro(1.002, "h2", "0"),
-                      ro(2.0, "h1", "1"), ro(2.0, "h2", "0")], 0.0, 0.0, id="fenced-then-promoted"),
+                      ro(2.0, "h1", "1"), ro(2.0, "h2", "0")], 0.0, 0, 0.0, id="fenced-then-promoted"),
         # promoted 5 ms before the old one was fenced
         pytest.param([ro(0.0, "h1", "0"), ro(0.0, "h2", "1"), ro(1.0, "h2", "0"), ro(1.005, "h1", "1"),
-                      ro(2.0, "h1", "1"), ro(2.0, "h2", "0")], 5.0, 5.0, id="promoted-first"),
+                      ro(2.0, "h1", "1"), ro(2.0, "h2", "0")], 5.0, 1, 5.0, id="promoted-first"),
         # a frozen writable database does not count while it gives no answer; it does from when
         # it wakes up still writable until its fence lands
         pytest.param([ro(0.0, "h1", "0"), ro(0.0, "h2", "1"), ro(1.0, "h1", ""), ro(1.2, "h2", "0"),
                       ro(4.0, "h1", "0"), ro(4.003, "h1", "1"), ro(5.0, "h1", "1"), ro(5.0, "h2", "0")],
-                     3.0, 3.0, id="frozen-then-woke"),
+                     3.0, 1, 3.0, id="frozen-then-woke"),
         # two windows, and one still open at the stop (the last rows)
         pytest.param([ro(0.0, "h1", "0"), ro(0.0, "h2", "0"), ro(0.01, "h2", "1"), ro(1.0, "h2", "0"),
-                      ro(1.03, "h2", "1"), ro(1.03, "h1", "0")], 40.0, 30.0, id="two-windows"),
+                      ro(1.03, "h2", "1"), ro(1.03, "h1", "0")], 40.0, 2, 40.0, id="two-windows"),
         pytest.param([ro(0.0, "h1", "0"), ro(0.5, "h2", "0"), ro(0.6, "h1", "0"), ro(0.6, "h2", "0")],
-                     100.0, 100.0, id="open-at-the-stop"),
+                     100.0, 1, 100.0, id="open-at-the-stop"),
+        # fenced at 1.000 and promoted at 1.001, but the old one's sampler saw read-only only at
+        # 1.008 (its answer before that came at 1.003): seen, never two; at most 7 ms
+        pytest.param([ro(0.0, "h1", "0"), ro(0.0, "h2", "1"), ro(1.001, "h2", "0", 0.999),
+                      ro(1.008, "h1", "1", 0.9995), ro(2.0, "h1", "1", 1.995), ro(2.0, "h2", "0", 1.995)],
+                     0.0, 0, 7.0, id="sampled-late"),
+        # the old one woke up writable, answered so once, and was fenced 5 ms later: seen at an
+        # instant (a window of no length), at most 5 ms
+        pytest.param([ro(0.0, "h1", "0"), ro(0.0, "h2", "1"), ro(1.0, "h1", "", 0.99),
+                      ro(1.2, "h2", "0", 1.19), ro(4.0, "h1", "0", 1.0), ro(4.005, "h1", "1", 4.0),
+                      ro(5.0, "h1", "1", 4.995), ro(5.0, "h2", "0", 4.995)], 0.0, 1, 5.0,
+                     id="woke-up-writable"),
     ],
 )
-def test_both_writable(rows, total_ms, longest_ms) -> None:
+def test_both_writable(rows, seen_ms, windows, most_ms) -> None:
     from experiments.analysis.metrics import both_writable
 
-    assert both_writable(rows) == {"both_writable_ms": total_ms, "both_writable_longest_ms": longest_ms}
+    figures = both_writable(rows)
+    keys = ("both_writable_ms", "both_writable_windows", "both_writable_max_ms")
+    measured = tuple(figures[key] for key in keys)
+    assert measured == (None if seen_ms is None else pytest.approx(seen_ms), windows,
+                        None if most_ms is None else pytest.approx(most_ms))

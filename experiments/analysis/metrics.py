@@ -362,6 +362,8 @@ AGGREGATED_KEYS = (
     "vip_moves",
     "both_writable_ms",
     "both_writable_longest_ms",
+    "both_writable_windows",
+    "both_writable_max_ms",
 )
 
 
@@ -398,35 +400,64 @@ def stage_medians(summaries: Sequence[Mapping[str, Any]]) -> dict[str, float | N
             for stage in stages}
 
 
-def writable_windows(rows: Iterable[Mapping[str, Any]]) -> list[tuple[float, float]]:
-    """From read-only.csv's rows (time, server, read_only: "1", "0" or "" for no answer): each
-    (start, end) during which more than one database answered writable. Each answer holds
-    until the server's next row; the last rows are the stop, and end a window still open."""
+def _writable_intervals(rows: Iterable[Mapping[str, Any]], seen: bool) -> list[tuple[float, float]]:
+    """Each (start, end) in which one database was writable: from the answer that showed it to
+    the next answer that showed otherwise (`seen` False: the most it can have been) or to the
+    last answer before that one (`seen` True: when it was last seen writable; rows without a
+    `previous` time count as unseen-free, as if sampled continuously)."""
+    by_server: dict[str, list[Mapping[str, Any]]] = {}
     ordered = sorted(rows, key=lambda row: row["time"])
-    state: dict[str, str] = {}
-    windows: list[tuple[float, float]] = []
-    opened: float | None = None
     for row in ordered:
-        state[row["server"]] = row["read_only"]
-        writers = sum(1 for answer in state.values() if answer == "0")
+        by_server.setdefault(row["server"], []).append(row)
+    stop = ordered[-1]["time"] if ordered else 0.0  # a server's last answer holds until then
+    intervals = []
+    for answers in by_server.values():
+        before = None
+        for current, following in zip(answers, [*answers[1:], None], strict=True):
+            # A row that repeats the answer before it (the stop's) goes on that one's interval.
+            repeated, before = current["read_only"] == before, current["read_only"]
+            if current["read_only"] != "0" or repeated:
+                continue
+            end = stop if following is None else following["time"]
+            if seen and following is not None and following.get("previous") not in (None, ""):
+                end = float(following["previous"])
+            intervals.append((current["time"], max(end, current["time"])))
+    return intervals
+
+
+def writable_windows(rows: Iterable[Mapping[str, Any]], seen: bool = False) -> list[tuple[float, float]]:
+    """From read-only.csv's rows (time, server, read_only: "1", "0" or "" for no answer, and
+    previous: when the answer before it came): each (start, end) during which more than one
+    database was writable, seen so (`seen`) or possibly (the sampler's resolution included).
+    The last rows are the stop, and end a window still open. A seen window may have no length:
+    both answered writable at one instant."""
+    points = []
+    for start, end in _writable_intervals(rows, seen):
+        points += [(start, 0), (end, 1)]  # at one instant, a start comes before an end
+    windows, writers, opened = [], 0, None
+    for at, kind in sorted(points):
+        writers += 1 if kind == 0 else -1
         if writers > 1 and opened is None:
-            opened = row["time"]
+            opened = at
         elif writers <= 1 and opened is not None:
-            windows.append((opened, row["time"]))
+            windows.append((opened, at))
             opened = None
-    if opened is not None:
-        windows.append((opened, ordered[-1]["time"]))
     return windows
 
 
-def both_writable(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
-    """The time, in ms, during which more than one database answered writable, and the longest
-    such window (`writable_windows`); None for both when nothing was sampled."""
+def both_writable(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`both_writable_ms`: the time more than one database was seen writable (`writable_windows`
+    seen), its longest window and how many windows; `both_writable_max_ms`: the most it can have
+    been, the sampler's resolution included. None for all when nothing was sampled."""
     if not rows:
-        return {"both_writable_ms": None, "both_writable_longest_ms": None}
-    spans = [end - start for start, end in writable_windows(rows)]
-    return {"both_writable_ms": _rounded(sum(spans) * 1000),
-            "both_writable_longest_ms": _rounded(max(spans, default=0.0) * 1000)}
+        return {"both_writable_ms": None, "both_writable_longest_ms": None, "both_writable_windows": None,
+                "both_writable_max_ms": None}
+    seen = [end - start for start, end in writable_windows(rows, seen=True)]
+    most = [end - start for start, end in writable_windows(rows)]
+    return {"both_writable_ms": _rounded(sum(seen) * 1000),
+            "both_writable_longest_ms": _rounded(max(seen, default=0.0) * 1000),
+            "both_writable_windows": len(seen),
+            "both_writable_max_ms": _rounded(sum(most) * 1000)}
 
 
 def replication_lag(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

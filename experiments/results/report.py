@@ -393,8 +393,10 @@ def trial_figures(summary: Mapping[str, Any], fault_s: float | None) -> list[tup
          format_value(summary.get("failover_gap_ms"))),
         ("Acknowledged writes (POST answered 201)", format_value(summary.get("acked_writes"))),
         ("Acknowledged writes lost", format_value(summary.get("acked_writes_lost"))),
-        ("Two databases writable at once: total / longest window (ms)",
-         _pair(summary.get("both_writable_ms"), summary.get("both_writable_longest_ms"))),
+        ("Two databases seen writable at once: windows, and their total (ms)",
+         _pair(summary.get("both_writable_windows"), summary.get("both_writable_ms"))),
+        ("Two databases writable at once, at most (ms: the sampler's resolution included)",
+         format_value(summary.get("both_writable_max_ms"))),
         ("VIP moves from the fault on", format_value(summary.get("vip_moves"))),
         ("Promoted a lagging database", "; ".join(summary.get("promoted_lagging") or []) or "no"),
     ]
@@ -587,7 +589,9 @@ AGGREGATE_LABELS = {
     "acked_writes": "Acknowledged writes",
     "acked_writes_lost": "Acknowledged writes lost",
     "vip_moves": "VIP moves from the fault on",
-    "both_writable_ms": "Two databases writable at once (ms)",
+    "both_writable_ms": "Two databases seen writable at once (ms)",
+    "both_writable_windows": "Windows with two databases seen writable",
+    "both_writable_max_ms": "Two databases writable at once, at most (ms)",
     "both_writable_longest_ms": "Longest window with two writable databases (ms)",
 }
 

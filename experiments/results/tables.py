@@ -37,9 +37,9 @@ def summary_table(summary: dict[str, Any]) -> str:
         ("served by after", _tenths(summary.get("served_by_after"))),
         ("acknowledged writes", summary.get("acked_writes")),
         ("acknowledged writes lost", summary.get("acked_writes_lost")),
-        ("two databases writable at once: total / longest",
-         f"{_tenths(summary.get('both_writable_ms'))} / "
-         f"{_tenths(summary.get('both_writable_longest_ms'))} ms"),
+        ("two databases seen writable at once: windows, total (at most)",
+         f"{summary.get('both_writable_windows')}, {_tenths(summary.get('both_writable_ms'))} ms "
+         f"({_tenths(summary.get('both_writable_max_ms'))} ms)"),
         ("VIP moves from the fault on", summary.get("vip_moves")),
         ("promoted a lagging database", "; ".join(summary.get("promoted_lagging") or []) or "no"),
         ("databases consistent after the trial", summary.get("db_consistent")),

@@ -6,12 +6,16 @@ database's `read_only` every SAMPLE_S from a thread of its own, and writes a row
 what a database answers changes:
 
     <trial>/read-only.csv: time (epoch s, when the answer came), server, read_only
-                           (1, 0, or empty: no answer within ANSWER_S, frozen or down)
+                           (1, 0, or empty: no answer within ANSWER_S, frozen or down),
+                           previous (when the answer before it came: the last time the old
+                           state was seen)
 
-`experiments/analysis/metrics.both_writable` turns the rows into `both_writable_ms` (the time
-more than one database answered writable) and its longest window. A database that does not
-answer is not counted as writable: it takes no write either. The moment a frozen one wakes
-up still writable, its answer counts.
+`experiments/analysis/metrics.both_writable` turns the rows into `both_writable_ms`: the time
+during which more than one database was *seen* writable (each state from the first answer
+that showed it to the last), which sampling cannot inflate; and `both_writable_max_ms`, the
+most it can have been (each state until the answer that showed it changed), which includes
+the sampler's own resolution. A database that does not answer is not counted as writable: it
+takes no write either. The moment a frozen one wakes up still writable, its answer counts.
 
 The sampler runs in the experiment's own process and reaches the databases over their local
 sockets as root, one connection each, kept open.
@@ -30,7 +34,7 @@ from services.mariadb import MariaDB, connect_local
 
 SAMPLE_S = 0.005
 ANSWER_S = 0.2  # a database that does not answer within this is "no answer" until it does
-COLUMNS = ["time", "server", "read_only"]
+COLUMNS = ["time", "server", "read_only", "previous"]
 
 
 class ReadOnlySampler:
@@ -45,6 +49,7 @@ class ReadOnlySampler:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.last: dict[str, str] = {}  # each database's last answer (its thread's own entry)
+        self.seen_at: dict[str, float] = {}  # when that answer was last given
         self.threads = [threading.Thread(target=self._sample, args=(name,), daemon=True,
                                          name=f"read-only-{name}") for name in databases]
 
@@ -60,7 +65,7 @@ class ReadOnlySampler:
             thread.join(ANSWER_S * 2 + 1)
         stopped = time.time()
         for server, answer in self.last.items():
-            self._record(stopped, server, answer)
+            self._record(stopped, server, answer, self.seen_at.get(server, stopped))
         with self.lock:
             self.file.close()
 
@@ -81,8 +86,9 @@ class ReadOnlySampler:
                     # for the time it took to give up on it.
                     conn, answer, at = None, "", asked
                 if answer != self.last.get(server):
-                    self._record(at, server, answer)
+                    self._record(at, server, answer, self.seen_at.get(server, at))
                     self.last[server] = answer
+                self.seen_at[server] = at
         finally:
             if conn is not None:
                 try:
@@ -90,8 +96,8 @@ class ReadOnlySampler:
                 except (pymysql.MySQLError, OSError):
                     pass
 
-    def _record(self, at: float, server: str, answer: str) -> None:
+    def _record(self, at: float, server: str, answer: str, previous: float) -> None:
         with self.lock:
             if not self.file.closed:
-                self.writer.writerow([f"{at:.6f}", server, answer])
+                self.writer.writerow([f"{at:.6f}", server, answer, f"{previous:.6f}"])
                 self.file.flush()
