@@ -13,6 +13,9 @@ fresh connection (a kept-alive one could hide a dead server) and `probe.timeout_
 answer; a probe passes only on HTTP 200. Every result is also written to `--out` (CSV:
 time, server, ok, latency_ms, detail, confirming), so a run shows what the controller was told.
 
+With `probe.recheck`, a scheduled probe that fails for certain (refused, an error status) is
+itself such a word: the server is probed again at once.
+
 With `--wake SOCKET` it also listens there for a word that a server may have failed (from the
 controller, which saw the server's port reset a client's connection, or from the web service,
 which lost its database): `{"server": ..., "why": ...}`. That server is probed at once, out of
@@ -164,6 +167,8 @@ def probe_loop(
         recorder.record(message)
         if not confirming:  # a probe out of schedule leaves the schedule as it was
             next_at, _ = next_probe(next_at, config.probe.interval_s, time.monotonic())
+            if wake is not None and config.probe.recheck and not ok and detail != TIMED_OUT:
+                wake.ask(f"a failed probe ({detail})")  # checked again at once
         if wake is None:
             time.sleep(max(0.0, next_at - time.monotonic()))
             continue

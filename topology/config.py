@@ -125,6 +125,9 @@ class ProbeConfig:
     # `agent`: the web service says when it loses its database.
     passive: bool = True
     agent: bool = True
+    # A probe that fails for certain is checked again at once, out of schedule (HAProxy's
+    # `fastinter` on error): a refused probe and its confirmation, not `fall` intervals apart.
+    recheck: bool = True
 
 
 @dataclass(frozen=True)
