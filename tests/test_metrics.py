@@ -485,3 +485,11 @@ def test_both_writable(rows, seen_ms, windows, most_ms) -> None:
     measured = tuple(figures[key] for key in keys)
     assert measured == (None if seen_ms is None else pytest.approx(seen_ms), windows,
                         None if most_ms is None else pytest.approx(most_ms))
+
+
+def test_vip_moves_count_from_the_fault_to_the_end_of_the_load() -> None:
+    events = [{"time": 1.0, "kind": "vip_moved"}, {"time": 5.0, "kind": "vip_moved"},
+              {"time": 8.0, "kind": "load_finished"}, {"time": 9.0, "kind": "vip_moved"}]
+    assert metrics.vip_moves(events, 2.0) == 1  # the one after the load is the testbed's own stop
+    assert metrics.vip_moves(events, None) == 2
+    assert metrics.vip_moves(events[:2], 0.0) == 2  # no end of the load recorded: every move counts

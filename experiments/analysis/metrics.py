@@ -203,9 +203,13 @@ def detection_ms(events: Iterable[Mapping[str, Any]], fault_at: float) -> float 
 
 def vip_moves(events: Iterable[Mapping[str, Any]], fault_at: float | None) -> int:
     """How many times the VIP moved from the fault on (every move when there is no fault: all
-    of them false). More than one for a single fault is a ping-pong, each move a change of
-    the writable database."""
-    return sum(1 for e in events if e["kind"] == VIP_MOVED and (fault_at is None or e["time"] >= fault_at))
+    of them false), until the load finished (what the testbed's own stop does after it, such
+    as keepalived handing the address back as it stops, is no part of the trial). More than
+    one for a single fault is a ping-pong, each move a change of the writable database."""
+    events = list(events)
+    end = min((e["time"] for e in events if e["kind"] == "load_finished"), default=math.inf)
+    return sum(1 for e in events if e["kind"] == VIP_MOVED and e["time"] <= end
+               and (fault_at is None or e["time"] >= fault_at))
 
 
 def outage_window_ms(records: Iterable[RequestRecord], fault_at: float) -> float | None:
