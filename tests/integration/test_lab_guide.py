@@ -213,11 +213,16 @@ def check_1(done: list[Done], section: str) -> None:
 
 
 def check_2(done: list[Done], section: str) -> None:
-    link_down, web_crash = run_dirs(done)
+    link_down, web_crash, probes_only = run_dirs(done)
     assert summary(link_down)["scenario"] == "link-down" and summary(web_crash)["scenario"] == "web-crash"
-    for run_dir in (link_down, web_crash):
+    for run_dir in (link_down, web_crash, probes_only):
         assert "secondary" in summary(run_dir)["served_by_after"], run_dir
+    probe = json.loads((probes_only / "config.json").read_text())["probe"]
+    assert (probe["passive"], probe["agent"], probe["recheck"]) == (False, False, False), probe
+    # As set up, a word and its confirming probe; with the probes alone, `fall` of them.
     down = [e for e in events(web_crash) if e["kind"] == "server_down"]
+    assert down and "a probe confirmed" in down[0]["reason"], down
+    down = [e for e in events(probes_only) if e["kind"] == "server_down"]
     assert down and "2 probes in a row failed" in down[0]["reason"], down
     table = (LAB / "ex2-compare.md").read_text()
     for row in ("detection (ms)", "failover gap (ms)", "failed"):
@@ -227,8 +232,9 @@ def check_2(done: list[Done], section: str) -> None:
 def check_3(done: list[Done], section: str) -> None:
     (run_dir,) = run_dirs(done)
     probe = json.loads((run_dir / "config.json").read_text())["probe"]
-    # The sed line really changed the copy, and the run used it.
+    # The sed line really changed the copy (of the probes-only config), and the run used it.
     assert (probe["interval_s"], probe["fall"]) == (0.1, 5), probe
+    assert (probe["passive"], probe["recheck"]) == (False, False), probe
     detection = summary(run_dir)["detection_ms"]
     assert 320 <= detection <= 800, f"detection {detection} ms; the guide predicts 400 to 500"
 

@@ -3,7 +3,8 @@
 One testbed is started for the module. The tests show that:
 - each database has no account a Mininet host could abuse: root only through the local
   socket, the replication user only from the peer with only REPLICATION SLAVE, the app user
-  only through the local socket with data rights on the app schema, no anonymous user and no
+  only through the local socket with data rights on the app schema (and SLAVE MONITOR), no
+  anonymous user and no
   `test` database;
 - mariadbd runs as `mysql` and the web workers as `hatb-web` (with its group alone), which
   can read its own database password and nothing else of the run;
@@ -237,13 +238,14 @@ def test_the_replication_user_comes_only_from_the_peer(testbed, server):
 @pytest.mark.parametrize("server", SERVERS)
 def test_the_app_user_has_only_data_rights_on_the_app_schema(testbed, server):
     """The app user exists once, for the local socket, with SELECT/INSERT/UPDATE/DELETE on
-    `app`.* and nothing else; with its password it cannot log in over TCP from the client."""
+    `app`.* and SLAVE MONITOR (it reads how replication runs, for /health) and nothing else;
+    with its password it cannot log in over TCP from the client."""
     db = testbed.databases[server]
     rows = db.query("SELECT Host, Priv FROM mysql.global_priv WHERE User = 'app'")
     assert [host for host, _ in rows] == ["localhost"]
     assert login_methods(json.loads(rows[0][1])) == {"password"}
     grants = parse_grants(row[0] for row in db.query("SHOW GRANTS FOR 'app'@'localhost'"))
-    assert grants == {"`app`.*": DATA_RIGHTS}
+    assert grants == {"`app`.*": DATA_RIGHTS, "*.*": {"SLAVE MONITOR"}}
     output = mariadb_from(testbed, "client", server, "app", RunSecrets.FILES["app_password"])
     assert mysql_error(output) in (1045, 1130), output
 
