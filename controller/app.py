@@ -31,7 +31,6 @@ options below in os-ken's CONF.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +52,7 @@ from controller.fencing import DatabaseFence
 from controller.probe_intake import ProbeIntake, ProbeReceiver, keep_running, parse_report
 from controller.prober import WAKE_SOCKET
 from controller.status import StatusServer, command_reply, prober_status, server_status
+from services.prober_words import WordSender
 from topology.config import TestbedConfig
 
 # The testbed's own options, set by the launcher (controller/__main__.py) or by a test.
@@ -179,9 +179,7 @@ class FailoverController(app_manager.OSKenApp):
         self.last_probe: dict[str, EventProbeResult] = {}
         # The prober's wake socket: a reset seen from a server's web port is a word to it.
         self.server_by_ip = {plan.ip: plan.name for plan in self.config.server_plans}
-        self.wake_path = Path(self.CONF.testbed_socket_dir or ".") / WAKE_SOCKET
-        self.wake = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.word_sent_at: dict[str, float] = {}
+        self.words = WordSender(str(Path(self.CONF.testbed_socket_dir or ".") / WAKE_SOCKET), WORD_GAP_S)
 
     def start(self) -> None:
         super().start()
@@ -407,19 +405,16 @@ class FailoverController(app_manager.OSKenApp):
         a word to the prober, which probes that server at once; its probe decides. At most one
         word per server every WORD_GAP_S, and none for a server already down."""
         server = self.server_by_ip.get(source_ip)
-        now = time.monotonic()
         if server is None or not self.machine.servers[server].up:
             return
-        if now - self.word_sent_at.get(server, -WORD_GAP_S) < WORD_GAP_S:
-            return
-        self.word_sent_at[server] = now
         why = "a reset from its web port"
         try:
-            self.wake.sendto(json.dumps({"server": server, "why": why}).encode(), str(self.wake_path))
+            sent = self.words.send(server, why)
         except OSError as exc:  # no prober listens (yet): its schedule still finds the failure
             self.event_log.write("word_lost", server=server, detail=str(exc))
             return
-        self.event_log.write("suspected", server=server, reason=why)
+        if sent:
+            self.event_log.write("suspected", server=server, reason=why)
 
     def _fence_ended(self, action: FenceAction, ok: bool, detail: str) -> None:
         """Called in a fence attempt's thread: hand its result to this app's event loop."""

@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 from services.mariadb import REPLICATION_STATES
+from services.prober_words import ANY_REASON, parse_word
 from topology.config import HostPlan, TestbedConfig
 
 ERROR_CHARS = 200  # of a replication error, in a probe's report (a datagram)
@@ -150,7 +151,7 @@ class Wake:
         if not self.event.wait(delay):
             return ""
         self.event.clear()
-        return self.why or "a word"
+        return self.why or ANY_REASON
 
 
 def probe_loop(
@@ -177,18 +178,6 @@ def probe_loop(
         confirming = wake.wait(max(0.0, next_at - time.monotonic()))
 
 
-def parse_wake(data: bytes, servers: set[str]) -> tuple[str, str] | None:
-    """(server, why) from a word on the wake socket; None for anything else (ignored)."""
-    try:
-        message = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    if not isinstance(message, dict) or message.get("server") not in servers:
-        return None
-    why = message.get("why")
-    return message["server"], why if isinstance(why, str) and why else "a word"
-
-
 def listen_for_words(path: Path, wakes: dict[str, Wake]) -> None:
     """Receive words on `path` and wake the probe of the server each names, forever."""
     try:
@@ -197,7 +186,7 @@ def listen_for_words(path: Path, wakes: dict[str, Wake]) -> None:
         listener.bind(str(path))
         path.chmod(0o666)  # the web service, an unprivileged account, sends too: see the docstring
         while True:
-            word = parse_wake(listener.recv(512), set(wakes))
+            word = parse_word(listener.recv(512), set(wakes))
             if word is not None:
                 wakes[word[0]].ask(word[1])
     except OSError as exc:  # the probes go on by their schedule: slower, and said

@@ -22,7 +22,6 @@ import json
 import os
 import queue
 import re
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from pathlib import Path
 import pymysql
 
 from services.mariadb import APP_SCHEMA, connect_local, replication_health
+from services.prober_words import WordSender
 
 NODE = os.environ.get("TESTBED_NODE", "unknown")
 DB_SOCKET = os.environ.get("TESTBED_DB_SOCKET", "")
@@ -44,7 +44,7 @@ POOL_SIZE = int(os.environ.get("TESTBED_DB_POOL", "4"))
 PROBE_WAKE = os.environ.get("TESTBED_PROBE_WAKE", "")
 WORD_GAP_S = 0.05  # at most one word per worker this often
 CONNECTION_LOST = frozenset({2002, 2003, 2006, 2013})  # can't connect, gone away, lost
-_word_sent_at = -WORD_GAP_S
+_words = WordSender(PROBE_WAKE, WORD_GAP_S) if PROBE_WAKE else None
 
 # Open connections to the local database, shared by the worker's threads. It is filled when
 # the worker starts (`fill_pool`, from services/gunicorn_hooks.py), so that a standby taking
@@ -69,16 +69,11 @@ _db_down_until = 0.0
 def _tell_prober(exc: pymysql.MySQLError) -> None:
     """Say to the prober that this server lost its database, if `exc` says so (not for an
     error of one statement, such as a write refused by a read-only database)."""
-    global _word_sent_at
     lost = isinstance(exc, pymysql.InterfaceError) or (exc.args and exc.args[0] in CONNECTION_LOST)
-    now = time.monotonic()
-    if not PROBE_WAKE or not lost or now - _word_sent_at < WORD_GAP_S:
+    if _words is None or not lost:
         return
-    _word_sent_at = now
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as word:
-            word.sendto(json.dumps({"server": NODE, "why": "its web service lost its database"}).encode(),
-                        PROBE_WAKE)
+        _words.send(NODE, "its web service lost its database")
     except OSError:
         pass  # no prober listens: its schedule finds the failure as before
 

@@ -95,7 +95,7 @@ def one_error_line(capsys) -> str:
         (["report", "/nonexistent"], "/nonexistent: not a folder"),
         (["bench", "failover", "--resume", "/tmp"], "--resume applies to `bench mechanisms` only"),
         (["run", "study", "--rate", "300"], "--rate does not apply to study"),
-        (["run", "study", "--rates", "0"], "--rates: each must be between 1 and 5000"),
+        (["run", "study", "--rates", "0"], "--rates: load.rate: must be between 1 and 5000"),
         (["run", "baseline", "--rates", "100"], "--rates applies only to study"),
         (["chaos", "--duration", "5"], "--duration must be between 30 and"),
         (["bench", "mechanisms", "--resume", "/nonexistent"],

@@ -24,7 +24,6 @@ from os_ken.lib import hub
 from os_ken.lib.packet import arp, ethernet, ipv4, packet, tcp
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
-from controller import app as controller_app
 from controller import flows
 from controller.app import (
     EventFenceResult,
@@ -425,7 +424,7 @@ def test_a_reset_from_a_servers_web_port_is_a_word_to_the_prober_at_most_every_2
     prober.bind(str(tmp_path / WAKE_SOCKET))
     prober.settimeout(1)
     now = [100.0]
-    monkeypatch.setattr(controller_app.time, "monotonic", lambda: now[0])
+    app.words.clock = lambda: now[0]
     try:
         app.packet_in_handler(reset_packet_in(dp, PRIMARY.ip, tcp.TCP_RST))
         assert json.loads(prober.recv(512)) == {"server": "primary", "why": "a reset from its web port"}

@@ -222,9 +222,9 @@ def test_the_recorder_writes_one_csv_row_per_probe(tmp_path):
     (b"[1]", None),
 ])
 def test_a_word_on_the_wake_socket_names_a_server(data, word):
-    from controller.prober import parse_wake
+    from services.prober_words import parse_word
 
-    assert parse_wake(data, {"primary", "secondary"}) == word
+    assert parse_word(data, {"primary", "secondary"}) == word
 
 
 def test_a_word_cuts_the_wait_short_and_says_why():

@@ -32,6 +32,7 @@ import pytest
 
 from services import webapp
 from services.mariadb import MariaDB
+from services.prober_words import WordSender
 from services.secrets import RunSecrets
 from topology.config import DatabaseConfig, TestbedConfig
 
@@ -434,8 +435,7 @@ def test_the_web_service_tells_the_prober_when_it_loses_its_database(tmp_path, m
     prober = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     prober.bind(str(path))
     prober.settimeout(0.2)
-    monkeypatch.setattr(webapp, "PROBE_WAKE", str(path))
-    monkeypatch.setattr(webapp, "_word_sent_at", -webapp.WORD_GAP_S)
+    monkeypatch.setattr(webapp, "_words", WordSender(str(path), webapp.WORD_GAP_S))
     try:
         webapp._tell_prober(error)
         webapp._tell_prober(error)  # at once again: one word is enough

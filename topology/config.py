@@ -239,6 +239,10 @@ class TestbedConfig:
     def from_dict(cls, data: dict[str, Any]) -> TestbedConfig:
         return _build(data)
 
+    def with_overrides(self, overrides: dict[str, Any]) -> TestbedConfig:
+        """This config with dotted keys changed (`{"load.rate": 500}`), validated again."""
+        return _build(_overridden(self.to_dict(), overrides))
+
     @classmethod
     def from_file(cls, path: Path) -> TestbedConfig:
         """The resolved config a run wrote (config.json): ConfigError if it cannot be read."""
@@ -285,10 +289,14 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
             raise ConfigError("--config", f"cannot read {path}: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
-    for dotted, value in (overrides or {}).items():
+    return _build(_overridden(data, overrides or {}))
+
+
+def _overridden(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    for dotted, value in overrides.items():
         section, _, key = dotted.partition(".")
         data.setdefault(section, {})[key] = value
-    return _build(data)
+    return data
 
 
 def _build(data: dict[str, Any]) -> TestbedConfig:

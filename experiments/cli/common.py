@@ -208,13 +208,16 @@ def checked_config(args: argparse.Namespace, overrides: dict[str, Any]) -> Testb
     return config
 
 
-def prepare(args: argparse.Namespace, overrides: dict[str, Any],
-            scenarios: tuple[str, ...] = ()) -> tuple[TestbedConfig, Any]:
+def prepare(args: argparse.Namespace, overrides: dict[str, Any], scenarios: tuple[str, ...] = (),
+            check: Callable[[TestbedConfig], None] | None = None) -> tuple[TestbedConfig, Any]:
     """Everything checked before a testbed starts: config (and that each of `scenarios` applies
-    to its mechanism), out folder, machine, lock."""
+    to its mechanism, and the command's own `check`, which raises UsageError), out folder,
+    machine, lock."""
     config = checked_config(args, overrides)
     for scenario in scenarios:
         check_mechanism(scenario, config)
+    if check is not None:
+        check(config)
     check_out_folder(args.out)
     check_prerequisites()
     return config, take_lock()

@@ -16,6 +16,7 @@ from experiments.cli.common import (
     prepare,
     run_with_testbed,
 )
+from topology.config import ConfigError, TestbedConfig
 
 
 def add_commands(commands: Commands) -> None:
@@ -108,21 +109,26 @@ def study_command(args: argparse.Namespace) -> int:
         if value is not None:
             raise UsageError(f"{option} does not apply to {study.NAME}: it sweeps --rates, "
                              f"{study.DURATION_S:g} s of load each, the fault at {study.FAULT_AT_S:g} s")
-    rates = tuple(args.rates or study.DEFAULT_RATES)
-    if any(not 1 <= rate <= 5000 for rate in rates):
-        raise UsageError("--rates: each must be between 1 and 5000 requests per second")
     check_trials(args.trials)
     args.config = args.config or study.CONFIG
-    config, lock = prepare(args, overrides_from(args, duration=False), scenarios=(study.SCENARIO,))
-    if config.failover.mechanism != "sdn" or len(config.servers) != 2:
-        lock.close()
-        raise UsageError(f"{study.NAME} reproduces a study of two servers and the controller: "
-                         "give a config with two servers and failover.mechanism sdn")
+    rates = tuple(args.rates or study.DEFAULT_RATES)
+
+    def check_study(config: TestbedConfig) -> None:
+        if config.failover.mechanism != "sdn" or len(config.servers) != 2:
+            raise UsageError(f"{study.NAME} reproduces a study of two servers and the controller: "
+                             "give a config with two servers and failover.mechanism sdn")
+        try:
+            study.sweep(config, rates)
+        except ConfigError as exc:
+            raise UsageError(f"--rates: {exc}") from None
+
+    config, lock = prepare(args, overrides_from(args, duration=False), (study.SCENARIO,), check_study)
+    configs = study.sweep(config, rates)
 
     from experiments.results.study_report import study_table
 
     def work() -> Path:
-        folder, results = study.run_study(config, rates, args.trials, args.out)
+        folder, results = study.run_study(configs, args.trials, args.out)
         print(study_table(results))
         return folder
 

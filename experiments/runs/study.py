@@ -20,7 +20,6 @@ study's table, each finding beside the figures that support or contradict it) an
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +42,25 @@ SCENARIO = "primary-crash"
 JSON = "study.json"
 
 
-def run_study(config: TestbedConfig, rates: tuple[float, ...], trials: int, out: Path,
+def sweep(config: TestbedConfig, rates: tuple[float, ...]) -> list[tuple[float, TestbedConfig]]:
+    """Each rate of the sweep with its config, validated before anything runs (ConfigError)."""
+    return [(rate, config.with_overrides({"load.rate": rate, "load.duration_s": DURATION_S,
+                                          "load.fault_at_s": FAULT_AT_S}))
+            for rate in rates]
+
+
+def run_study(configs: list[tuple[float, TestbedConfig]], trials: int, out: Path,
               progress: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]]:
+    """Run the sweep of `sweep()`: `trials` trials of primary-crash at each rate."""
     folder = new_run_dir(out, NAME)
-    secondary = config.servers[1]
+    secondary = configs[0][1].servers[1]
     results: dict[str, Any] = {"scenario": SCENARIO, "trials": trials, "duration_s": DURATION_S,
                                "fault_at_s": FAULT_AT_S, "secondary": secondary.name,
                                "secondary_cpu": secondary.cpu, "rows": []}
-    for rate in rates:
+    for rate, config in configs:
         progress(f"{NAME}: {SCENARIO} at {rate:g} req/s, {trials} trial(s)")
-        load = replace(config.load, rate=rate, duration_s=DURATION_S, fault_at_s=FAULT_AT_S)
-        run_dir, summary = run_experiment(replace(config, load=load), SCENARIOS[SCENARIO],
-                                          folder / f"rate-{rate:g}", trials, progress)
+        run_dir, summary = run_experiment(config, SCENARIOS[SCENARIO], folder / f"rate-{rate:g}", trials,
+                                          progress)
         per_trial = summary.get("per_trial") or [summary]
         results["rows"].append({**study_row(rate, per_trial), "run_dir": str(run_dir)})
         write_json(folder / JSON, results)  # kept as it grows

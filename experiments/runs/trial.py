@@ -22,6 +22,7 @@ from typing import Any
 
 from controller.failover import PROMOTED_LAGGING
 from experiments.analysis import metrics
+from experiments.analysis.metrics import RequestRecord
 from experiments.analysis.stages import failover_stages_ms
 from experiments.results import files
 from experiments.results.files import new_run_dir
@@ -118,6 +119,8 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
     fault_at: float | None = None
     active_at_end = config.servers[0].name
     data: dict[str, Any] = {}
+    requests = trial_dir / files.REQUESTS
+    records: list[RequestRecord] | None = None
     untrusted: list[str] = []  # why the trial's figures cannot be trusted (a dead part, a short load)
     try:
         with Testbed(config, trial_dir) as testbed:
@@ -135,7 +138,8 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
                 for at, server in monitor.fallbacks:
                     testbed.record("semi_sync_fell_back", server=server, detail=f"at {at:.6f}")
             data["semi_sync_fell_back"] = len(monitor.fallbacks) if semi_sync else None
-            untrusted += trust_problems(testbed, data)
+            records = read_requests(requests) if requests.exists() else None  # read once, used thrice
+            untrusted += trust_problems(testbed, data, records)
             active_at_end = active_from_log(trial_dir / files.CONTROLLER_EVENTS, active_at_end)
             # The data is checked against where the VIP's traffic really goes; the log must agree.
             on_data_plane = testbed.mechanism.holder_on_data_plane()
@@ -146,13 +150,11 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
                 testbed.record("vip_holder_mismatch", server=on_data_plane, detail=untrusted[-1])
                 active_at_end = on_data_plane
             if drive.checks_data:
-                data.update(check_data(testbed, trial_dir, active_at_end))
+                data.update(check_data(testbed, active_at_end, records or []))
     finally:
         # Whatever happened, turn what was recorded into results.
         events = write_trial_events(trial_dir)
-    requests = trial_dir / files.REQUESTS
-    outcome = TrialOutcome(config, scenario, trial_dir, fault_at, active_at_end, events,
-                           read_requests(requests) if requests.exists() else [], data)
+    outcome = TrialOutcome(config, scenario, trial_dir, fault_at, active_at_end, events, records or [], data)
     summary = drive.summarize(outcome)
     write_summary(trial_dir / files.SUMMARY, summary)
     if "replication_error" in data:
@@ -162,9 +164,10 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
     return summary
 
 
-def trust_problems(testbed: Testbed, data: dict[str, Any]) -> list[str]:
+def trust_problems(testbed: Testbed, data: dict[str, Any], records: list[RequestRecord] | None) -> list[str]:
     """Why no figure of the trial can be trusted, if anything: a part of the mechanism died (it
-    could not act after), or the load failed or was short. Each is also put in `data`."""
+    could not act after), or the load failed or was short (`records`: what requests.csv holds,
+    None if there is none). Each is also put in `data`."""
     problems = []
     for name, meaning in testbed.mechanism.essential.items():
         if not testbed.runner.processes[name].running():
@@ -172,7 +175,7 @@ def trust_problems(testbed: Testbed, data: dict[str, Any]) -> list[str]:
             testbed.record(f"{name}_died", detail=data[f"{name}_died"])
             problems.append(f"the {name} died during the trial, {meaning} "
                             f"(logs/{name}.log: {data[f'{name}_died']})")
-    load_problem = testbed.load_problem()
+    load_problem = testbed.load_problem(None if records is None else len(records))
     if load_problem is not None:
         data["load_problem"] = load_problem
         problems.append(load_problem)
@@ -206,13 +209,11 @@ def trial_summary(outcome: TrialOutcome) -> dict[str, Any]:
     return summary
 
 
-def check_data(testbed: Testbed, trial_dir: Path, active: str) -> dict[str, Any]:
-    """After the load: every write of requests.csv against the active database, and the
-    databases against each other (runs/consistency.py). A replication conflict is
+def check_data(testbed: Testbed, active: str, records: list[RequestRecord]) -> dict[str, Any]:
+    """After the load: every write of requests.csv (`records`) against the active database,
+    and the databases against each other (runs/consistency.py). A replication conflict is
     returned as "replication_error" (the database's own message), not raised."""
     testbed.databases[active].wait_relay_applied(timeout=10)
-    requests = trial_dir / files.REQUESTS
-    records = read_requests(requests) if requests.exists() else []
     try:
         return check_consistency(testbed, active, records)
     except ReplicationConflict as conflict:

@@ -254,10 +254,11 @@ class Testbed:
             interval=0.1,
         )
 
-    def load_problem(self) -> str | None:
+    def load_problem(self, recorded: int | None) -> str | None:
         """What went wrong with the load, if anything: a load generator that failed, or that
-        recorded fewer requests than it planned (a short load would hide requests the
-        failover lost, and writes the ledger never sees). None without a load."""
+        recorded (`recorded` rows in its file, None for no file) fewer requests than it planned
+        (a short load would hide requests the failover lost, and writes the ledger never
+        sees). None without a load."""
         load = self._load
         if load is None:
             return None
@@ -266,11 +267,8 @@ class Testbed:
         if code != 0:
             how = "is still running" if code is None else f"exited with code {code}"
             return f"the load generator {how} (logs/{load.name}.log: {process.log_tail(3) or 'no output'})"
-        try:
-            with open(load.out) as rows:
-                recorded = sum(1 for _ in rows) - 1  # the header
-        except OSError as exc:
-            return f"the load generator left no {load.out.name} ({exc})"
+        if recorded is None:
+            return f"the load generator left no {load.out.name}"
         if load.planned is not None and recorded != load.planned:
             return f"the load generator recorded {recorded} of the {load.planned} requests it planned"
         return None
