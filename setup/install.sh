@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(mininet openvswitch-switch mariadb-server mariadb-client cgroup-tools ethtool
-          iproute2 iputils-ping curl procps python3-venv vagrant wrk tmux keepalived haproxy)
+          iproute2 iputils-ping curl procps python3-venv vagrant wrk tmux keepalived haproxy chromium)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (sudo make ...): it installs packages and starts Open vSwitch" >&2

@@ -164,6 +164,8 @@ TOP_OF_IPV4 = {"network.subnet": "255.255.0.0/16", "network.client_ip": "255.255
         ({"network.controller_port": 80}, "network.controller_port", "must be between 1024 and 65535"),
         ({"network.status_port": 70000}, "network.status_port", "must be between 1024 and 65535"),
         ({"network.status_port": 6653}, "network.status_port", "not the controller_port"),
+        ({"network.dashboard_port": 80}, "network.dashboard_port", "must be between 1024 and 65535"),
+        ({"network.dashboard_port": 8181}, "network.dashboard_port", "neither the controller_port nor"),
         ({"network.switch": "br;rm"}, "network.switch", "'br;rm' must be 's' and a number, like s1"),
         ({"network.vmac": "00:00:00:00:00:0b"}, "network.vmac",
          "00:00:00:00:00:0b is already the MAC of primary (10.0.0.11)"),

@@ -144,7 +144,41 @@ def test_totals_count_everything_and_old_records_are_dropped():
     figures.add([record(0, 900.0, 1.0), record(1, 999.0, None, 0, "", "refused")])
     window = figures.window(NOW)
     assert (window["sent"], window["ok"], window["availability_pct"]) == (2, 1, 50.0)
-    assert len(figures.recent) == 1  # 900 s is more than ten seconds ago
+    assert len(figures.recent) == 1  # 900 s is more than the dashboard's minute ago
+
+
+def test_the_dashboards_last_minute_is_second_by_second_by_when_each_request_ended():
+    figures = LiveFigures()
+    # The minute ends at NOW - SETTLE_S = 999.5: second 59 is [998.5, 999.5), second 0 [939.5, 940.5).
+    figures.add([record(0, 998.6, 2.0), record(1, 998.7, 4.0), record(2, 999.0, None, 0, "", "timeout"),
+                 record(3, 940.0, 10.0), record(4, 930.0, 1.0), record(5, 999.6, 1.0)])
+    history = figures.history(NOW)
+    assert len(history) == 60 and history[-1]["at"] == 999.5
+    assert history[-1] == {"at": 999.5, "answered": 2, "failed": 1, "p50_ms": 3.0, "p95_ms": 3.9}
+    assert history[0]["answered"] == 1  # 930 s is before the minute; 999.6 s not settled yet
+    assert sum(row["answered"] + row["failed"] for row in history) == 4
+    assert history[30] == {"at": 970.5, "answered": 0, "failed": 0, "p50_ms": None, "p95_ms": None}
+
+
+def test_the_dashboard_sends_the_demos_commands_but_quit_stays_at_the_terminal(tmp_path: Path):
+    demo = Demo(StandInTestbed(tmp_path))
+    assert demo.dashboard_command("fail primary") == (202, "fail primary")
+    assert demo.commands.get_nowait() == Command("fail", "primary")
+    assert demo.messages[-1] == "dashboard> fail primary"
+    status, why = demo.dashboard_command("quit")
+    assert status == 400 and "terminal" in why and not demo.quitting.is_set()
+    status, why = demo.dashboard_command("fail tertiary")
+    assert status == 400 and "no server 'tertiary'" in why
+    assert demo.commands.empty()
+
+
+def test_the_dashboards_state_never_carries_the_token_or_the_run_folder(tmp_path: Path):
+    demo = Demo(StandInTestbed(tmp_path))
+    demo.dashboard_address = "http://127.0.0.1:8080/#token=the-run-token"
+    demo.view = demo.snapshot(NOW)
+    state = demo.dashboard_state()
+    assert "the-run-token" not in json.dumps(state, default=str)
+    assert state["now"] == NOW and state["served_at"] > NOW and len(state["history"]) == 60
 
 
 def test_csv_tail_gives_each_complete_row_once(tmp_path):
@@ -247,6 +281,7 @@ class StandInTestbed:
         # are this one object, so that every call lands in `calls`.
         self.faults = self
         self.control = self
+        self.token = "the-run-token"  # testbed.control.token: the dashboard's commands need it
 
     def record(self, kind: str, **fields: object) -> float:
         self.events.append((kind, fields))

@@ -54,3 +54,10 @@ def test_vagrant_validate_passes(tmp_path: Path) -> None:
     assert "validated successfully" in output, output
     # It used the temp home, so the real one was left alone.
     assert (home / ".vagrant.d").is_dir(), "vagrant did not use VAGRANT_HOME"
+
+
+def test_every_vagrant_ssh_forwards_the_dashboards_port_to_the_hosts_loopback() -> None:
+    from topology.config import load_config
+
+    port = load_config(ROOT / "config" / "default.toml").network.dashboard_port
+    assert f'"-L", "127.0.0.1:{port}:127.0.0.1:{port}"' in VAGRANTFILE.read_text()

@@ -107,6 +107,7 @@ class NetworkConfig:
     monitor_ip: str = "10.0.0.250"
     controller_port: int = 6653
     status_port: int = 8181  # the controller's status endpoint, on 127.0.0.1 only
+    dashboard_port: int = 8080  # the demo's live dashboard (a web page), on 127.0.0.1 only
     switch: str = "s1"
 
 
@@ -434,6 +435,10 @@ def _check_network(net: NetworkConfig) -> None:
         raise ConfigError("network.controller_port", "must be between 1024 and 65535")
     if not 1024 <= net.status_port <= 65535 or net.status_port == net.controller_port:
         raise ConfigError("network.status_port", "must be between 1024 and 65535, not the controller_port")
+    taken = (net.controller_port, net.status_port)
+    if not 1024 <= net.dashboard_port <= 65535 or net.dashboard_port in taken:
+        raise ConfigError("network.dashboard_port",
+                          "must be between 1024 and 65535, neither the controller_port nor the status_port")
     if not re.match(r"^s[0-9]{1,4}$", net.switch):
         raise ConfigError("network.switch", f"{net.switch!r} must be 's' and a number, like s1")
 

@@ -28,13 +28,17 @@ def add_commands(commands: Commands) -> None:
         help="the live demo: a screen that shows the failover as it happens, driven by typed commands",
         description="Starts the testbed with load and shows, several times a second, where the VIP "
         "is, each server's probes, requests per second, p95 latency, errors, replication lag and "
-        "the last events. Type `help` for the commands (fail, hang, recover, failback, load, status, "
-        "quit). `quit` or Ctrl-C writes the results and the report like any run.",
+        "the last events, and serves the same as a live web page for a projector (the dashboard, on "
+        "127.0.0.1: its address is on the screen). Type `help` for the commands (fail, hang, recover, "
+        "failback, load, status, quit). `quit` or Ctrl-C writes the results and the report like any run.",
     )
     add_load_options(demo, "requests per second at the start; `load N` changes it (default 200)")
     demo.add_argument("--script", type=Path, metavar="FILE",
                       help="timed commands to play, one '<seconds> <command>' a line "
                       "(e.g. '20 fail primary')")
+    demo.add_argument("--dashboard-port", type=int, metavar="PORT",
+                      help="where the live dashboard listens on 127.0.0.1 (default: network.dashboard_port, "
+                      "8080); the demo's screen shows its address")
     demo.set_defaults(handler=demo_command)
 
 
@@ -46,6 +50,8 @@ def demo_command(args: argparse.Namespace) -> int:
     if problem:
         raise UsageError(problem)
     overrides = {**overrides_from(args, duration=False), "load.duration_s": DEMO_DURATION_S}
+    if args.dashboard_port is not None:
+        overrides["network.dashboard_port"] = args.dashboard_port
     config = checked_config(args, overrides)
     if config.failover.mechanism != "sdn":
         raise UsageError(f"the demo shows the controller's view: failover.mechanism must be sdn, not "
@@ -63,6 +69,8 @@ def demo_command(args: argparse.Namespace) -> int:
     def work() -> Path:
         run_dir = new_run_dir(args.out, "demo")
         print(f"starting the testbed in {run_dir} (about 20 s) ...", flush=True)
+        print(f"the live dashboard will be on http://127.0.0.1:{config.network.dashboard_port}/ "
+              "(its address with the run's token is on the demo's screen)", flush=True)
         summary = run_trial(config, "demo", run_dir, DemoDrive(script))
         print(summary_table(summary))
         return run_dir

@@ -34,6 +34,7 @@ from typing import Any
 
 from experiments.analysis import metrics
 from experiments.analysis.metrics import REQUEST_COLUMNS, RequestRecord
+from experiments.dashboard.server import DashboardServer
 from experiments.results import files
 from experiments.results.tables import format_value
 from experiments.runs.trial import Drive, start_load
@@ -45,10 +46,14 @@ WINDOW_S = 1.0  # "last second" figures are over this long
 # Rows reach requests.csv up to 0.25 s after a request ends (the load generator's flush), so
 # the "last second" ends this long before now: a window still filling would show a false dip.
 SETTLE_S = 0.5
+HISTORY_S = 60.0  # the dashboard's charts show the last minute, second by second
 MAX_MESSAGES = 8
 MAX_EVENTS = 6
 DEMO_DURATION_S = 3600.0  # the load runs at most this long; a demo is a lecture, not a soak
 FAULT_VERBS = ("fail", "hang")
+# What the dashboard's buttons may send; `quit` stays at the terminal (it ends the run).
+DASHBOARD_VERBS = ("fail", "hang", "recover", "failback", "load", "status")
+DASHBOARD_COMMANDS = ["fail SERVER", "hang SERVER", "recover SERVER", "failback", "load N"]
 PARTS = ("web", "db", "link")
 
 COMMANDS = {
@@ -208,7 +213,7 @@ class LiveFigures:
     recent: deque[RequestRecord] = field(default_factory=deque)
     sent: int = 0
     ok: int = 0
-    keep_s: float = 10.0  # records older than this are dropped from `recent`
+    keep_s: float = HISTORY_S + SETTLE_S + WINDOW_S  # records older than this are dropped from `recent`
 
     def add(self, records: Iterable[RequestRecord]) -> None:
         for record in records:
@@ -241,6 +246,27 @@ class LiveFigures:
             "ok": self.ok,
             "availability_pct": self.ok / self.sent * 100 if self.sent else None,
         }
+
+
+    def history(self, now: float) -> list[dict[str, Any]]:
+        """The last HISTORY_S seconds before `now - SETTLE_S`, second by second, oldest first:
+        each second's requests answered and failed (by when they ended) and the p50 and p95
+        latency of those answered (None for a second with none)."""
+        end = now - SETTLE_S
+        first = end - HISTORY_S
+        seconds: list[list[RequestRecord]] = [[] for _ in range(int(HISTORY_S))]
+        for record in self.recent:
+            at = _ended_at(record)
+            if first <= at < end:
+                seconds[min(int(at - first), len(seconds) - 1)].append(record)
+        rows = []
+        for index, records in enumerate(seconds):
+            latencies = [r.latency_ms for r in records if r.ok and r.latency_ms is not None]
+            rows.append({"at": first + index + 1, "answered": len(latencies),
+                         "failed": sum(not r.ok for r in records),
+                         "p50_ms": metrics.percentile(latencies, 50),
+                         "p95_ms": metrics.percentile(latencies, 95)})
+        return rows
 
 
 def _ended_at(record: RequestRecord) -> float:
@@ -319,6 +345,7 @@ def screen_lines(view: dict[str, Any], height: int = 50) -> list[str]:
         "",
         f"VIP {view['vip']}  ->  {active or '(controller not answering)'}        "
         f"load {view['rate']:g} req/s open loop, {view['post_ratio']:.0%} writes",
+        f"dashboard: {view.get('dashboard') or '(none)'}",
         "",
         f"{'server':<12}{'health':<8}{'port':<6}{'last probe':<12}{'probe latency':<15}database",
     ]
@@ -381,6 +408,10 @@ class Demo:
         self.load_started_at = 0.0
         self.status: dict[str, Any] = {}
         self.lock = threading.Lock()  # messages are written by the worker and read by the screen
+        self.view: dict[str, Any] | None = None  # the screen's latest snapshot, also the dashboard's
+        self.dashboard_address = ""  # once it listens
+        self.dashboard = DashboardServer(self.config.network.dashboard_port, testbed.control.token,
+                                         self.dashboard_state, self.dashboard_command)
 
     # -- the session ----------------------------------------------------------------------
 
@@ -388,6 +419,7 @@ class Demo:
         """The whole session: load, the screen and the commands; returns the first fault's time."""
         detail = f"{self.rate:g} req/s, demo"
         self.load_started_at = start_load(self.testbed, detail, rate_file=self.rate_file)
+        self._start_dashboard()
         worker = threading.Thread(target=self._work, name="demo-commands", daemon=True)
         worker.start()
         if self.script:
@@ -400,9 +432,42 @@ class Demo:
         self.quitting.set()
         self.commands.put(Command("quit"))  # wakes the worker if it waits for a command
         worker.join()  # a command in progress (a restart, say) finishes first: bounded by its own waits
+        self.dashboard.stop()
         self.testbed.runner.stop("loadgen")
         self.testbed.record("load_finished")
         return self.first_fault_at
+
+    def _start_dashboard(self) -> None:
+        try:
+            self.dashboard.start()
+        except OSError as exc:  # the demo goes on without it, and says so where it is looked for
+            self.say(f"no dashboard: cannot listen on 127.0.0.1:{self.dashboard.port} ({exc.strerror}); "
+                     "set network.dashboard_port to a free port")
+            return
+        self.dashboard_address = self.dashboard.address
+
+    def dashboard_state(self) -> dict[str, Any]:
+        """What the dashboard's page shows: the screen's latest snapshot and the last minute.
+        `now` is when it was served; the page compares it with the snapshot's own `now` and
+        says the figures are stale if the snapshot is old (the screen stopped refreshing)."""
+        now = time.time()
+        with self.lock:
+            view = dict(self.view or {})
+        for private in ("run_dir", "dashboard"):  # the page has no use for them (the token, for one)
+            view.pop(private, None)
+        return {**view, "served_at": now, "history": self.figures.history(view.get("now", now)),
+                "dashboard_commands": DASHBOARD_COMMANDS}
+
+    def dashboard_command(self, line: str) -> tuple[int, str]:
+        """A command from the dashboard's page: (202, what was queued) or (400, why not)."""
+        try:
+            command = parse_command(line, self.servers)
+        except CommandError as exc:
+            return 400, str(exc)
+        if command.verb not in DASHBOARD_VERBS:
+            return 400, f"{command.verb} is typed at the demo's terminal, not sent from the dashboard"
+        self.submit(command.text, source="dashboard>")
+        return 202, command.text
 
     def say(self, text: str) -> None:
         """Show `text` (one message a line) under "messages"."""
@@ -515,6 +580,7 @@ class Demo:
             "lags": self.lags,
             "events": [e for e in self.status.get("recent_events", []) if e["kind"] != "flows_installed"],
             "messages": messages,
+            "dashboard": self.dashboard_address,
         }
 
     def _screen(self, window: Any) -> None:
@@ -525,7 +591,10 @@ class Demo:
         while not self.quitting.is_set():
             now = time.time()
             if now >= next_draw:
-                _draw(window, self.snapshot(now), f"command (help lists them) > {typed}")
+                view = self.snapshot(now)
+                with self.lock:
+                    self.view = view
+                _draw(window, view, f"command (help lists them) > {typed}")
                 next_draw = now + REFRESH_S
             try:
                 key = window.get_wch()

@@ -3,22 +3,29 @@
 Each test starts `python -m experiments demo` in a tmux session on a private tmux server (its
 own socket: no one else's tmux is touched), types with `send-keys`, reads the screen with
 `capture-pane`, and checks what a person would see before and after `fail primary`, then that
-the demo left its results and nothing else behind.
+the demo left its results and nothing else behind. The failover itself is pressed on the live
+dashboard, in Debian's Chromium (tests/integration/browser.py), as a teacher at a projector
+would; a page of another site that tries to post a command is refused.
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.integration.browser import Browser
 from tests.integration.conftest import ROOT, leftovers
 
 TMUX = ["tmux", "-L", "sdn-ha-demo-test"]  # a private tmux server, killed at the end
@@ -91,6 +98,38 @@ def demo(tmp_path: Path) -> Iterator[Callable[..., Screen]]:
     subprocess.run([*TMUX, "kill-server"], capture_output=True)
 
 
+HOLDER = "document.getElementById('holder').textContent"
+# Another site's page, the classic cross-site request forgery: a form that posts itself on load,
+# its text/plain body shaped as the JSON of a command. The browser sends that site's Origin.
+FORGED_FORM = """<html><body onload="document.forms[0].submit()">
+<form method="POST" action="{action}" enctype="text/plain">
+<input name='{{"command": "fail secondary", "x": "' value='"}}'></form></body></html>"""
+
+
+@contextmanager
+def another_site(folder: Path, dashboard: str) -> Iterator[str]:
+    """A page on another origin (127.0.0.1, another port) that posts a command to the dashboard."""
+    folder.mkdir()
+    action = dashboard.split("#")[0] + "command"
+    (folder / "index.html").write_text(FORGED_FORM.format(action=action))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{site.server_address[1]}/index.html"
+    finally:
+        site.shutdown()
+        site.server_close()
+
+
+def dashboard_address(screen: Screen) -> str:
+    """The dashboard's address (with its token) as the demo's screen shows it."""
+    text = screen.wait_for("the dashboard's address", lambda s: "dashboard: http://" in s, timeout=30)
+    found = re.search(r"dashboard: (http://127\.0\.0\.1:\d+/#token=\S+)", text)
+    assert found, text
+    return found.group(1)
+
+
 def run_dir_of(out: Path) -> Path:
     (run_dir,) = [p for p in out.iterdir() if p.name.startswith("demo-")]
     return run_dir
@@ -120,11 +159,31 @@ def test_teacher_fails_the_primary_and_the_screen_shows_the_failover(demo, tmp_p
     screen.type("fial primary")
     screen.wait_text("unknown command 'fial'; valid: fail SERVER [web|db|link]")
 
-    screen.type("fail primary")
+    # The teacher turns to the projector: the dashboard, in a real browser, and its button.
+    address = dashboard_address(screen)
+    with Browser(tmp_path / "chromium") as browser:
+        page = browser.open(address)
+        browser.wait_for(page, HOLDER, "primary", timeout=20)
+        browser.wait_for(page, "document.body.classList.contains('stale')", False, timeout=5)
+        assert "writable" in browser.evaluate(page, "document.getElementById('server-primary').textContent")
+        # Another site's page posts a command the moment it is opened: the dashboard refuses it.
+        with another_site(tmp_path / "site", address) as forged:
+            foreign = browser.open(forged)
+            browser.wait_for(foreign, "document.body.innerText.includes('own page')", True, timeout=10)
+        assert "fail secondary" not in screen.text()
+        browser.evaluate(page, "document.querySelector('button[data-command=\"fail primary\"]').click()")
+        browser.wait_for(page, HOLDER, "secondary", timeout=10)
+        browser.wait_for(page, "document.getElementById('said').textContent", "sent: fail primary", timeout=5)
+        browser.wait_for(page, "document.getElementById('server-primary').children[1].textContent", "DOWN",
+                         timeout=5)
+        time.sleep(2)  # a second or two of the secondary serving, on the charts
+        browser.screenshot(page, tmp_path / "dashboard.png")
+
     after = screen.wait_for("the VIP on the secondary", vip_on("secondary"), timeout=10)
     after = screen.wait_for("the secondary answering the load",
                             lambda s: "served by secondary" in s and answered_per_s(s) >= 150)
     after = screen.wait_text("fail primary: web server killed, database killed, link down")
+    assert "dashboard> fail primary" in after
     assert "DOWN" in server_row(after, "primary")
     assert "vip_moved  secondary" in after
 

@@ -1,0 +1,1 @@
+"""The demo's live dashboard: a web page for the projector (see server.py)."""
