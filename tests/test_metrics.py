@@ -7,6 +7,7 @@ figure can be worked out by hand in the comments.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from experiments.results.records import read_events, read_requests
 
 T0 = 1000.0
 NO_LATENCY = {"p50": None, "p95": None, "p99": None}
+LAG = {"p50": 0.0, "p99": 0.0, "max": 0.0}  # every request sent at its scheduled time
 
 
 def ok(i: int, latency_ms: float, node: str, kind: str = "GET", item_id: int | None = None) -> RequestRecord:
@@ -136,13 +138,17 @@ FAILOVER_SUMMARY = {
     "window_s_before": 0.45,  # T0 + 0.45 - T0
     "throughput_rps_before": 11.111,  # 5 / 0.45
     "latency_ms_before": {"p50": 30.0, "p95": 48.0, "p99": 49.6},  # of 10, 20, 30, 40, 50
+    "latency_from_schedule_ms_before": {"p50": 30.0, "p95": 48.0, "p99": 49.6},  # sent on time: the same
     "requests_failed_before": 0,
     "served_by_before": {"h1": 5},
     "window_s_after": 0.55,  # (T0 + 0.9 + 0.1) - (T0 + 0.45)
     "throughput_rps_after": 5.455,  # 3 / 0.55
     "latency_ms_after": {"p50": 30.0, "p95": 39.0, "p99": 39.8},  # of 20, 30, 40
+    "latency_from_schedule_ms_after": {"p50": 30.0, "p95": 39.0, "p99": 39.8},  # sent on time: the same
     "requests_failed_after": 2,
     "served_by_after": {"h2": 3},
+    "send_lag_ms": LAG,
+    "schedule_latency_differs": False,
     "failover_gap_ms": 270.0,  # T0 + 0.72 - (T0 + 0.45)
     "detection_ms": 150.0,  # T0 + 0.6 - (T0 + 0.45)
     "outage_window_ms": 250.0,  # request 7, sent at T0 + 0.7
@@ -162,13 +168,17 @@ NO_FAULT_SUMMARY = {
     "window_s_before": 1.0,  # the whole run
     "throughput_rps_before": 10.0,
     "latency_ms_before": {"p50": 15.0, "p95": 20.0, "p99": 20.0},
+    "latency_from_schedule_ms_before": {"p50": 15.0, "p95": 20.0, "p99": 20.0},  # sent on time: the same
     "requests_failed_before": 0,
     "served_by_before": {"h1": 10},
     "window_s_after": None,
     "throughput_rps_after": None,
     "latency_ms_after": None,
+    "latency_from_schedule_ms_after": None,  # sent on time: the same
     "requests_failed_after": None,
     "served_by_after": None,
+    "send_lag_ms": LAG,
+    "schedule_latency_differs": False,
     "failover_gap_ms": None,  # h2 never answered
     "detection_ms": None,
     "outage_window_ms": None,
@@ -188,13 +198,17 @@ ALL_FAILED_SUMMARY = {
     "window_s_before": 0.25,
     "throughput_rps_before": 0.0,
     "latency_ms_before": NO_LATENCY,
+    "latency_from_schedule_ms_before": NO_LATENCY,  # sent on time: the same
     "requests_failed_before": 3,
     "served_by_before": {},
     "window_s_after": 0.75,
     "throughput_rps_after": 0.0,
     "latency_ms_after": NO_LATENCY,
+    "latency_from_schedule_ms_after": NO_LATENCY,  # sent on time: the same
     "requests_failed_after": 7,
     "served_by_after": {},
+    "send_lag_ms": LAG,
+    "schedule_latency_differs": False,
     "failover_gap_ms": None,
     "detection_ms": None,
     "outage_window_ms": None,
@@ -226,13 +240,17 @@ PRIMARY_KEEPS_FAILING_SUMMARY = {
     "window_s_before": 0.35,
     "throughput_rps_before": 11.429,  # 4 / 0.35
     "latency_ms_before": {"p50": 10.0, "p95": 10.0, "p99": 10.0},
+    "latency_from_schedule_ms_before": {"p50": 10.0, "p95": 10.0, "p99": 10.0},  # sent on time: the same
     "requests_failed_before": 0,
     "served_by_before": {"h1": 4},
     "window_s_after": 0.65,
     "throughput_rps_after": 3.077,  # 2 / 0.65
     "latency_ms_after": {"p50": 25.0, "p95": 29.5, "p99": 29.9},  # of 20, 30
+    "latency_from_schedule_ms_after": {"p50": 25.0, "p95": 29.5, "p99": 29.9},  # sent on time: the same
     "requests_failed_after": 4,  # three 503s and a timeout
     "served_by_after": {"h2": 2},  # the 503s count as failures, not as served
+    "send_lag_ms": LAG,
+    "schedule_latency_differs": False,
     "failover_gap_ms": 210.0,  # T0 + 0.52 - (T0 + 0.31)
     "detection_ms": None,  # no vip_moved event
     "outage_window_ms": 150.0,  # request 5, sent at T0 + 0.5
@@ -250,13 +268,17 @@ EMPTY_SUMMARY = {
     "window_s_before": 0.0,
     "throughput_rps_before": None,
     "latency_ms_before": NO_LATENCY,
+    "latency_from_schedule_ms_before": NO_LATENCY,  # sent on time: the same
     "requests_failed_before": 0,
     "served_by_before": {},
     "window_s_after": 0.0,
     "throughput_rps_after": None,
     "latency_ms_after": NO_LATENCY,
+    "latency_from_schedule_ms_after": NO_LATENCY,  # sent on time: the same
     "requests_failed_after": 0,
     "served_by_after": {},
+    "send_lag_ms": {"p50": None, "p99": None, "max": None},
+    "schedule_latency_differs": False,
     "failover_gap_ms": None,
     "detection_ms": None,
     "outage_window_ms": None,
@@ -286,6 +308,29 @@ def test_summarize(
     assert summary == expected
     assert list(summary) == list(expected)  # the keys come in a fixed, readable order
     json.dumps(summary)  # serialisable as it is
+
+
+def late(i: int, lag_ms: float, latency_ms: float = 2.0) -> RequestRecord:
+    """A request answered in `latency_ms` but sent `lag_ms` after its scheduled time."""
+    record = ok(i, latency_ms, "h1")
+    return dataclasses.replace(record, sent_at=record.scheduled_at + lag_ms / 1000)
+
+
+@pytest.mark.parametrize(("lags", "send_lag", "p99_from_schedule", "differs"), [
+    ([0.0] * 10, {"p50": 0.0, "p99": 0.0, "max": 0.0}, 2.0, False),
+    # one request sent 50 ms late: what its user waited shows only from the schedule
+    ([0.0] * 9 + [50.0], {"p50": 0.0, "p99": 45.5, "max": 50.0}, 47.5, True),
+    # a steady 0.5 ms late: within SCHEDULE_DIFFERS_MS, not worth a word
+    ([0.5] * 10, {"p50": 0.5, "p99": 0.5, "max": 0.5}, 2.5, False),
+])
+def test_latency_from_the_schedule_shows_what_a_late_generator_hides(lags, send_lag, p99_from_schedule,
+                                                                     differs):
+    records = [late(i, lag) for i, lag in enumerate(lags)]
+    summary = summarize(records, [], None, primary="h1", secondary="h2")
+    assert summary["latency_ms_before"]["p99"] == 2.0  # from the send: the lag is hidden
+    assert summary["send_lag_ms"] == send_lag
+    assert summary["latency_from_schedule_ms_before"]["p99"] == p99_from_schedule
+    assert summary["schedule_latency_differs"] is differs
 
 
 def test_summarize_does_not_depend_on_row_order() -> None:

@@ -258,3 +258,16 @@ def test_malformed_replication_csv_is_a_report_error(tmp_path: Path) -> None:
     (tmp_path / "replication.csv").write_text("when,lag\n1,2\n")
     with pytest.raises(ReportError, match="replication.csv"):
         write_report(tmp_path)
+
+
+@pytest.mark.parametrize(("summary", "says"), [
+    ({"schedule_latency_differs": True, "send_lag_ms": {"p50": 0.1, "p99": 45.5, "max": 50.0}},
+     "send lag p99 45.5 ms, at most 50.0 ms"),
+    ({"schedule_latency_differs": False, "send_lag_ms": {"p50": 0.1, "p99": 0.4, "max": 0.9}}, None),
+    ({}, None),  # a summary from before the figure existed
+])
+def test_the_report_says_when_the_load_generator_sent_late(summary, says):
+    from experiments.results.report import schedule_note
+
+    note = schedule_note(summary)
+    assert (note is None) if says is None else (says in note)

@@ -17,7 +17,15 @@ The windows used by `summarize` (times are epoch seconds):
   before = fault_at - first scheduled_at; after = (last scheduled_at + 1 / rate) - fault_at.
   A window of zero or negative length gives a throughput of None.
 - Per window, the summary has `window_s`, `throughput_rps`, `latency_ms` (p50/p95/p99),
-  `requests_failed` and `served_by`, each with the suffix `_before` or `_after`.
+  `latency_from_schedule_ms`, `requests_failed` and `served_by`, each with the suffix
+  `_before` or `_after`.
+
+Open-loop honesty: `latency_ms` runs from when the request was sent; a load generator that
+falls behind its schedule (its CPU busy, say) sends late, and that latency then hides the
+wait (coordinated omission). `latency_from_schedule_ms` runs from when the schedule said to
+send, as a user arriving on time would see it, and `send_lag_ms` (p50, p99, max of sent_at -
+scheduled_at) says how late the generator was; `schedule_latency_differs` is true when the
+two p99s differ by more than SCHEDULE_DIFFERS_MS and SCHEDULE_DIFFERS_PCT % in a window.
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ REQUEST_COLUMNS = (
 
 VIP_MOVED = "vip_moved"  # the controller's event kind when the virtual IP changes server
 PERCENTILES = (50, 95, 99)
+SCHEDULE_DIFFERS_MS = 1.0  # the p99 from the schedule differs from the p99 from the send by more
+SCHEDULE_DIFFERS_PCT = 10.0  # than this many ms and this many percent: the report says so
 
 
 @dataclass(frozen=True)
@@ -126,10 +136,31 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _latency_summary(records: Iterable[RequestRecord]) -> dict[str, float | None]:
-    """p50, p95 and p99 of the latency of the successful requests among `records`."""
-    latencies = [r.latency_ms for r in records if r.ok and r.latency_ms is not None]
+def _latency_summary(
+    records: Iterable[RequestRecord], from_schedule: bool = False
+) -> dict[str, float | None]:
+    """p50, p95 and p99 of the latency of the successful requests among `records`, from when
+    each was sent or, `from_schedule`, from when the schedule said to send it."""
+    latencies = [r.latency_ms + ((r.sent_at - r.scheduled_at) * 1000 if from_schedule else 0.0)
+                 for r in records if r.ok and r.latency_ms is not None]
     return {f"p{p}": _rounded(percentile(latencies, p)) for p in PERCENTILES}
+
+
+def send_lag_ms(records: Iterable[RequestRecord]) -> dict[str, float | None]:
+    """How late the load generator sent, against its schedule: p50, p99 and max in ms."""
+    lags = [max(0.0, (r.sent_at - r.scheduled_at) * 1000) for r in records]
+    return {"p50": _rounded(percentile(lags, 50)), "p99": _rounded(percentile(lags, 99)),
+            "max": _rounded(max(lags)) if lags else None}
+
+
+def schedule_latency_differs(measured: Mapping[str, Any], from_schedule: Mapping[str, Any]) -> bool:
+    """Whether a window's p99 from the schedule is further from its p99 from the send than
+    SCHEDULE_DIFFERS_MS and SCHEDULE_DIFFERS_PCT (both): the generator's lateness shows."""
+    sent, scheduled = measured.get("p99"), from_schedule.get("p99")
+    if sent is None or scheduled is None:
+        return False
+    gap = scheduled - sent
+    return gap > SCHEDULE_DIFFERS_MS and gap > sent * SCHEDULE_DIFFERS_PCT / 100
 
 
 def _served_by_counts(records: Iterable[RequestRecord]) -> dict[str, int]:
@@ -247,6 +278,11 @@ def summarize(
         summary[f"{name}_before"] = value
     for name, value in _window_figures(after).items():
         summary[f"{name}_after"] = value
+    summary["send_lag_ms"] = send_lag_ms(records)
+    summary["schedule_latency_differs"] = any(
+        schedule_latency_differs(summary[f"latency_ms_{side}"] or {},
+                                 summary[f"latency_from_schedule_ms_{side}"] or {})
+        for side in ("before", "after"))
     summary["failover_gap_ms"] = _rounded(failover_gap_ms(records, primary, secondary))
     if fault_at is None:
         summary["detection_ms"] = None
@@ -303,11 +339,13 @@ def _split_windows(
 def _window_figures(window: _Window | None) -> dict[str, Any]:
     """Length, throughput, latency, failures and servers of one window; all None without it."""
     if window is None:
-        return dict.fromkeys(["window_s", "throughput_rps", "latency_ms", "requests_failed", "served_by"])
+        return dict.fromkeys(["window_s", "throughput_rps", "latency_ms", "latency_from_schedule_ms",
+                              "requests_failed", "served_by"])
     return {
         "window_s": round(window.length_s, 3),
         "throughput_rps": _throughput(window.records, window.length_s),
         "latency_ms": _latency_summary(window.records),
+        "latency_from_schedule_ms": _latency_summary(window.records, from_schedule=True),
         "requests_failed": _failed_count(window.records),
         "served_by": _served_by_counts(window.records),
     }

@@ -363,6 +363,22 @@ def _pair(before: Any, after: Any) -> str:
     return f"{format_value(before)} / {format_value(after)}"
 
 
+def _lags(lag: Mapping[str, Any] | None) -> str:
+    lag = lag or {}
+    return " / ".join(format_value(lag.get(key)) for key in ("p50", "p99", "max"))
+
+
+def schedule_note(summary: Mapping[str, Any]) -> str | None:
+    """What the report says when the load generator's lateness shows in the latency, else None."""
+    if not summary.get("schedule_latency_differs"):
+        return None
+    lag = summary.get("send_lag_ms") or {}
+    return (f"**The load generator sent late** (send lag p99 {format_value(lag.get('p99'))} ms, at most "
+            f"{format_value(lag.get('max'))} ms), so the latency measured from each send hides part of "
+            "what a user arriving on time would wait: read the p99 from the schedule as the user's, and "
+            "give the generator more CPU (or a lower rate) for figures where the two agree.")
+
+
 def trial_figures(summary: Mapping[str, Any], fault_s: float | None) -> list[tuple[str, str]]:
     """(label with unit, value) for every figure of a trial's summary.json, in reading order."""
     before = summary.get("latency_ms_before") or {}
@@ -382,6 +398,10 @@ def trial_figures(summary: Mapping[str, Any], fault_s: float | None) -> list[tup
         ("Latency p50 before / after the fault (ms)", _pair(before.get("p50"), after.get("p50"))),
         ("Latency p95 before / after the fault (ms)", _pair(before.get("p95"), after.get("p95"))),
         ("Latency p99 before / after the fault (ms)", _pair(before.get("p99"), after.get("p99"))),
+        ("Latency p99 from the schedule, before / after the fault (ms)",
+         _pair((summary.get("latency_from_schedule_ms_before") or {}).get("p99"),
+               (summary.get("latency_from_schedule_ms_after") or {}).get("p99"))),
+        ("The load generator's send lag p50 / p99 / max (ms)", _lags(summary.get("send_lag_ms"))),
         ("Requests failed before / after the fault",
          _pair(summary.get("requests_failed_before"), summary.get("requests_failed_after"))),
         ("Served by, before the fault (successful requests)", format_value(summary.get("served_by_before"))),
@@ -570,6 +590,9 @@ def write_trial_report(trial_dir: Path, up_link: str | None = None) -> Path:
         lines.append(f"This is one trial of a run with several: [the report over all trials]({up_link}).")
     lines += ["", "## The figures", "", "From `summary.json`; latencies are over successful requests.", ""]
     lines += markdown_table(["Figure", "Value"], trial_figures(trial.summary, trial.fault_s))
+    note = schedule_note(trial.summary)
+    if note:
+        lines += ["", note]
     for file_name, heading, how_to_read in pictures:
         lines += ["", f"## {heading}", "", f"![{heading}]({file_name})", ""]
         lines.append(f"**How to read this.** {how_to_read}")

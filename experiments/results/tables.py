@@ -17,6 +17,7 @@ def summary_table(summary: dict[str, Any]) -> str:
     if "per_trial" in summary:
         return trials_table(summary)
     before, after = summary.get("latency_ms_before") or {}, summary.get("latency_ms_after") or {}
+    lag = summary.get("send_lag_ms") or {}
     rows = [
         ("scenario", summary.get("scenario")),
         ("mechanism (what moves the VIP)", summary.get("mechanism", "sdn")),
@@ -31,6 +32,11 @@ def summary_table(summary: dict[str, Any]) -> str:
         ("latency p50 before / after", f"{_tenths(before.get('p50'))} / {_tenths(after.get('p50'))} ms"),
         ("latency p95 before / after", f"{_tenths(before.get('p95'))} / {_tenths(after.get('p95'))} ms"),
         ("latency p99 before / after", f"{_tenths(before.get('p99'))} / {_tenths(after.get('p99'))} ms"),
+        ("latency p99 from the schedule before / after",
+         f"{_tenths((summary.get('latency_from_schedule_ms_before') or {}).get('p99'))} / "
+         f"{_tenths((summary.get('latency_from_schedule_ms_after') or {}).get('p99'))} ms"),
+        ("load generator's send lag p50 / p99 / max",
+         " / ".join(_tenths(lag.get(k)) for k in ("p50", "p99", "max")) + " ms"),
         ("detection (fault -> VIP moved)", _tenths(summary.get("detection_ms"), " ms")),
         ("failover gap (last primary -> first secondary)", _tenths(summary.get("failover_gap_ms"), " ms")),
         ("served by before", _tenths(summary.get("served_by_before"))),
