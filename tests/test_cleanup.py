@@ -58,19 +58,24 @@ def no_commands(monkeypatch):
     monkeypatch.setattr(cleanup, "_run", refuse)
 
 
-def dead_pid() -> int:
-    """The PID of a process that has exited and been waited for."""
-    process = subprocess.Popen(["true"])
+def dead_owner() -> tuple[int, int | None]:
+    """(PID, start time) of a process that has exited and been waited for. The start time goes
+    with the PID, as a run records its own: on a busy machine (pid_max 32768, a testbed starting
+    processes meanwhile) the PID alone may already be another process's."""
+    process = subprocess.Popen(["sleep", "30"])
+    started = start_time(process.pid)
+    process.kill()
     process.wait()
-    return process.pid
+    return process.pid, started
 
 
 def write_state(folder: Path, owner_pid: int | None = None, **lists) -> Path:
     """A state.json as a run writes it; by default its owner is dead (a run killed with SIGKILL)."""
     folder.mkdir(parents=True, exist_ok=True)
+    pid, started = dead_owner() if owner_pid is None else (owner_pid, start_time(owner_pid))
     data = {
-        "owner_pid": dead_pid() if owner_pid is None else owner_pid,
-        "owner_start_time": start_time(owner_pid) if owner_pid else None,
+        "owner_pid": pid,
+        "owner_start_time": started,
         "boot_id": boot_id(),
         "processes": {}, "shells": {}, "bridges": [], "interfaces": [], "cgroups": [], "folders": [],
     }
@@ -144,7 +149,7 @@ def test_a_mininet_shell_is_killed_too(tmp_path, sleeper):
     state.record_mininet_shells(net)
     data = json.loads(state.path.read_text())
     assert data["shells"]["client"]["pid"] == shell.pid
-    data["owner_pid"], data["owner_start_time"] = dead_pid(), None  # as if the run was killed
+    data["owner_pid"], data["owner_start_time"] = dead_owner()  # as if the run was killed
     state.path.write_text(json.dumps(data))
 
     assert clean(tmp_path) == [f"killed Mininet shell client (pid {shell.pid} and its process group)"]

@@ -93,7 +93,8 @@ def run_command(args: argparse.Namespace) -> int:
             )
             print(comparison_table(results))
             return folder
-        run_dir, summary = run_experiment(config, SCENARIOS[args.scenario], args.out, args.trials)
+        run_dir, summary = run_experiment(config, SCENARIOS[args.scenario], args.out, args.trials,
+                                          phases=True)
         print(summary_table(summary))
         return run_dir
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -217,13 +217,17 @@ class ExperimentLog:
     """The experiment's own event log (faults and phases), one JSON line each, flushed at once
     so that a run killed mid-way keeps every event it recorded."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_record: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         self.file = open(path, "a", buffering=1)
+        self.on_record = on_record  # told of each event once it is written (a run's progress lines)
 
     def record(self, kind: str, **fields: object) -> float:
         """Write an event now; returns its time (epoch seconds)."""
         now = time.time()
-        self.file.write(json.dumps({"time": now, "source": "experiment", "kind": kind, **fields}) + "\n")
+        event = {"time": now, "source": "experiment", "kind": kind, **fields}
+        self.file.write(json.dumps(event) + "\n")
+        if self.on_record is not None:
+            self.on_record(kind, event)
         return now
 
     def close(self) -> None:

@@ -40,6 +40,7 @@ from experiments.runs.failures import TrialFailed
 from experiments.runs.replication import ReplicationMonitor
 from experiments.runs.writers import ReadOnlySampler
 from experiments.testbed.control import active_from_log
+from experiments.testbed.progress import ControllerWatch, Progress
 from experiments.testbed.scenarios import Scenario
 from experiments.testbed.testbed import Testbed
 from services.mariadb import SEMI_SYNC_WAIT_POINT
@@ -110,8 +111,10 @@ def start_load(testbed: Testbed, detail: str | None = None, **options: Any) -> f
     return start_at
 
 
-def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Drive) -> dict[str, Any]:
-    """One trial from a clean start to a clean stop; returns its summary (also on disk).
+def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Drive,
+              progress: Progress | None = None) -> dict[str, Any]:
+    """One trial from a clean start to a clean stop; returns its summary (also on disk). With
+    `progress`, each phase is printed as it happens (a single `run`).
 
     A replication conflict found after the load still writes the summary (with the
     database's message under "replication_error") before it fails the trial.
@@ -123,16 +126,21 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
     records: list[RequestRecord] | None = None
     untrusted: list[str] = []  # why the trial's figures cannot be trusted (a dead part, a short load)
     try:
-        with Testbed(config, trial_dir) as testbed:
+        with Testbed(config, trial_dir, progress) as testbed:
             semi_sync = config.database.replication == "semi-sync"
             monitor = ReplicationMonitor(testbed.databases, testbed.mechanism.active_server,
                                          trial_dir / files.REPLICATION, semi_sync)
             monitor.start()
             writers = ReadOnlySampler(testbed.databases, trial_dir / files.READ_ONLY)
             writers.start()
+            watch = ControllerWatch(trial_dir / files.CONTROLLER_EVENTS, progress) if progress else None
+            if watch is not None:
+                watch.start()
             try:
                 fault_at = drive.run(testbed)
             finally:
+                if watch is not None:
+                    watch.stop()
                 writers.stop()
                 monitor.stop()
                 for at, server in monitor.fallbacks:
@@ -150,6 +158,8 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
                 testbed.record("vip_holder_mismatch", server=on_data_plane, detail=untrusted[-1])
                 active_at_end = on_data_plane
             if drive.checks_data:
+                if progress is not None:
+                    progress.say("checking every acknowledged write against the databases")
                 data.update(check_data(testbed, active_at_end, records or []))
     finally:
         # Whatever happened, turn what was recorded into results.
@@ -257,14 +267,17 @@ def run_experiment(
     out: Path,
     trials: int,
     progress: Callable[[str], None] = print,
+    phases: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
-    """Run `trials` trials of a scenario's load and fault; returns the run folder and its summary."""
+    """Run `trials` trials of a scenario's load and fault; returns the run folder and its summary.
+    With `phases`, each trial's phases are printed (through `progress`) as they happen."""
     run_dir = new_run_dir(out, scenario.name)
     summaries = []
     started = time.monotonic()
     for trial in range(1, trials + 1):
         trial_dir = files.trial_dir(run_dir, trial, trials)
-        summaries.append(run_trial(config, scenario.name, trial_dir, LoadThenFault(scenario)))
+        progress_lines = Progress(progress) if phases else None
+        summaries.append(run_trial(config, scenario.name, trial_dir, LoadThenFault(scenario), progress_lines))
         elapsed = time.monotonic() - started
         eta = elapsed / trial * (trials - trial)
         progress(

@@ -26,6 +26,7 @@ from experiments.testbed.daemons import LoadGenerator
 from experiments.testbed.databases import keep_binlogs, start_databases
 from experiments.testbed.faults import Faults
 from experiments.testbed.mechanisms import MECHANISMS, Mechanism
+from experiments.testbed.progress import Progress
 from experiments.testbed.registry import earlier_run_alive, register, unregister
 from experiments.testbed.runlock import RunLock
 from services.mariadb import MariaDB
@@ -35,16 +36,19 @@ from services.web import PROJECT_ROOT, WebService
 from topology.config import TestbedConfig
 from topology.network import build_network, host_interfaces, start_network
 
+MOVERS = {"sdn": "controller", "vrrp": "keepalived", "proxy": "HAProxy"}  # what moves the VIP, by mechanism
+
 
 class Testbed:
     """Starts and stops every part of the testbed for one trial, in one trial folder."""
 
     __test__ = False  # not a pytest test class, despite its name
 
-    def __init__(self, config: TestbedConfig, trial_dir: Path) -> None:
+    def __init__(self, config: TestbedConfig, trial_dir: Path, progress: Progress | None = None) -> None:
         # Nothing is created here, only in `__enter__`: what an interrupt between the two made
         # would belong to no one (`with` has not called `__enter__`, so nothing calls `stop`).
         self.config = config
+        self.progress = progress  # a single run's progress lines, or None (silent)
         self.dir = trial_dir.resolve()  # daemons start in other folders: every path is absolute
         self.socket_dir: Path | None = None
         self.state: RunState | None = None
@@ -82,7 +86,8 @@ class Testbed:
                                self.config.database)
             for i, plan in enumerate(self.config.server_plans)
         }
-        self.events = ExperimentLog(self.dir / files.EXPERIMENT_EVENTS)
+        self.events = ExperimentLog(self.dir / files.EXPERIMENT_EVENTS,
+                                    self.progress.event if self.progress is not None else None)
 
     def _remove_socket_dir(self) -> None:
         if self.socket_dir is None:
@@ -122,11 +127,16 @@ class Testbed:
         (self.dir / files.CONFIG).write_text(json.dumps(self.config.to_dict(), indent=2))
         secrets = RunSecrets.generate(self.secrets_dir)
         self.control = ControllerClient(self.config.network.status_port, secrets.controller_token)
+        mover = MOVERS[self.config.failover.mechanism]
+        self._say(f"starting the testbed: network, databases, web servers, {mover} (about 20 s)")
         self.mechanism.before_network()
         self._start_network()
         self.mechanism.after_network()
+        self._say(f"network up: {self.config.network.switch} and {len(self.config.host_plans)} hosts")
         self._start_databases(secrets)
+        self._say("databases up, replicating master-master")
         self._start_web(secrets)
+        self._say("web servers answer")
         self.mechanism.after_web()
         self.runner.wait_for(
             "the virtual IP answers the client",
@@ -142,6 +152,10 @@ class Testbed:
             process="controller",
         )
         self.record("testbed_ready", active=self.config.servers[0].name)
+
+    def _say(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.say(text)
 
     def stop(self) -> None:
         """Stop everything this trial started; safe to call twice and after a partial start."""
