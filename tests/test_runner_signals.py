@@ -162,7 +162,7 @@ def test_a_signal_during_a_trials_teardown_ends_the_run(
 
     started = []
 
-    def one_trial(config, scenario, trial_dir, drive) -> dict:
+    def one_trial(config, scenario, trial_dir, drive, progress=None) -> dict:
         started.append(trial_dir.name)
         signalled_testbed(trial_dir, signal.SIGINT).stop()  # as `with Testbed` does at its end
         return {}
