@@ -51,8 +51,9 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mininet' 2>/dev/nu
   rm -rf .venv
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-if [ ! -f .venv/.requirements ] || ! cmp -s requirements.txt .venv/.requirements; then
+# Every package of the tree at the version constraints.txt pins, not only the top ones.
+if [ ! -f .venv/.requirements ] || ! cat requirements.txt constraints.txt | cmp -s - .venv/.requirements; then
   echo "setup: installing Python packages into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
-  cp requirements.txt .venv/.requirements
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+  cat requirements.txt constraints.txt > .venv/.requirements
 fi
