@@ -12,6 +12,7 @@ A trial folder holds:
     replication.csv            the replication lag, from heartbeats
     summary.json               the figures, every one recomputable from the files above
     report.md, *.png           the report and its pictures (`python -m experiments report DIR`)
+    report.html                the same report as one page, its pictures inside it
     logs/                      every process's output
 A run of several trials holds one `trial-NN/` folder each, and its own summary.json and report.md.
 A soak adds controller-resources.csv and writes soak.md; the bench writes bench.json and bench.md

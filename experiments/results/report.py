@@ -37,6 +37,7 @@ from matplotlib.ticker import NullLocator
 from experiments.analysis import metrics
 from experiments.analysis.metrics import RequestRecord
 from experiments.results import files
+from experiments.results.html import write_html
 from experiments.results.plots import (
     FAILED_COLOUR,
     FAULT_COLOUR,
@@ -598,6 +599,7 @@ def write_trial_report(trial_dir: Path, up_link: str | None = None) -> Path:
         lines.append(f"**How to read this.** {how_to_read}")
     path = trial.folder / files.REPORT
     path.write_text("\n".join(lines) + "\n")
+    write_html(path)
     return path
 
 
@@ -683,6 +685,7 @@ def _write_run_report(run_dir: Path, trial_dirs: Sequence[Path]) -> Path:
     )
     path = run_dir / files.REPORT
     path.write_text("\n".join(lines) + "\n")
+    write_html(path)
     return path
 
 
