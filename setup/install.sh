@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(mininet openvswitch-switch mariadb-server mariadb-client cgroup-tools ethtool
-          iproute2 iputils-ping curl procps python3-venv vagrant wrk tmux keepalived haproxy chromium)
+          iproute2 iputils-ping curl procps python3-venv vagrant wrk tmux keepalived haproxy chromium
+          python3-wheel)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (sudo make ...): it installs packages and starts Open vSwitch" >&2
@@ -56,4 +57,10 @@ if [ ! -f .venv/.requirements ] || ! cat requirements.txt constraints.txt | cmp 
   echo "setup: installing Python packages into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
   cat requirements.txt constraints.txt > .venv/.requirements
+fi
+# The project itself, editable (the code runs from here): its command, .venv/bin/sdn-ha.
+if [ ! -x .venv/bin/sdn-ha ] || ! cmp -s pyproject.toml .venv/.pyproject; then
+  echo "setup: installing the sdn-ha command into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  cp pyproject.toml .venv/.pyproject
 fi

@@ -85,7 +85,7 @@ def as_typed(command: str) -> str:
 
 
 def needs_terminal(command: str) -> bool:
-    return bool(re.search(r"\bmake demo\b|-m experiments demo\b", command))
+    return bool(re.search(r"\bmake demo\b|(-m experiments|sdn-ha) demo\b", command))
 
 
 def argv(command: str) -> list[str]:
@@ -183,17 +183,17 @@ def check_every_command(number: int, done: list[Done]) -> None:
     for d in done:
         where = f"exercise {number}: `{d.step.command}`"
         assert d.returncode == 0, f"{where} exited {d.returncode}:\n{d.output[-3000:]}"
-        runs = re.search(r"\bmake (run|demo)\b|-m experiments (run|demo)\b", d.step.command)
+        runs = re.search(r"\bmake (run|demo)\b|(-m experiments|sdn-ha) (run|demo)\b", d.step.command)
         if runs:
             (folder,) = run_dirs([d]) or [None]
             assert folder is not None, f"{where}: no 'results:' line in:\n{d.output[-2000:]}"
             assert folder.is_relative_to(LAB), f"{where}: results in {folder}, not under {LAB}"
             assert (folder / "summary.json").exists() and (folder / "report.md").exists(), where
-        compare = re.search(r"-m experiments compare .* --out (\S+)", d.step.command)
+        compare = re.search(r"(?:-m experiments|sdn-ha) compare .* --out (\S+)", d.step.command)
         if compare:
             table = Path(ROOT) / compare.group(1)
             assert table.exists() and table.with_suffix(".csv").exists(), f"{where}: no {table} (.csv)"
-        report = re.search(r"-m experiments report (\S+)", d.step.command)
+        report = re.search(r"(?:-m experiments|sdn-ha) report (\S+)", d.step.command)
         if report:
             assert "report: " in d.output, f"{where}: {d.output[-2000:]}"
 
@@ -206,7 +206,7 @@ def check_1(done: list[Done], section: str) -> None:
     assert result["requests_failed"] < result["requests_total"] / 10
     assert result["served_by_before"].keys() == {"primary"}
     assert "secondary" in result["served_by_after"]
-    assert "primary-crash" in output_of(done, r"-m experiments list$")
+    assert "primary-crash" in output_of(done, r"sdn-ha list$")
     table = output_of(done, r"^cat ")
     for kind in ("fault", "port_status", "server_down", "vip_moved", "flows_installed"):
         assert f",{kind}," in table, f"events.csv has no {kind} row"
@@ -275,8 +275,8 @@ def check_7(done: list[Done], section: str) -> None:
 def check_8(done: list[Done], section: str) -> None:
     (run_dir,) = run_dirs(done)
     assert summary(run_dir)["scenario"] == "demo" and (run_dir / "served_by.png").exists()
-    assert "Served by " in output_of(done, r"-m experiments exec .* client curl ")
-    count = output_of(done, r"-m experiments exec .* secondary mariadb ")
+    assert "Served by " in output_of(done, r"sdn-ha exec .* client curl ")
+    count = output_of(done, r"sdn-ha exec .* secondary mariadb ")
     assert re.search(r"^\d+\s*$", count, re.M), count
     moves = [(e["server"], e["reason"]) for e in events(run_dir) if e["kind"] == "vip_moved"]
     # The lecture's story: the failover at 5 s, and the failback at 20 s is done, not refused.
