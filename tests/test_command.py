@@ -16,7 +16,8 @@ COMMAND = Path(sys.executable).parent / "sdn-ha"
 @pytest.mark.parametrize("args", [["list"], ["run", "--help"], ["run", "no-such-scenario"]])
 def test_sdn_ha_is_python_m_experiments(args):
     if not COMMAND.exists():
-        pytest.fail(f"{COMMAND} is missing: run `make setup` (it installs the project's command)", pytrace=False)
+        pytest.fail(f"{COMMAND} is missing: run `make setup` (it installs the project's command)",
+                    pytrace=False)
     by_name = subprocess.run([str(COMMAND), *args], capture_output=True, text=True, cwd="/")
     by_module = subprocess.run([sys.executable, "-m", "experiments", *args], capture_output=True, text=True,
                                cwd=ROOT)
