@@ -52,6 +52,7 @@ from controller.fencing import DatabaseFence
 from controller.probe_intake import ProbeIntake, ProbeReceiver, keep_running, parse_report
 from controller.prober import WAKE_SOCKET
 from controller.status import StatusServer, command_reply, prober_status, server_status
+from services.power_switch import POWER_SOCKET
 from services.prober_words import WordSender
 from topology.config import TestbedConfig
 
@@ -174,8 +175,11 @@ class FailoverController(app_manager.OSKenApp):
         self.intake = ProbeIntake(self.machine.servers, pid_file, self.event_log.write)
         self.receiver: ProbeReceiver | None = None
         self.loop_alive = {name: False for name in LOOPS}
-        self.fence_policy = FencePolicy()
-        self.fence = DatabaseFence(Path(self.CONF.testbed_socket_dir or "."), self._fence_ended)
+        socket_dir = Path(self.CONF.testbed_socket_dir or ".")
+        power = self.config.failover.power_fence  # the testbed's power switch is in the socket folder
+        self.fence_policy = FencePolicy(power=power)
+        self.fence = DatabaseFence(socket_dir, self._fence_ended,
+                                   socket_dir / POWER_SOCKET if power else None)
         self.last_probe: dict[str, EventProbeResult] = {}
         # The prober's wake socket: a reset seen from a server's web port is a word to it.
         self.server_by_ip = {plan.ip: plan.name for plan in self.config.server_plans}

@@ -28,6 +28,13 @@ The rules:
   (`fence_failed`), not every retry; its success is (`db_read_only`), and so is giving up
   (`fence_gave_up`) or stopping because a newer decision wants the server writable
   (`fence_superseded`).
+- With a power fence (`failover.power_fence`, `FencePolicy(power=True)`), a promotion whose
+  old server's fence has not answered within PROMOTE_WAIT_S does not go ahead unfenced: the
+  old server is powered off first (STONITH: the testbed's power switch kills its database and
+  web server, controller/fencing.py), and the new one is promoted once that is confirmed
+  (`power_fenced`). A frozen database then never wakes up writable beside the new one. Only
+  if the power switch fails or does not answer within POWER_TIMEOUT_S is it
+  `promoted_unfenced`, with the reason.
 - A probe shows a database writable that should be read-only, or the reverse (a server
   restarted, a promotion that failed): correct it. At most once per RETRY_AFTER_S per
   (server, wanted state), counting the promotions and fences above, and never while a fence
@@ -48,6 +55,7 @@ FENCE_FOR_S = 60.0  # how long a server that lost the VIP is fenced before givin
 # How long a promotion waits for the old server's fence to answer. A database that answers
 # at all answers its local socket in milliseconds; one that does not is frozen or gone.
 PROMOTE_WAIT_S = 0.2
+POWER_TIMEOUT_S = 1.0  # the power switch kills two process groups: milliseconds, when it answers
 
 # An event for the event log: its kind and fields, as EventLog.write takes them.
 Event = tuple[str, dict[str, object]]
@@ -65,6 +73,7 @@ class FenceAction:
     delay_s: float = 0.0
     attempt: int = 1  # the first failure is logged, not the retries' ones
     retry_until: float | None = None  # a failure is tried again until then; None: never
+    power: bool = False  # power `server` off instead (its database and web server killed)
 
 
 @dataclass
@@ -97,12 +106,14 @@ class PendingPromotion:
     generation: int
     since: float
     deadline: float
+    powering: bool = False  # the old server's power-off is under way
 
 
 class FencePolicy:
     """Decides which database to make read-only or writable, and when to try again."""
 
-    def __init__(self) -> None:
+    def __init__(self, power: bool = False) -> None:
+        self.power = power  # a power switch can power an unresponsive old server off
         self.generation = 0
         self.wanted: dict[str, Wanted] = {}
         self.holder: str | None = None  # the server wanted writable, if any
@@ -156,6 +167,8 @@ class FencePolicy:
 
     def result(self, action: FenceAction, ok: bool, detail: str, now: float) -> FencePlan:
         """An attempt ended at `now`: it succeeded (`ok`) or failed with `detail`."""
+        if action.power:
+            return self._powered(action, ok, detail, now)
         server, wanted = action.server, self.wanted.get(action.server)
         current = wanted == Wanted(action.read_only, action.generation)
         plan = FencePlan()
@@ -177,15 +190,35 @@ class FencePolicy:
             if action.retry_until is not None:
                 plan.add(self._retry(action, current, now))
         if action.read_only and self.pending is not None and (server, action.generation) == (
-                self.pending.fencing, self.pending.generation):
+                self.pending.fencing, self.pending.generation) and (ok or not self.pending.powering):
+            # (While the old server is being powered off, only a fence that landed will do.)
             plan.add(self._promote_pending(now, answered=True))
         return plan
 
     def tick(self, now: float) -> FencePlan:
-        """Time passed: a promotion whose fence has not answered within PROMOTE_WAIT_S goes ahead."""
-        if self.pending is None or now < self.pending.deadline:
+        """Time passed: a promotion whose fence has not answered within PROMOTE_WAIT_S goes ahead,
+        or, with a power switch, first powers the old server off."""
+        pending = self.pending
+        if pending is None or now < pending.deadline:
             return FencePlan()
-        return self._promote_pending(now, answered=False)
+        if self.power and not pending.powering:
+            self.pending = replace(pending, powering=True, deadline=now + POWER_TIMEOUT_S)
+            return FencePlan([FenceAction(pending.fencing, True, POWER_TIMEOUT_S, pending.generation,
+                                          starts_at=now, power=True)])
+        why = "the power switch did not answer" if pending.powering else ""
+        return self._promote_pending(now, answered=False, why=why)
+
+    def _powered(self, action: FenceAction, ok: bool, detail: str, now: float) -> FencePlan:
+        """The power switch answered: promote the server that waited for it."""
+        pending = self.pending
+        plan = FencePlan(events=[("power_fenced" if ok else "power_fence_failed",
+                           {"server": action.server, "generation": action.generation,
+                            **({} if ok else {"detail": detail})})])
+        if pending is None or not pending.powering or (pending.fencing, pending.generation) != (
+                action.server, action.generation):
+            return plan  # the fence answered first, or a newer decision came
+        why = "" if ok else f"power fence failed: {detail}"
+        return plan.add(self._promote_pending(now, answered=ok, why=why))
 
     def probe(self, server: str, read_only: bool | None, holder: str | None, now: float) -> FencePlan:
         """A probe saw `server`'s database `read_only` (None: it did not say) while `holder`
@@ -225,7 +258,7 @@ class FencePolicy:
         self._note(server, False, now)
         return self._action(server, False, PROMOTE_TIMEOUT_S, generation, now)
 
-    def _promote_pending(self, now: float, answered: bool) -> FencePlan:
+    def _promote_pending(self, now: float, answered: bool, why: str = "") -> FencePlan:
         pending, self.pending = self.pending, None
         assert pending is not None
         plan = FencePlan()
@@ -233,7 +266,8 @@ class FencePolicy:
             return plan  # a newer decision came meanwhile
         if not answered:
             plan.events.append(("promoted_unfenced", {"server": pending.server, "unfenced": pending.fencing,
-                                                      "waited_ms": round((now - pending.since) * 1000, 1)}))
+                                                      "waited_ms": round((now - pending.since) * 1000, 1),
+                                                      **({"reason": why} if why else {})}))
         plan.actions.append(self._promote(pending.server, pending.generation, now))
         return plan
 

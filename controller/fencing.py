@@ -25,17 +25,20 @@ import pymysql
 
 from controller.fence_policy import FenceAction
 from services.mariadb import set_read_only, socket_path
+from services.power_switch import request_power_off
 
 # report(the action, whether it succeeded, the error's text when it did not)
 Report = Callable[[FenceAction, bool, str], None]
 
 
 class DatabaseFence:
-    """Runs fence actions against the databases' local sockets, one thread each."""
+    """Runs fence actions against the databases' local sockets, one thread each; a power-off
+    (`action.power`) goes to the testbed's power switch at `power_socket`."""
 
-    def __init__(self, socket_dir: Path, report: Report) -> None:
+    def __init__(self, socket_dir: Path, report: Report, power_socket: Path | None = None) -> None:
         self.socket_dir = socket_dir
         self.report = report
+        self.power_socket = power_socket
 
     def run(self, action: FenceAction) -> None:
         """Start `action` in the background; its result goes to `report`."""
@@ -46,7 +49,12 @@ class DatabaseFence:
         if action.delay_s > 0:
             time.sleep(action.delay_s)
         try:
-            set_read_only(socket_path(self.socket_dir, action.server), action.read_only, action.timeout_s)
+            if action.power:
+                if self.power_socket is None:
+                    raise OSError("no power switch")
+                request_power_off(self.power_socket, action.server, action.timeout_s)
+            else:
+                set_read_only(socket_path(self.socket_dir, action.server), action.read_only, action.timeout_s)
         except (pymysql.MySQLError, OSError) as exc:
             self.report(action, False, str(exc))
             return

@@ -23,6 +23,7 @@ from controller.fence_policy import (
     CORRECT_TIMEOUT_S,
     FENCE_FOR_S,
     FENCE_TIMEOUT_S,
+    POWER_TIMEOUT_S,
     PROMOTE_TIMEOUT_S,
     PROMOTE_WAIT_S,
     RETRY_AFTER_S,
@@ -32,8 +33,8 @@ from controller.fence_policy import (
 P, S = "primary", "secondary"
 
 
-def run(steps):
-    policy, started, seen = FencePolicy(), [], []
+def run(steps, power=False):
+    policy, started, seen = FencePolicy(power=power), [], []
     for now, (what, *args) in steps:
         if what == "moved":
             plan = policy.vip_moved(args[0], args[1], now)
@@ -45,16 +46,24 @@ def run(steps):
             plan = policy.probe(*args, now)
         elif what == "tick":
             plan = policy.tick(now)
+        elif what in ("powered", "unpowered"):
+            action = [a for a in started if a.power and a.server == args[0]][-1]
+            plan = policy.result(action, what == "powered", "no power switch", now)
         else:
             server, read_only, *which = args
-            matching = [a for a in started if (a.server, a.read_only) == (server, read_only)]
+            matching = [a for a in started if (a.server, a.read_only, a.power) == (server, read_only, False)]
             action = matching[which[0] if which else -1]
             plan = policy.result(action, what == "ok", "no answer", now)
         started += plan.actions
         seen += [(now, kind, fields["server"]) for kind, fields in plan.events]
-        seen += [(now, "read_only" if a.read_only else "writable", a.server, a.timeout_s, round(a.delay_s, 6))
+        seen += [(now, "power_off", a.server, a.timeout_s) if a.power else
+                 (now, "read_only" if a.read_only else "writable", a.server, a.timeout_s, round(a.delay_s, 6))
                  for a in plan.actions]
     return seen
+
+
+def power_off(now, server=P):
+    return (now, "power_off", server, POWER_TIMEOUT_S)
 
 
 def fence(now, server=P, delay=0.0):
@@ -155,6 +164,62 @@ CASES = {
 def test_fence_history(name):
     steps, expected = CASES[name]
     assert run(steps) == expected
+
+
+# With a power switch (failover.power_fence): an old server that does not answer its fence is
+# powered off before the new one is promoted, so it cannot wake up writable beside it.
+POWER_CASES = {
+    "a frozen server is powered off after 0.2 s, and the promotion waits for that": (
+        [(0.0, ("moved", S, P)), (WAITED, ("tick",)), (0.21, ("powered", P)), (1.0, ("fail", P, True))],
+        [fence(0.0), power_off(WAITED), (0.21, "power_fenced", P), promote(0.21),
+         (1.0, "fence_failed", P), fence(1.0)],
+    ),
+    "a dead database fails its fence at once: no power-off is needed": (
+        [(0.0, ("moved", S, P)), (0.002, ("fail", P, True)), (WAITED, ("tick",))],
+        [fence(0.0), (0.002, "fence_failed", P), fence(0.002, delay=0.998), promote(0.002)],
+    ),
+    "a fence that answers while the power-off runs promotes at once; the power result then does nothing": (
+        [(0.0, ("moved", S, P)), (WAITED, ("tick",)), (0.22, ("ok", P, True)), (0.23, ("powered", P))],
+        [fence(0.0), power_off(WAITED), (0.22, "db_read_only", P), promote(0.22), (0.23, "power_fenced", P)],
+    ),
+    "a fence that fails while the power-off runs does not promote: only a power-off or a fence that landed": (
+        [(0.0, ("moved", S, P)), (WAITED, ("tick",)), (0.25, ("fail", P, True)), (0.26, ("powered", P))],
+        [fence(0.0), power_off(WAITED), (0.25, "fence_failed", P), fence(0.25, delay=0.75),
+         (0.26, "power_fenced", P), promote(0.26)],
+    ),
+    "a power switch that fails: promoted unfenced, and said so": (
+        [(0.0, ("moved", S, P)), (WAITED, ("tick",)), (0.21, ("unpowered", P))],
+        [fence(0.0), power_off(WAITED), (0.21, "power_fence_failed", P), (0.21, "promoted_unfenced", S),
+         promote(0.21)],
+    ),
+    "a power switch that does not answer: promoted unfenced after its time-out": (
+        [(0.0, ("moved", S, P)), (WAITED, ("tick",)), (0.5, ("tick",)),
+         (WAITED + POWER_TIMEOUT_S, ("tick",))],
+        [fence(0.0), power_off(WAITED), (WAITED + POWER_TIMEOUT_S, "promoted_unfenced", S),
+         promote(WAITED + POWER_TIMEOUT_S)],
+    ),
+    "a newer move while the power-off runs: the old promotion never happens": (
+        [(0.0, ("moved", S, P)), (WAITED, ("tick",)), (0.21, ("moved", P, S)), (0.215, ("ok", S, True)),
+         (0.22, ("powered", P))],
+        [fence(0.0), power_off(WAITED), fence(0.21, S), (0.215, "db_read_only", S), promote(0.215, P),
+         (0.22, "power_fenced", P)],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", POWER_CASES)
+def test_fence_history_with_a_power_switch(name):
+    steps, expected = POWER_CASES[name]
+    assert run(steps, power=True) == expected
+
+
+def test_the_reason_a_promotion_went_ahead_unfenced_is_in_its_event():
+    policy = FencePolicy(power=True)
+    policy.vip_moved(S, P, 0.0)
+    (power,) = policy.tick(WAITED).actions
+    plan = policy.result(power, False, "connection refused", 0.21)
+    assert plan.events[1] == ("promoted_unfenced", {"server": S, "unfenced": P, "waited_ms": 210.0,
+                                                    "reason": "power fence failed: connection refused"})
 
 
 def test_a_failed_attempt_is_logged_with_its_mode_generation_and_error():

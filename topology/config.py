@@ -141,6 +141,10 @@ class FailoverConfig:
     # fast-failover group, one bucket per server in the controller's order), before the
     # controller hears of it; the controller then records the move and agrees with it.
     switch_failover: bool = True
+    # sdn only: an old server whose database does not answer its fence (frozen, say) is powered
+    # off by the testbed's power switch (its database and web server killed) before the new one
+    # is made writable, so that two databases are never writable at once (STONITH).
+    power_fence: bool = True
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ class RunningTestbed(Protocol):
 
     def start_web(self, server: str, wait: bool = True) -> None: ...
 
+    def record(self, kind: str, **fields: object) -> float: ...
+
 
 class Faults:
     """The faults of one running testbed, and the state they left."""
@@ -70,6 +72,14 @@ class Faults:
         self.hung.add(server)
         for name in (self.testbed.webs[server].name, self.testbed.databases[server].name):
             self.runner.signal(name, signal.SIGSTOP)
+
+    def power_off(self, server: str) -> str | None:
+        """The power switch's act (services/power_switch.py): `server`'s database and web server
+        killed, as a power cut would; `recover` starts them again. None: done."""
+        self.testbed.record("power_off", server=server)
+        for name in (self.testbed.databases[server].name, self.testbed.webs[server].name):
+            self.runner.signal(name, signal.SIGKILL)  # a frozen process dies too
+        return None
 
     def resume(self, server: str) -> None:
         self.hung.discard(server)

@@ -95,6 +95,8 @@ class Sdn(Mechanism):
     decider = "controller"
 
     def before_network(self) -> None:
+        if self.testbed.config.failover.power_fence:
+            self.testbed.start_power_switch()  # before the controller, which may need it at once
         self.start_controller(wait_for_vip=False)
 
     def after_network(self) -> None:

@@ -91,8 +91,11 @@ def primary_hang(testbed: Testbed) -> None:
     """The primary freezes (SIGSTOP) for 3 s, then resumes: it must get no client traffic after.
 
     A frozen server accepts connections but answers nothing, so only probe time-outs tell
-    (`probe.timeout_fall` of them in a row). When it wakes up, the flows are the fence: the
-    VIP stays on the secondary, and the controller sets the old primary's database read-only.
+    (`probe.timeout_fall` of them in a row). Its frozen database cannot be set read-only, so
+    with `failover.power_fence` the controller has the testbed's power switch kill it (and its
+    web server) before the secondary is made writable; without, the secondary is promoted
+    unfenced and the old database is set read-only the moment it wakes. Either way the flows
+    keep the clients off it: the VIP stays on the secondary.
     """
     primary = testbed.config.servers[0].name
     testbed.faults.hang(primary)

@@ -30,6 +30,7 @@ from experiments.testbed.progress import Progress
 from experiments.testbed.registry import earlier_run_alive, register, unregister
 from experiments.testbed.runlock import RunLock
 from services.mariadb import MariaDB
+from services.power_switch import POWER_SOCKET, PowerSwitch
 from services.runner import ProcessRunner, RunState, StartupError, signals_held
 from services.secrets import RunSecrets
 from services.web import PROJECT_ROOT, WebService
@@ -62,6 +63,7 @@ class Testbed:
         self.control: ControllerClient | None = None
         self.registry_entry: Path | None = None
         self.mechanism: Mechanism | None = None
+        self.power_switch: PowerSwitch | None = None  # with failover.power_fence, under the controller
 
     def _prepare(self) -> None:
         """The trial folder, its state file, the socket folder and the parts' objects."""
@@ -163,6 +165,9 @@ class Testbed:
         # lost (a `--trials N` run went on with its next trial): held, and raised once it is done;
         # held in the clean-up's own commands too (they start no daemon).
         with signals_held(in_children=True):
+            if self.power_switch is not None:  # no power cut while the parts are being stopped
+                self.power_switch.stop()
+                self.power_switch = None
             if self.runner is not None:
                 self.runner.stop_all()
             if self.net is not None:
@@ -186,6 +191,13 @@ class Testbed:
                 unregister(self.registry_entry)  # nothing of this run is left
 
     # -- the parts, in start order ------------------------------------------------------
+
+    def start_power_switch(self) -> None:
+        """The testbed's power switch, in the socket folder: the controller powers a server off
+        with it when it cannot fence its database (services/power_switch.py)."""
+        self.power_switch = PowerSwitch(self.socket_dir / POWER_SOCKET, set(self.databases),
+                                        self.faults.power_off)
+        self.power_switch.start()
 
     @property
     def probe_socket(self) -> Path:
