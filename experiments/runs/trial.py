@@ -127,25 +127,7 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
     untrusted: list[str] = []  # why the trial's figures cannot be trusted (a dead part, a short load)
     try:
         with Testbed(config, trial_dir, progress) as testbed:
-            semi_sync = config.database.replication == "semi-sync"
-            monitor = ReplicationMonitor(testbed.databases, testbed.mechanism.active_server,
-                                         trial_dir / files.REPLICATION, semi_sync)
-            monitor.start()
-            writers = ReadOnlySampler(testbed.databases, trial_dir / files.READ_ONLY)
-            writers.start()
-            watch = ControllerWatch(trial_dir / files.CONTROLLER_EVENTS, progress) if progress else None
-            if watch is not None:
-                watch.start()
-            try:
-                fault_at = drive.run(testbed)
-            finally:
-                if watch is not None:
-                    watch.stop()
-                writers.stop()
-                monitor.stop()
-                for at, server in monitor.fallbacks:
-                    testbed.record("semi_sync_fell_back", server=server, detail=f"at {at:.6f}")
-            data["semi_sync_fell_back"] = len(monitor.fallbacks) if semi_sync else None
+            fault_at = drive_sampled(testbed, drive, data, progress)
             records = read_requests(requests) if requests.exists() else None  # read once, used thrice
             untrusted += trust_problems(testbed, data, records)
             active_at_end = active_from_log(trial_dir / files.CONTROLLER_EVENTS, active_at_end)
@@ -172,6 +154,33 @@ def run_trial(config: TestbedConfig, scenario: str, trial_dir: Path, drive: Driv
     if untrusted:
         raise TrialFailed(f"{untrusted[0]}; results kept in {trial_dir}")
     return summary
+
+
+def drive_sampled(
+    testbed: Testbed, drive: Drive, data: dict[str, Any], progress: Progress | None
+) -> float | None:
+    """Run the drive (load and fault) while replication and each database's read_only are
+    sampled (and, with `progress`, the controller's phases printed); returns the fault's time."""
+    config, trial_dir = testbed.config, testbed.dir
+    semi_sync = config.database.replication == "semi-sync"
+    monitor = ReplicationMonitor(testbed.databases, testbed.mechanism.active_server,
+                                 trial_dir / files.REPLICATION, semi_sync)
+    monitor.start()
+    writers = ReadOnlySampler(testbed.databases, trial_dir / files.READ_ONLY)
+    writers.start()
+    watch = ControllerWatch(trial_dir / files.CONTROLLER_EVENTS, progress) if progress else None
+    if watch is not None:
+        watch.start()
+    try:
+        return drive.run(testbed)
+    finally:
+        if watch is not None:
+            watch.stop()
+        writers.stop()
+        monitor.stop()
+        for at, server in monitor.fallbacks:
+            testbed.record("semi_sync_fell_back", server=server, detail=f"at {at:.6f}")
+        data["semi_sync_fell_back"] = len(monitor.fallbacks) if semi_sync else None
 
 
 def trust_problems(testbed: Testbed, data: dict[str, Any], records: list[RequestRecord] | None) -> list[str]:

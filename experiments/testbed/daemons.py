@@ -18,6 +18,7 @@ from pathlib import Path
 from experiments.load.loadgen import request_count
 from experiments.results import files
 from experiments.results.records import read_events
+from services.runner import ManagedProcess
 from topology.config import TestbedConfig
 
 
@@ -114,6 +115,21 @@ class LoadGenerator:
         if self.rate_file is not None:
             command += ["--rate-file", str(self.rate_file)]
         return command
+
+    def problem(self, process: ManagedProcess, recorded: int | None) -> str | None:
+        """What went wrong with the load, if anything: the generator (`process`, its record in
+        the runner) failed, or recorded (`recorded` rows in its file, None for no file) fewer
+        requests than it planned (a short load would hide requests the failover lost, and
+        writes the ledger never sees)."""
+        code = process.popen.poll()
+        if code != 0:
+            how = "is still running" if code is None else f"exited with code {code}"
+            return f"the load generator {how} (logs/{self.name}.log: {process.log_tail(3) or 'no output'})"
+        if recorded is None:
+            return f"the load generator left no {self.out.name}"
+        if self.planned is not None and recorded != self.planned:
+            return f"the load generator recorded {recorded} of the {self.planned} requests it planned"
+        return None
 
     @property
     def planned(self) -> int | None:

@@ -29,6 +29,7 @@ from experiments.testbed.daemons import ControllerDaemon, FollowerDaemon, Prober
 from experiments.testbed.ovs import ofctl, vip_flow_cookies
 from services.haproxy import BACKEND, HAProxy, chosen_server, server_states, stuck_server
 from services.keepalived import Keepalived
+from services.power_switch import POWER_SOCKET, PowerSwitch
 from services.runner import StartupError
 from services.secrets import RunSecrets
 from services.web import PROJECT_ROOT
@@ -95,8 +96,13 @@ class Sdn(Mechanism):
     decider = "controller"
 
     def before_network(self) -> None:
-        if self.testbed.config.failover.power_fence:
-            self.testbed.start_power_switch()  # before the controller, which may need it at once
+        testbed = self.testbed
+        if testbed.config.failover.power_fence:
+            # The power switch, before the controller, which may need it at once: it powers a
+            # server off when it cannot fence its database (services/power_switch.py).
+            testbed.power_switch = PowerSwitch(testbed.socket_dir / POWER_SOCKET, set(testbed.databases),
+                                               testbed.faults.power_off)
+            testbed.power_switch.start()  # Testbed.stop stops it
         self.start_controller(wait_for_vip=False)
 
     def after_network(self) -> None:

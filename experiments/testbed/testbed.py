@@ -30,7 +30,7 @@ from experiments.testbed.progress import Progress
 from experiments.testbed.registry import earlier_run_alive, register, unregister
 from experiments.testbed.runlock import RunLock
 from services.mariadb import MariaDB
-from services.power_switch import POWER_SOCKET, PowerSwitch
+from services.power_switch import PowerSwitch
 from services.runner import ProcessRunner, RunState, StartupError, signals_held
 from services.secrets import RunSecrets
 from services.web import PROJECT_ROOT, WebService
@@ -192,13 +192,6 @@ class Testbed:
 
     # -- the parts, in start order ------------------------------------------------------
 
-    def start_power_switch(self) -> None:
-        """The testbed's power switch, in the socket folder: the controller powers a server off
-        with it when it cannot fence its database (services/power_switch.py)."""
-        self.power_switch = PowerSwitch(self.socket_dir / POWER_SOCKET, set(self.databases),
-                                        self.faults.power_off)
-        self.power_switch.start()
-
     @property
     def probe_socket(self) -> Path:
         return self.socket_dir / files.PROBE_SOCKET
@@ -281,23 +274,9 @@ class Testbed:
         )
 
     def load_problem(self, recorded: int | None) -> str | None:
-        """What went wrong with the load, if anything: a load generator that failed, or that
-        recorded (`recorded` rows in its file, None for no file) fewer requests than it planned
-        (a short load would hide requests the failover lost, and writes the ledger never
-        sees). None without a load."""
+        """What went wrong with this trial's load (`LoadGenerator.problem`); None without a load."""
         load = self._load
-        if load is None:
-            return None
-        process = self.runner.processes[load.name]
-        code = process.popen.poll()
-        if code != 0:
-            how = "is still running" if code is None else f"exited with code {code}"
-            return f"the load generator {how} (logs/{load.name}.log: {process.log_tail(3) or 'no output'})"
-        if recorded is None:
-            return f"the load generator left no {load.out.name}"
-        if load.planned is not None and recorded != load.planned:
-            return f"the load generator recorded {recorded} of the {load.planned} requests it planned"
-        return None
+        return None if load is None else load.problem(self.runner.processes[load.name], recorded)
 
     def record(self, kind: str, **fields: object) -> float:
         """Write an experiment event (a fault, a phase) to the trial's event log; returns its time."""
