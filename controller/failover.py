@@ -135,6 +135,66 @@ class ServerState:
         return self.gtid_seen[-1][1] if self.gtid_seen else None
 
 
+@dataclass(frozen=True)
+class ProbeRules:
+    """When one server counts as down or up from its own probe results (the module docstring's
+    first rule); each method updates the server's counts and says what it decided, if anything."""
+
+    fall: int
+    rise: int
+    timeout_fall: int
+    # A hang seen sooner (0: off): `hang_fall` time-outs in a row suffice for a server whose
+    # last passed probes all answered within `fast_answer_ms` (see `hung`).
+    hang_fall: int = 0
+    fast_answer_ms: float | None = None
+
+    def passed(self, state: ServerState, now: float, gtid: str | None, replication: str | None,
+               replication_error: str, latency_ms: float | None) -> Decision | None:
+        if gtid is not None:
+            state.gtid_seen = [*state.gtid_seen[-(GTID_HISTORY - 1):], (now, gtid)]
+        if replication is not None:
+            state.replication, state.replication_error = replication, replication_error
+        if latency_ms is not None:
+            state.answered_ms = [*state.answered_ms[-(ANSWER_HISTORY - 1):], latency_ms]
+        state.failures = state.definite_failures = 0
+        state.successes += 1
+        if not state.up and state.successes >= self.rise:
+            state.up = True
+            return Decision(SERVER_UP, state.name, f"{self.rise} probes in a row passed")
+        return None
+
+    def failed(self, state: ServerState, detail: str, timed_out: bool, confirming: str) -> Decision | None:
+        state.successes = 0
+        state.failures += 1
+        if not timed_out:
+            state.definite_failures += 1
+        if not state.up:
+            return None
+        why = f" ({detail})" if detail else ""
+        if confirming and not timed_out:
+            # A suspicion (a reset seen by the switch, the server's own word) confirmed by a
+            # probe that failed for certain: one round trip, not `fall` probe intervals.
+            reason = f"a probe confirmed {confirming}{why}"
+        elif state.definite_failures >= self.fall:
+            reason = f"{self.fall} probes in a row failed{why}"
+        elif state.failures >= self.timeout_fall:
+            reason = f"{self.timeout_fall} probes in a row failed or timed out"
+        elif self.hung(state):
+            reason = (f"{state.failures} probes in a row timed out after answering within "
+                      f"{self.fast_answer_ms:g} ms: hung")
+        else:
+            return None
+        state.up = False
+        return Decision(SERVER_DOWN, state.name, reason)
+
+    def hung(self, state: ServerState) -> bool:
+        """A server that answered quickly, every time, and then answers nothing `hang_fall` times
+        in a row is frozen, not busy: a busy one slows down before it stops answering in time."""
+        return (self.hang_fall > 0 and self.fast_answer_ms is not None and state.failures >= self.hang_fall
+                and state.definite_failures == 0 and len(state.answered_ms) == ANSWER_HISTORY
+                and max(state.answered_ms) <= self.fast_answer_ms)
+
+
 class FailoverMachine:
     """Decides which server holds the virtual IP."""
 
@@ -155,13 +215,7 @@ class FailoverMachine:
             raise ValueError("at least one server is needed")
         self.order = list(servers)
         self.servers = {name: ServerState(name) for name in servers}
-        self.fall = fall
-        self.timeout_fall = timeout_fall or fall
-        # A hang seen sooner (0: off): `hang_fall` time-outs in a row suffice for a server whose
-        # last passed probes all answered within `fast_answer_ms` (see `_hung`).
-        self.hang_fall = hang_fall
-        self.fast_answer_ms = fast_answer_ms
-        self.rise = rise
+        self.rules = ProbeRules(fall, rise, timeout_fall or fall, hang_fall, fast_answer_ms)
         self.failback = failback
         self.hold_down_s = hold_down_s
         self.active = active or self.order[0]
@@ -220,48 +274,14 @@ class FailoverMachine:
             self.back_at = now  # the others' silence counts from here, as at the first result
             decisions.append(Decision(PROBER_BACK, None, "probe results arrive again"))
         if ok and state.port_up:
-            if gtid is not None:
-                state.gtid_seen = [*state.gtid_seen[-(GTID_HISTORY - 1):], (now, gtid)]
-            if replication is not None:
-                state.replication, state.replication_error = replication, replication_error
-            if latency_ms is not None:
-                state.answered_ms = [*state.answered_ms[-(ANSWER_HISTORY - 1):], latency_ms]
-            state.failures = state.definite_failures = 0
-            state.successes += 1
-            if not state.up and state.successes >= self.rise:
-                state.up = True
-                decisions.append(Decision(SERVER_UP, server, f"{self.rise} probes in a row passed"))
+            decided = self.rules.passed(state, now, gtid, replication, replication_error, latency_ms)
         elif not ok:
-            state.successes = 0
-            state.failures += 1
-            if not timed_out:
-                state.definite_failures += 1
-            if state.up and confirming and not timed_out:
-                # A suspicion (a reset seen by the switch, the server's own word) confirmed by a
-                # probe that failed for certain: one round trip, not `fall` probe intervals.
-                state.up = False
-                decisions.append(Decision(SERVER_DOWN, server, f"a probe confirmed {confirming}"
-                                          + (f" ({detail})" if detail else "")))
-            elif state.up and state.definite_failures >= self.fall:
-                state.up = False
-                reason = f"{self.fall} probes in a row failed" + (f" ({detail})" if detail else "")
-                decisions.append(Decision(SERVER_DOWN, server, reason))
-            elif state.up and state.failures >= self.timeout_fall:
-                state.up = False
-                decisions.append(Decision(SERVER_DOWN, server, f"{self.timeout_fall} probes in a row failed "
-                                          "or timed out"))
-            elif state.up and self._hung(state):
-                state.up = False
-                decisions.append(Decision(SERVER_DOWN, server, f"{state.failures} probes in a row timed out "
-                                          f"after answering within {self.fast_answer_ms:g} ms: hung"))
+            decided = self.rules.failed(state, detail, timed_out, confirming)
+        else:
+            decided = None  # a probe that passed through a port the switch says is down
+        if decided is not None:
+            decisions.append(decided)
         return decisions + self._place_vip(now)
-
-    def _hung(self, state: ServerState) -> bool:
-        """A server that answered quickly, every time, and then answers nothing `hang_fall` times
-        in a row is frozen, not busy: a busy one slows down before it stops answering in time."""
-        return (self.hang_fall > 0 and self.fast_answer_ms is not None and state.failures >= self.hang_fall
-                and state.definite_failures == 0 and len(state.answered_ms) == ANSWER_HISTORY
-                and max(state.answered_ms) <= self.fast_answer_ms)
 
     def tick(self, now: float) -> list[Decision]:
         """Time passed: mark down each server whose probe results stopped for longer than the
@@ -334,8 +354,8 @@ class FailoverMachine:
             state.successes = 0
             if state.up:
                 state.up = False
-                state.failures = max(state.failures, self.timeout_fall)
-                state.definite_failures = max(state.definite_failures, self.fall)
+                state.failures = max(state.failures, self.rules.timeout_fall)
+                state.definite_failures = max(state.definite_failures, self.rules.fall)
                 decisions.append(Decision(SERVER_DOWN, server, "switch port went down"))
         return decisions + self._place_vip(now)
 
@@ -400,12 +420,9 @@ class FailoverMachine:
         saying so (`promoted_lagging`): a service that is up on a lagging database beats none."""
         lag = {name: self._lag(name) for name in up}
         fit = [name for name in up if lag[name] is None]
-        target = fit[0] if fit else up[0]
-        failed = self.active
+        target, failed = (fit[0] if fit else up[0]), self.active
         decisions = [self._move(target, now, reason)]
-        if lag[target] is not None:
-            decisions.append(Decision(PROMOTED_LAGGING, target, lag[target], failed))
-        return decisions
+        return decisions + ([Decision(PROMOTED_LAGGING, target, lag[target], failed)] if lag[target] else [])
 
     def _lag(self, server: str) -> str | None:
         """Why `server`'s database is not fit to take over from the active one (its replication
