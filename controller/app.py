@@ -46,12 +46,12 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controller import flows
 from controller.eventlog import EVENT_LOG, EventLog
-from controller.failover import VIP_INSTALLED, VIP_MOVED, Decision, FailoverMachine, silence_budget_s
+from controller.failover import VIP_INSTALLED, VIP_MOVED, Decision, machine_for
 from controller.fence_policy import FenceAction, FencePlan, FencePolicy
 from controller.fencing import DatabaseFence
 from controller.probe_intake import ProbeIntake, ProbeReceiver, keep_running, parse_report
 from controller.prober import WAKE_SOCKET
-from controller.status import StatusServer, command_reply, prober_status, server_status
+from controller.status import StatusServer, command_reply, prober_status, status_body
 from services.power_switch import POWER_SOCKET
 from services.prober_words import WordSender
 from topology.config import TestbedConfig
@@ -152,18 +152,7 @@ class FailoverController(app_manager.OSKenApp):
         run_dir = Path(self.CONF.testbed_run_dir)
         self.config = TestbedConfig.from_dict(json.loads(Path(self.CONF.testbed_config).read_text()))
         self.event_log = EventLog(run_dir / EVENT_LOG)
-        self.machine = FailoverMachine(
-            [plan.name for plan in self.config.server_plans],
-            fall=self.config.probe.fall,
-            timeout_fall=self.config.probe.timeout_fall,
-            rise=self.config.probe.rise,
-            failback=self.config.failover.failback,
-            hold_down_s=self.config.failover.hold_down_s,
-            silence_budget_s=silence_budget_s(
-                self.config.probe.interval_s, self.config.probe.timeout_s, self.config.probe.timeout_fall),
-            hang_fall=self.config.probe.hang_fall,
-            fast_answer_ms=self.config.probe.timeout_s * 1000 / 3,
-        )
+        self.machine = machine_for(self.config)
         # The machine's clock: monotonic, for a step of the wall clock must not look like a
         # silence of the probes (the event log keeps wall-clock times). A test may set it.
         self.clock = time.monotonic
@@ -183,7 +172,7 @@ class FailoverController(app_manager.OSKenApp):
         self.last_probe: dict[str, EventProbeResult] = {}
         # The prober's wake socket: a reset seen from a server's web port is a word to it.
         self.server_by_ip = {plan.ip: plan.name for plan in self.config.server_plans}
-        self.words = WordSender(str(Path(self.CONF.testbed_socket_dir or ".") / WAKE_SOCKET), WORD_GAP_S)
+        self.words = WordSender(str(socket_dir / WAKE_SOCKET), WORD_GAP_S)
 
     def start(self) -> None:
         super().start()
@@ -351,17 +340,9 @@ class FailoverController(app_manager.OSKenApp):
 
     def status(self) -> dict[str, Any]:
         """Who holds the VIP and what each server's state rests on (controller/status.py)."""
-        now = self.clock()
-        return {
-            "active": self.machine.active,
-            "vip": self.config.network.vip,
-            "failback": self.machine.failback,
-            "servers": {name: server_status(self.machine, name, self.last_probe.get(name), now)
-                        for name in self.machine.servers},
-            "prober": prober_status(self.machine, now, self.intake.prober_pid, self.loop_alive),
-            "probes_dropped": self.intake.counts(),
-            "recent_events": list(self.event_log.recent),
-        }
+        return status_body(self.machine, self.config.network.vip, self.last_probe, self.clock(),
+                           prober_status(self.machine, self.clock(), self.intake.prober_pid, self.loop_alive),
+                           self.intake.counts(), list(self.event_log.recent))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def error_handler(self, ev) -> None:

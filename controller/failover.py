@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 
 from services.gtid import caught_up, missing
 from services.mariadb import BROKEN, STOPPED
+from topology.config import TestbedConfig
 
 
 @dataclass(frozen=True)
@@ -443,3 +444,21 @@ class FailoverMachine:
         self.last_move = now
         self.reported_no_server = False
         return Decision(VIP_MOVED, target, reason, previous)
+
+
+def machine_for(config: TestbedConfig) -> FailoverMachine:
+    """The machine of a testbed's config: its servers in priority order, its probe rules and
+    failback policy, and the silence budget those rules imply."""
+    probe, failover = config.probe, config.failover
+    return FailoverMachine(
+        [plan.name for plan in config.server_plans],
+        fall=probe.fall,
+        timeout_fall=probe.timeout_fall,
+        rise=probe.rise,
+        failback=failover.failback,
+        hold_down_s=failover.hold_down_s,
+        silence_budget_s=silence_budget_s(probe.interval_s, probe.timeout_s, probe.timeout_fall),
+        hang_fall=probe.hang_fall,
+        # A server whose passed probes all took under a third of the time-out answers fast.
+        fast_answer_ms=probe.timeout_s * 1000 / 3,
+    )

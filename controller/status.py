@@ -64,6 +64,24 @@ def server_status(machine: FailoverMachine, name: str, probe: Any, now: float) -
     }
 
 
+def status_body(machine: FailoverMachine, vip: str, last_probe: Mapping[str, Any], now: float,
+                prober: dict[str, Any], dropped: Mapping[str, int], recent_events: list[dict[str, Any]],
+                ) -> dict[str, Any]:
+    """The whole of /status: who holds the VIP, each server's entry (`last_probe`: its last
+    EventProbeResult by name), the prober's (`prober_status`), the datagrams dropped by reason,
+    and the last events."""
+    return {
+        "active": machine.active,
+        "vip": vip,
+        "failback": machine.failback,
+        "servers": {name: server_status(machine, name, last_probe.get(name), now)
+                    for name in machine.servers},
+        "prober": prober,
+        "probes_dropped": dict(dropped),
+        "recent_events": recent_events,
+    }
+
+
 def prober_status(machine: FailoverMachine, now: float, pid: int | None,
                   loop_alive: Mapping[str, bool]) -> dict[str, Any]:
     """/status's `prober`: whether probe results arrive (`silent`: none within the budget, or
