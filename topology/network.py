@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 CPU_PERIOD_US = 10_000  # the CFS period of a CPU-limited host
 
 
-def _project_controller() -> type:
+def project_controller() -> type:
     from mininet.node import RemoteController
 
     class ProjectController(RemoteController):
@@ -70,7 +70,7 @@ def build_network(config: TestbedConfig) -> Mininet:
     sdn = config.failover.mechanism == "sdn"
     if sdn:
         net.addController(
-            _project_controller()("c0", ip="127.0.0.1", port=config.network.controller_port)
+            project_controller()("c0", ip="127.0.0.1", port=config.network.controller_port)
         )
     switch = net.addSwitch(
         config.network.switch,

@@ -41,10 +41,7 @@ class ControllerDaemon:
                 "--prober-pid-file", str(self.prober_pid_file)]
 
     def ports_in_use(self) -> list[int]:
-        """The controller's ports that something already listens on (an earlier run's
-        controller left running, say): its readiness check would be answered by a stranger."""
-        ports = (self.config.network.controller_port, self.config.network.status_port)
-        return [port for port in ports if _listening("127.0.0.1", port)]
+        return controller_ports_in_use(self.config)
 
     @property
     def readiness(self) -> str:
@@ -141,6 +138,13 @@ class LoadGenerator:
     def longest_s(self) -> float:
         """How long it can take at most: the load, the last request's time-out, and a margin."""
         return self.config.load.duration_s + self.config.load.timeout_s + 30
+
+
+def controller_ports_in_use(config: TestbedConfig) -> list[int]:
+    """The controller's ports that something already listens on (an earlier run's controller
+    left running, say): its readiness check would be answered by a stranger."""
+    ports = (config.network.controller_port, config.network.status_port)
+    return [port for port in ports if _listening("127.0.0.1", port)]
 
 
 def _listening(host: str, port: int) -> bool:
