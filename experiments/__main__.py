@@ -34,7 +34,7 @@ GROUPS = (run, bench, chaos, demo, exec_, controller, results, clean)  # in the 
 def build_parsers() -> tuple[Parser, dict[str, Parser]]:
     """The top parser, and each command's own parser by name."""
     parser = Parser(
-        prog="python -m experiments",
+        prog="sdn-ha",
         description="SDN high-availability testbed: run failover experiments and record what users saw.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -244,7 +244,7 @@ def test_a_cpu_limited_server_named_like_an_existing_cgroup_is_refused(
     assert one_error_line(capsys) == (
         f"error: config servers[1].name: the cgroup {shown} exists, and Mininet deletes the cgroup "
         "named like a server with cpu < 1 when the run ends; rename the server, or, if an earlier run "
-        f"left it, `python -m experiments clean` or `sudo rmdir {shown}` removes it"
+        f"left it, `sdn-ha clean` or `sudo rmdir {shown}` removes it"
     )
     assert all((machine_cgroups / place).is_dir() for place in found)  # nothing touched them
 
@@ -336,7 +336,7 @@ def test_a_demo_script_with_a_number_that_is_not_finite_is_refused(
 
 def test_wrong_option_points_at_its_commands_help(no_machine, capsys):
     assert main(["run", "baseline", "--bogus"]) == USAGE_ERROR
-    assert "see `python -m experiments run --help`" in one_error_line(capsys)
+    assert "see `sdn-ha run --help`" in one_error_line(capsys)
 
 
 def test_machine_problem_is_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys):
@@ -398,7 +398,7 @@ def test_list_prints_every_scenario():
 def test_help_exits_0(command):
     result = cli(*command, "--help")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("usage: python -m experiments")
+    assert result.stdout.startswith("usage: sdn-ha")
 
 
 @pytest.mark.parametrize(

@@ -164,7 +164,7 @@ def check_cgroups(config: TestbedConfig, root: Path) -> None:
                 f"servers[{i}].name",
                 f"the cgroup {found} exists, and Mininet deletes the cgroup named like a server with "
                 "cpu < 1 when the run ends; rename the server, or, if an earlier run left it, "
-                f"`python -m experiments clean` or `sudo rmdir {found}` removes it",
+                f"`sdn-ha clean` or `sudo rmdir {found}` removes it",
             )
 
 
@@ -297,5 +297,5 @@ def report_written(run_dir: Path) -> bool:
             return False
     except KeyboardInterrupt:
         print(f"interrupted while writing the report; the results are kept in {run_dir}: "
-              f"`python -m experiments report {run_dir}` writes it", file=sys.stderr)
+              f"`sdn-ha report {run_dir}` writes it", file=sys.stderr)
         raise

@@ -329,6 +329,6 @@ def remove_cgroups(names: list[str]) -> list[str]:
         try:
             _remove_cgroup(name, dry_run=False)
         except CleanError as exc:
-            print(f"warning: {exc}; `python -m experiments clean` removes it later", file=sys.stderr)
+            print(f"warning: {exc}; `sdn-ha clean` removes it later", file=sys.stderr)
             kept.append(name)
     return kept

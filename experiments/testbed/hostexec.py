@@ -46,7 +46,7 @@ def running_testbed(results_root: Path) -> tuple[Path, dict[str, Any]]:
             running.append((path.stat().st_mtime, path, data))
     if not running:
         raise ExecError(f"no testbed is running (looked under {results_root}/): start one with "
-                        "`make demo` or `python -m experiments run ...`, or give --results DIR")
+                        "`make demo` or `sdn-ha run ...`, or give --results DIR")
     _, path, data = max(running, key=lambda found: found[0])
     return path, data
 
