@@ -373,6 +373,10 @@ class FailoverController(app_manager.OSKenApp):
                     dp.send_msg(flows.vip_group(dp, self.config, server, add=decision.kind == VIP_INSTALLED))
                 dp.send_msg(flows.vip_flow(dp, self.config, server))
                 dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
+                # os-ken queues the messages, and its send loop writes them when this handler
+                # yields: yield now, so that they leave before the fence's attempt starts (its
+                # thread's start runs it up to its first wait: a query to the old database).
+                hub.sleep(0)
             # After the flow: the fence's attempts run in the background and never delay it.
             self.apply_fence(self.fence_policy.decided(decision, time.monotonic()))
             self.event_log.write(decision.kind, **decision.event_fields())
