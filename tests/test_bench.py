@@ -89,3 +89,23 @@ def test_the_long_runs_without_a_fault_are_targets_too(baseline, expected):
 ])
 def test_the_throughput_ratio_is_the_median_of_each_rounds_ratio(through_vip, direct, expected):
     assert paired_ratio(through_vip, direct) == expected
+
+
+def test_each_scenario_runs_with_what_it_needs(tmp_path, monkeypatch):
+    """failback needs failback "auto": the bench gives it, as `run` does; the others run as set up."""
+    from experiments.runs import bench
+    from topology.config import TestbedConfig
+
+    ran: dict[str, tuple[str, float]] = {}
+
+    def run_experiment(config, scenario, folder, trials, progress):
+        ran[scenario.name] = (config.failover.failback, config.failover.hold_down_s)
+        return folder, {"per_trial": []}
+
+    monkeypatch.setattr(bench, "run_experiment", run_experiment)
+    monkeypatch.setattr(bench, "measure_throughput", lambda config, folder: {})
+    monkeypatch.setattr(bench, "check_targets", lambda results: [])
+    monkeypatch.setattr(bench, "bench_table", lambda results: "")
+    bench.run_bench(TestbedConfig(), 1, 500, tmp_path, scenarios=("failback", "web-crash"),
+                    progress=lambda s: None)
+    assert ran == {"failback": ("auto", 1.0), "web-crash": ("never", 2.0)}

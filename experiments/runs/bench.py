@@ -140,7 +140,10 @@ def run_bench(
     results: dict[str, Any] = {"rate": rate, "trials": trials, "scenarios": {}, "baselines": []}
     for name in scenarios:
         progress(f"bench: {name}, {trials} trial(s) at {rate:g} req/s")
-        run_dir, summary = run_experiment(config, SCENARIOS[name], folder, trials, progress)
+        scenario = SCENARIOS[name]
+        # What the scenario needs (failback "auto" for failback), as `run` gives it.
+        needs = config.with_overrides(scenario.overrides) if scenario.overrides else config
+        run_dir, summary = run_experiment(needs, scenario, folder, trials, progress)
         results["scenarios"][name] = {"run_dir": str(run_dir), **gap_figures(summary, trials, BENCH_KEYS),
                                       "failover_stages_ms": summary.get("failover_stages_ms")}
         write_json(folder / files.BENCH_JSON, results)  # kept as it grows
