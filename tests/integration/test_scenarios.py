@@ -34,10 +34,35 @@ def test_baseline_has_no_failover_and_no_failure(tmp_path):
     assert served_after(requests, 0) == {"primary"}
 
 
-@pytest.mark.parametrize("scenario", ["web-crash", "db-crash", "link-down"])
-def test_a_failing_primary_moves_the_vip_once(tmp_path, scenario):
-    summary, requests, events = run_scenario(scenario, tmp_path)
+# Each faster word of a failure alone (the others off), and the reason the primary was marked
+# down, which says the path was taken: a reset copied by the switch (probe.passive), the web
+# service's own word (probe.agent), a failed probe checked again at once (probe.recheck). A
+# link going down is the switch's port event, whatever the probes do.
+ONLY = {"passive": "[probe]\npassive = true\nagent = false\nrecheck = false\n",
+        "agent": "[probe]\npassive = false\nagent = true\nrecheck = false\n",
+        "recheck": "[probe]\npassive = false\nagent = false\nrecheck = true\n"}
+
+
+@pytest.mark.parametrize(("scenario", "path", "reason"), [
+    ("web-crash", "passive", "a probe confirmed a reset from its web port"),
+    ("web-crash", "recheck", "a probe confirmed a failed probe"),
+    ("db-crash", "agent", "a probe confirmed its web service lost its database"),
+    ("link-down", None, "switch port went down"),
+])
+def test_a_failing_primary_moves_the_vip_once_by_its_fastest_word(tmp_path, scenario, path, reason):
+    options = ()
+    if path is not None:
+        config = tmp_path / f"only-{path}.toml"
+        config.write_text(ONLY[path])
+        options = ("--config", str(config))
+    _, run_dir = run_cli(scenario, tmp_path / "out", "--duration", "8", "--fault-at", str(FAULT_AT), *options)
+    assert leftovers() == []
+    summary, requests, events = read_results(run_dir)
     assert moves(events) == ["secondary"]
+    down = [e for e in events if e["kind"] == "server_down" and e["server"] == "primary"]
+    assert reason in down[0]["detail"], down[0]
+    if path == "passive":  # the word came through the controller, from the switch's copy
+        assert any(e["kind"] == "suspected" and e["server"] == "primary" for e in events)
     fault = summary["fault_at"]
     assert served_after(requests, 0) - {"secondary"} == {"primary"}
     assert served_after(requests, fault + 1.0) == {"secondary"}
