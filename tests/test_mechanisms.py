@@ -276,7 +276,7 @@ def test_the_mechanisms_table_shows_every_cell_and_what_does_not_apply():
     assert "| vrrp defaults | 1.1 | 4.0 | 0 | 0 |" in table
 
 
-def test_a_resumed_bench_keeps_its_finished_cells_and_drops_the_one_it_stopped_in(tmp_path):
+def test_a_resumed_bench_keeps_every_cell_it_recorded_whole_or_not(tmp_path):
     from experiments.runs.mechanisms_bench import in_bench_order, resumed_results
 
     results = bench_results()
@@ -284,9 +284,29 @@ def test_a_resumed_bench_keeps_its_finished_cells_and_drops_the_one_it_stopped_i
                                        "scenarios": {"primary-crash": {"applies": True}}}
     (tmp_path / "bench-mechanisms.json").write_text(json.dumps(results))
     resumed = resumed_results(tmp_path, ("primary-crash", "controller-restart"))
-    assert list(resumed["cells"]) == ["sdn", "vrrp defaults"]
+    assert list(resumed["cells"]) == ["sdn", "vrrp defaults", "proxy tuned"]  # its other runs come next
     assert list(in_bench_order({"proxy tuned": {}, "vrrp defaults": {}, "sdn": {}})) == [
         "sdn", "vrrp defaults", "proxy tuned"]
+
+
+def test_a_run_a_stopped_bench_finished_is_found_and_one_it_stopped_in_is_not(tmp_path):
+    from experiments.runs.mechanisms_bench import finished_run
+
+    def run(name: str, stamp: str, summary: dict | None) -> Path:
+        folder = tmp_path / f"{name}-{stamp}"
+        (folder / "trial-01").mkdir(parents=True)
+        if summary is not None:
+            (folder / "summary.json").write_text(json.dumps(summary))
+        return folder
+
+    done = run("web-crash", "20261201-180512", {"scenario": "web-crash", "trials": 20, "failover_gap_ms": {}})
+    run("web-crash", "20261201-183845", None)  # stopped in its trials: no summary yet
+    run("db-crash", "20261201-181510", {"scenario": "db-crash", "trials": 5})  # fewer trials
+    baseline = run("baseline", "20261201-175440", {"scenario": "baseline"})  # one trial: no "trials"
+    assert finished_run(tmp_path, "web-crash", 20)[0] == done
+    assert finished_run(tmp_path, "db-crash", 20) is None
+    assert finished_run(tmp_path, "baseline", 1)[0] == baseline
+    assert finished_run(tmp_path, "flap", 20) is None
 
 
 @pytest.mark.parametrize("content", [None, "not json", "[1, 2]"])

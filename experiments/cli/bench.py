@@ -45,7 +45,8 @@ def add_commands(commands: Commands) -> None:
                        "(default: sdn vrrp:defaults vrrp:tuned proxy:defaults proxy:tuned)")
     bench.add_argument("--resume", type=Path, metavar="FOLDER", default=None,
                        help="mechanisms only: go on with the bench that stopped in FOLDER (its rate and "
-                       "trials), running the cells it lacks")
+                       "trials), running the runs it lacks; a run it finished before it stopped is "
+                       "taken from its folder (to run one again, move that run's folder away)")
     bench.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                        help="folder for the results (default: results/)")
     bench.set_defaults(handler=bench_command)

@@ -61,8 +61,8 @@ class ResumeError(ValueError):
 
 
 def resumed_results(folder: Path, scenarios: tuple[str, ...]) -> dict[str, Any]:
-    """The results a stopped bench left in `folder`, without the cell it stopped in (one
-    that lacks a scenario of `scenarios` or its no-fault run)."""
+    """The results a stopped bench left in `folder`: every cell it recorded, whole or not (the
+    runs a cell lacks are looked for on disk, then run: see `finished_run`)."""
     path = folder / files.BENCH_MECHANISMS_JSON
     try:
         results = json.loads(path.read_text())
@@ -70,10 +70,21 @@ def resumed_results(folder: Path, scenarios: tuple[str, ...]) -> dict[str, Any]:
         raise ResumeError(f"--resume {folder}: no bench results to continue there ({exc})") from None
     if not isinstance(results, dict) or not isinstance(results.get("cells"), dict):
         raise ResumeError(f"--resume {folder}: {path.name} is not a mechanisms bench's results")
-    results["cells"] = {label: cell for label, cell in results["cells"].items()
-                        if "baseline" in cell and all(name in cell["scenarios"] for name in scenarios)}
     results["scenarios"] = list(dict.fromkeys([*results.get("scenarios", []), *scenarios]))
     return results
+
+
+def finished_run(place: Path, name: str, trials: int) -> tuple[Path, dict[str, Any]] | None:
+    """A run of scenario `name` with all its `trials` that a stopped bench left in `place` (its
+    summary is written once the last trial is done), or None: the newest one."""
+    for run_dir in sorted(place.glob(f"{name}-*"), reverse=True):
+        try:
+            summary = json.loads((run_dir / files.SUMMARY).read_text())
+        except (OSError, ValueError):
+            continue  # stopped before its last trial: run again
+        if summary.get("scenario") == name and (summary.get("trials") or 1) == trials:
+            return run_dir, summary
+    return None
 
 
 def in_bench_order(cells: dict[str, Any]) -> dict[str, Any]:
@@ -100,29 +111,35 @@ def run_mechanisms_bench(
     for mechanism, preset in cells:
         cfg = cell_config(config, mechanism, preset, rate)
         label = mechanism_label(cfg)
-        if label in results["cells"]:
-            progress(f"bench mechanisms: {label}, already in {folder}")
-            continue
-        cell: dict[str, Any] = {"mechanism": mechanism, "preset": preset if mechanism != "sdn" else None,
-                                "duration_s": cfg.load.duration_s, "fault_at_s": cfg.load.fault_at_s,
-                                "scenarios": {}}
-        results["cells"][label] = cell
+        cell = results["cells"].setdefault(label, {
+            "mechanism": mechanism, "preset": preset if mechanism != "sdn" else None,
+            "duration_s": cfg.load.duration_s, "fault_at_s": cfg.load.fault_at_s, "scenarios": {}})
         place = folder / label.replace(" ", "-")
-        progress(f"bench mechanisms: {label}, no fault")
-        run_dir, baseline = run_experiment(cfg, SCENARIOS["baseline"], place, 1, progress)
-        cell["baseline"] = {"latency_ms": baseline.get("latency_ms_before"),
-                            "requests_failed": baseline.get("requests_failed"),
-                            "false_failovers": baseline.get("vip_moves"), "run_dir": str(run_dir)}
+        if "baseline" not in cell:
+            found = finished_run(place, "baseline", 1)
+            if found is None:
+                progress(f"bench mechanisms: {label}, no fault")
+            run_dir, baseline = found or run_experiment(cfg, SCENARIOS["baseline"], place, 1, progress)
+            cell["baseline"] = {"latency_ms": baseline.get("latency_ms_before"),
+                                "requests_failed": baseline.get("requests_failed"),
+                                "false_failovers": baseline.get("vip_moves"), "run_dir": str(run_dir)}
+            write_json(folder / files.BENCH_MECHANISMS_JSON, results)  # kept as it grows
         for name in scenarios:
+            if name in cell["scenarios"]:
+                continue  # recorded before the bench was stopped
             if mechanism not in SCENARIOS[name].mechanisms:
                 cell["scenarios"][name] = {"applies": False}
                 continue
-            progress(f"bench mechanisms: {label}, {name}, {trials} trial(s) at {rate:g} req/s")
-            run_dir, summary = run_experiment(cfg, SCENARIOS[name], place, trials, progress)
+            found = finished_run(place, name, trials)
+            if found is None:
+                progress(f"bench mechanisms: {label}, {name}, {trials} trial(s) at {rate:g} req/s")
+            else:
+                progress(f"bench mechanisms: {label}, {name}: its {trials} trial(s) found in {found[0]}")
+            run_dir, summary = found or run_experiment(cfg, SCENARIOS[name], place, trials, progress)
             cell["scenarios"][name] = {"applies": True, "run_dir": str(run_dir),
                                        **gap_figures(summary, trials, SCENARIO_KEYS),
                                        "failover_stages_ms": summary.get("failover_stages_ms")}
-        write_json(folder / files.BENCH_MECHANISMS_JSON, results)  # kept as it grows
+            write_json(folder / files.BENCH_MECHANISMS_JSON, results)  # kept as it grows
     results["cells"] = in_bench_order(results["cells"])
     results["elapsed_s"] = round(results.get("elapsed_s", 0) + time.monotonic() - started, 1)
     write_json(folder / files.BENCH_MECHANISMS_JSON, results)
