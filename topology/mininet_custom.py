@@ -34,8 +34,11 @@ import sys
 from functools import partial
 from pathlib import Path
 
-# `mn --custom` runs this file with Debian's python3, from wherever mn was started.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# `mn --custom` runs this file with Debian's python3, from wherever mn was started, through
+# exec() without a __file__: the file's name is its code's.
+HERE = Path(globals().get("__file__") or sys._getframe().f_code.co_filename).resolve()
+PROJECT = HERE.parent.parent
+sys.path.insert(0, str(PROJECT))
 
 from mininet.node import Host, OVSSwitch  # noqa: E402 - after the path the project needs
 from mininet.topo import Topo  # noqa: E402
@@ -47,7 +50,7 @@ from topology.network import project_controller  # noqa: E402
 def testbed_config() -> TestbedConfig:
     """config/default.toml, or the TOML file that TESTBED_CONFIG names."""
     path = os.environ.get("TESTBED_CONFIG")
-    default = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+    default = PROJECT / "config" / "default.toml"
     return load_config(Path(path) if path else default)
 
 
