@@ -1,6 +1,9 @@
 """After a trial: did any acknowledged write get lost, and are the databases the same?
 
 The check, in the manner of Jepsen's set checks, once the load has stopped:
+0. Stop the web servers: a server that fell behind (the weaker secondary at a high rate) still
+   works through requests its clients gave up on, and a write of one landing after the active
+   database's position was read would look like a difference between the databases.
 1. Fence the data: the database holding the VIP stops taking transactions from the others,
    so that what a fenced server wrote on its own (after it lost the VIP, or acknowledged but
    never replicated) cannot slip in now and hide a loss.
@@ -39,6 +42,8 @@ def check_consistency(
     testbed: Testbed, active: str, records: Sequence[metrics.RequestRecord]
 ) -> dict[str, Any]:
     databases = testbed.databases
+    for web in testbed.webs.values():  # the load is over: nothing may write while they are compared
+        testbed.runner.stop(web.name)
     active_db = databases[active]
     active_db.stop_replica()
     for line in testbed.faults.bring_back():
