@@ -14,6 +14,7 @@ PICTURE = "study.png"
 LABELS = {"throughput_rps": "throughput (req/s)", "loss_pct": "request loss (%)",
           "latency_p50_ms": "response time p50 (ms)", "latency_p95_ms": "response time p95 (ms)",
           "availability_pct": "availability (%)"}
+UNITS = {"throughput_rps": "req/s", "loss_pct": "%", "latency_p95_ms": "ms", "availability_pct": "%"}
 
 
 def study_table(results: dict[str, Any]) -> str:
@@ -57,11 +58,12 @@ def draw_study(results: dict[str, Any], path: Path) -> None:
                 values = [row[window][name] for row in rows]
                 ax.plot(rates, [float("nan") if v is None else v for v in values], style,
                         label=f"{window} the failover")
-            ax.set_ylabel(LABELS[name])
+            # Four panels one above the other: each says what it shows in its corner, and its
+            # axis only the unit (four long axis labels would run into each other).
+            ax.set_title(LABELS[name], loc="left", fontsize="medium")
+            ax.set_ylabel(UNITS[name])
             ax.legend(loc="best")
-        axes[0].plot(rates, rates, ":", color="grey", label="offered")
         axes[-1].set_xlabel("offered load (requests per second)")
-        axes[0].set_title("The study reproduced: before and after the primary's failover")
 
 
 def write_study_report(folder: Path, results: dict[str, Any]) -> Path:
