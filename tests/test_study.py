@@ -60,3 +60,47 @@ def test_the_study_page_and_picture(tmp_path):
     assert "| 400 | 400.0 / 300.0 (-100) |" in page
     assert "| throughput lower after the failover | supported from 400 req/s on, not below |" in page
     assert (tmp_path / "study.png").stat().st_size > 10_000
+
+
+def test_the_table_is_computed_again_from_the_records_not_the_summaries(tmp_path):
+    """`sdn-ha report` on a study: each rate's row from its trials' requests.csv, event logs and
+    replication.csv; a summary that says otherwise is not believed (db_consistent aside)."""
+    import json
+
+    from experiments.analysis.metrics import REQUEST_COLUMNS, RequestRecord
+    from experiments.results.study_report import recomputed_rows, rewrite_study_report
+
+    t0, fault = 1000.0, 1006.0
+    run_dir = tmp_path / "rate-100" / "primary-crash-20261201-120000"
+    run_dir.mkdir(parents=True)
+    # 100 req/s for 12 s: the primary answers before the fault in 2 ms, the secondary after it in
+    # 5 ms, and the 3 requests sent in the first 30 ms after the fault get no answer.
+    records = []
+    for i in range(1200):
+        sent = t0 + i / 100
+        if fault <= sent < fault + 0.03:
+            records.append(RequestRecord(i, "GET", "", sent, sent, None, 0, "", "timeout", None))
+        else:
+            server, latency = ("primary", 2.0) if sent < fault else ("secondary", 5.0)
+            records.append(RequestRecord(i, "GET", "", sent, sent, latency, 200, server, "", None))
+    (run_dir / "requests.csv").write_text(
+        ",".join(REQUEST_COLUMNS) + "\n" + "".join(",".join(r.to_csv_row()) + "\n" for r in records))
+    (run_dir / "experiment-events.jsonl").write_text(json.dumps({"time": fault, "source": "experiment",
+                                                                "kind": "fault", "server": "primary"}) + "\n")
+    (run_dir / "controller-events.jsonl").write_text("")
+    (run_dir / "replication.csv").write_text("time,source,target,lag_ms\n1001.0,primary,secondary,1.5\n")
+    servers = [{"name": "primary"}, {"name": "secondary"}]
+    (run_dir / "config.json").write_text(json.dumps({"servers": servers}))
+    # A summary with figures nobody measured: only its db_consistent is read.
+    (run_dir / "summary.json").write_text(json.dumps({"db_consistent": True, "throughput_rps_before": 1.0}))
+    (tmp_path / "study.json").write_text(json.dumps({
+        "scenario": "primary-crash", "trials": 1, "duration_s": 12, "fault_at_s": 6,
+        "secondary": "secondary", "secondary_cpu": 0.25,
+        "rows": [{"rate": 100, "run_dir": "/elsewhere/rate-100/" + run_dir.name}]}))
+    (row,) = recomputed_rows(tmp_path)
+    assert row["before"] == {"throughput_rps": 100.0, "loss_pct": 0.0, "latency_p50_ms": 2.0,
+                             "latency_p95_ms": 2.0, "availability_pct": 100.0}
+    assert row["after"]["loss_pct"] == 0.5 and row["after"]["latency_p50_ms"] == 5.0  # 3 of 600
+    assert row["db_consistent"] is True and row["replication_lag_p99_ms"] == 1.5
+    page = rewrite_study_report(tmp_path).read_text()
+    assert "| 100 | 100.0 / 99.5 (-0.5) |" in page

@@ -48,6 +48,7 @@ RESOURCES = "controller-resources.csv"
 RESOURCES_PNG = "controller-resources.png"
 SOAK_REPORT = "soak.md"
 BENCH_JSON = "bench.json"
+STUDY_JSON = "study.json"  # run study: every rate's figures and the findings
 BENCH_REPORT = "bench.md"
 BENCH_LOADGEN_JSON = "bench-loadgen.json"
 BENCH_MECHANISMS_JSON = "bench-mechanisms.json"

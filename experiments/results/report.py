@@ -707,6 +707,10 @@ def write_report(run_dir: Path) -> Path:
 
         write_soak_report(run_dir, read_summary(run_dir))
         return run_dir / files.SOAK_REPORT
+    if (run_dir / files.STUDY_JSON).is_file():  # the published study: a sweep of load rates
+        from experiments.results.study_report import rewrite_study_report
+
+        return rewrite_study_report(run_dir)
     if scenario == "chaos":  # many faults, each judged by the nemesis's own checks
         from experiments.results.chaos_report import write_chaos_report
 

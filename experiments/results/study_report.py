@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from experiments.analysis.study import FIGURES
+from experiments.analysis import metrics
+from experiments.analysis.study import FIGURES, findings, study_row
 from experiments.results import files
+from experiments.results.records import read_events, read_replication, read_requests
 from experiments.results.tables import format_value
 
 REPORT = "study.md"
@@ -73,3 +76,39 @@ def write_study_report(folder: Path, results: dict[str, Any]) -> Path:
     path = folder / REPORT
     files.write_atomic(path, text)
     return path
+
+
+def recomputed_rows(folder: Path) -> list[dict[str, Any]]:
+    """The study's rows computed again from what each trial recorded (requests.csv, the event
+    logs, replication.csv), not from the summaries: the table is only what its records say.
+    Only `db_consistent`, a check of the databases themselves, is read from each summary."""
+    results = json.loads((folder / files.STUDY_JSON).read_text())
+    rows = []
+    for row in results["rows"]:
+        recorded = Path(row["run_dir"])  # where it was; the folder may have moved since
+        run_dir = folder / recorded.parent.name / recorded.name
+        trials = []
+        for trial in files.trial_dirs(run_dir) or [run_dir]:
+            summary = json.loads((trial / files.SUMMARY).read_text())
+            config = json.loads((trial / files.CONFIG).read_text())
+            events = read_events([trial / files.CONTROLLER_EVENTS, trial / files.EXPERIMENT_EVENTS])
+            fault_at = next(e["time"] for e in events if e["kind"] == "fault")
+            primary, secondary = (server["name"] for server in config["servers"][:2])
+            records = read_requests(trial / files.REQUESTS)
+            figures = metrics.summarize(records, events, fault_at, primary, secondary)
+            lag = metrics.replication_lag(read_replication(trial / files.REPLICATION))
+            figures["replication_lag_ms"] = lag
+            figures["db_consistent"] = summary.get("db_consistent")
+            trials.append(figures)
+        rows.append({**study_row(row["rate"], trials), "run_dir": row["run_dir"]})
+    return rows
+
+
+def rewrite_study_report(folder: Path) -> Path:
+    """`sdn-ha report` on a study's folder: its table and findings computed again from the
+    trials' records (`recomputed_rows`), then study.json, study.md and study.png written."""
+    results = json.loads((folder / files.STUDY_JSON).read_text())
+    results["rows"] = recomputed_rows(folder)
+    results["findings"] = findings(results["rows"])
+    files.write_json(folder / files.STUDY_JSON, results)
+    return write_study_report(folder, results)

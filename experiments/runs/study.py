@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.analysis.study import findings, study_row
+from experiments.results import files
 from experiments.results.files import new_run_dir, write_json
 from experiments.results.study_report import write_study_report
 from experiments.runs.trial import run_experiment
@@ -39,7 +40,7 @@ DEFAULT_RATES = (100.0, 200.0, 300.0, 450.0, 600.0, 800.0)
 DURATION_S = 12.0
 FAULT_AT_S = 6.0
 SCENARIO = "primary-crash"
-JSON = "study.json"
+JSON = files.STUDY_JSON
 
 
 def sweep(config: TestbedConfig, rates: tuple[float, ...]) -> list[tuple[float, TestbedConfig]]:
