@@ -377,10 +377,11 @@ class FailoverController(app_manager.OSKenApp):
                 # yields: yield now, so that they leave before the fence's attempt starts (its
                 # thread's start runs it up to its first wait: a query to the old database).
                 hub.sleep(0)
-            # After the flow: the fence's attempts run in the background and never delay it.
-            self.apply_fence(self.fence_policy.decided(decision, time.monotonic()))
+            # Logged once the flow is out (its time is the stage "flow sent"), before the fence
+            # starts; the fence's attempts then run in the background and never delay it.
             self.event_log.write(decision.kind, **decision.event_fields())
             self.logger.info("%s %s: %s", decision.kind, decision.server, decision.reason)
+            self.apply_fence(self.fence_policy.decided(decision, time.monotonic()))
 
     def apply_fence(self, plan: FencePlan) -> None:
         """Carry out the fence policy's plan: log its events, start its attempts."""
