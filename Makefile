@@ -3,7 +3,7 @@ PYTHON := .venv/bin/python
 SCENARIO ?= primary-crash
 ARGS ?=
 
-.PHONY: setup run test lint clean demo soak chaos
+.PHONY: setup run test lint unit venv clean demo soak chaos
 
 setup:
 	@bash setup/install.sh
@@ -29,8 +29,17 @@ SEED ?= 1
 chaos: setup
 	$(PYTHON) -m experiments chaos --seed $(SEED) --duration 1800 $(ARGS)
 
-lint: setup
+# Without root, once `sudo make setup` has made the venv: the style check, and the unit tests
+# that need neither root nor the machine's daemons (`machine` marks the others).
+lint: venv
 	$(PYTHON) -m ruff check .
+
+unit: venv
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m "not integration and not soak and not machine" \
+		--ignore=tests/integration --ignore=tests/soak $(ARGS)
+
+venv:
+	@test -x $(PYTHON) || { echo "no .venv yet: run sudo make setup (it installs everything once)" >&2; exit 2; }
 
 # Removes what runs killed with SIGKILL left, exactly as their state.json files list it.
 clean:

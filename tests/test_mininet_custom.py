@@ -7,7 +7,11 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 
+import pytest
+
 from topology.config import load_config
+
+pytestmark = pytest.mark.machine  # Debian's mininet package
 
 ROOT = Path(__file__).resolve().parent.parent
 

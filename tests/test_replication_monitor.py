@@ -23,6 +23,8 @@ from services.mariadb import MariaDB
 from tests.test_webapp import running_databases
 from topology.config import HostPlan
 
+pytestmark = pytest.mark.machine  # real MariaDB servers, started as mysql
+
 # Shorter steps than a trial's, to keep the tests fast. The wait step (1 s in a trial) bounds how
 # late a waiter sees what the test applied: setting gtid_slave_pos wakes no MASTER_GTID_WAIT.
 HEARTBEAT_S = 0.01

@@ -6,10 +6,14 @@ from __future__ import annotations
 import pwd
 from pathlib import Path
 
+import pytest
+
 from services.mariadb import MariaDB
 from services.secrets import RunSecrets
 from services.web import WEB_USER, WebService
 from topology.config import TestbedConfig
+
+pytestmark = pytest.mark.machine  # files owned by the web account (chown: root)
 
 
 def test_every_secret_is_a_private_file_of_a_private_folder(tmp_path: Path):

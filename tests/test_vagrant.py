@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.machine  # vagrant, which make setup installs
+
 ROOT = Path(__file__).resolve().parent.parent
 VAGRANTFILE = ROOT / "Vagrantfile"
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, a connection fails at once

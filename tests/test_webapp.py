@@ -36,6 +36,8 @@ from services.prober_words import WordSender
 from services.secrets import RunSecrets
 from topology.config import DatabaseConfig, TestbedConfig
 
+pytestmark = pytest.mark.machine  # real MariaDB servers, started as mysql
+
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 
