@@ -1,14 +1,16 @@
 """After a trial: did any acknowledged write get lost, and are the databases the same?
 
 The check, in the manner of Jepsen's set checks, once the load has stopped:
-0. Stop the web servers: a server that fell behind (the weaker secondary at a high rate) still
-   works through requests its clients gave up on, and a write of one landing after the active
-   database's position was read would look like a difference between the databases.
 1. Fence the data: the database holding the VIP stops taking transactions from the others,
    so that what a fenced server wrote on its own (after it lost the VIP, or acknowledged but
    never replicated) cannot slip in now and hide a loss.
 2. Bring back whatever the scenario stopped (a link, a frozen or a killed database): each
    returning database rejoins as a replica of the active one, through GTID, in strict mode.
+   Then wait until the active database's position stands still for QUIET_S: a server that fell
+   behind (the weaker secondary at a high rate) still works through requests its clients gave
+   up on, and a write of one landing after the position was read would look like a
+   difference between the databases. (Stopping the web servers instead would be seen by the
+   controller, which would move the VIP during the check.)
 3. Wait, with a bound, until every other database has applied everything the active one has.
 4. A replication error anywhere fails the trial with the database's own message (conflicts
    are never skipped). A transaction that only a returning server has (its own GTID domain
@@ -34,6 +36,25 @@ WAIT_STEP_S = 0.5
 OWN_STEP_S = 0.05
 
 
+QUIET_S = 0.5  # the active database's position unchanged this long: no request is still writing
+QUIET_FOR_S = 15.0  # at most this long to wait for it
+
+
+def _quiet_position(db: Any) -> str:
+    """The active database's binlog position once it has stood still for QUIET_S (or after
+    QUIET_FOR_S: then the check goes on with what it has, and a late write shows as a difference)."""
+    position, still_since = db.gtid_binlog_pos(), time.monotonic()
+    deadline = still_since + QUIET_FOR_S
+    while time.monotonic() < deadline:
+        time.sleep(WAIT_STEP_S / 5)
+        now = db.gtid_binlog_pos()
+        if now != position:
+            position, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= QUIET_S:
+            break
+    return position
+
+
 class ReplicationConflict(TrialFailed):
     """A database stopped replicating on an error; the message is the database's own."""
 
@@ -42,13 +63,11 @@ def check_consistency(
     testbed: Testbed, active: str, records: Sequence[metrics.RequestRecord]
 ) -> dict[str, Any]:
     databases = testbed.databases
-    for web in testbed.webs.values():  # the load is over: nothing may write while they are compared
-        testbed.runner.stop(web.name)
     active_db = databases[active]
     active_db.stop_replica()
     for line in testbed.faults.bring_back():
         testbed.record("brought_back", detail=line)
-    active_binlog = active_db.gtid_binlog_pos()
+    active_binlog = _quiet_position(active_db)
     active_position = gtid_positions(active_binlog) or {}
 
     # A semi-sync server that re-applies a transaction of its own (see below) waits for its
