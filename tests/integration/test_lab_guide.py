@@ -323,7 +323,11 @@ def check_11(done: list[Done], section: str) -> None:
         config = json.loads((run_dir / "config.json").read_text())
         assert config["failover"]["switch_failover"] is switch_failover, run_dir  # the sed line worked
         result = summary(run_dir)
-        assert result["active_at_end"] == "secondary" and result["acked_writes_lost"] == 0, run_dir
+        assert result["active_at_end"] == "secondary", run_dir
+        # Asynchronous replication at 1,000 req/s can lose a write the primary acknowledged as
+        # its link went down: each one lost must be a transaction the cut-off primary committed
+        # and never replicated (it shows as diverged), never a write that vanished.
+        assert result["acked_writes_lost"] <= sum(result["diverged_transactions"].values()), result
         stages[switch_failover] = result["failover_stages_ms"]
         assert stages[switch_failover]["switch reported"] is not None, stages
     # Without the group no request reaches the secondary before the controller's flow does.
