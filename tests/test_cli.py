@@ -249,6 +249,7 @@ def test_a_cpu_limited_server_named_like_an_existing_cgroup_is_refused(
     assert all((machine_cgroups / place).is_dir() for place in found)  # nothing touched them
 
 
+@pytest.mark.machine  # it reaches the out folder's check: results/, root's
 @pytest.mark.parametrize(
     "made",
     [

@@ -39,6 +39,7 @@ def test_each_server_has_its_own_tmpdir(tmp_path: Path) -> None:
         assert Path(tmpdir).parent == db.dir
 
 
+@pytest.mark.machine  # its folders are chowned to mysql: root
 def test_write_config_creates_the_tmpdir(tmp_path: Path) -> None:
     """mariadbd refuses to start on a tmpdir that does not exist."""
     db = servers(tmp_path)[0]
@@ -46,6 +47,7 @@ def test_write_config_creates_the_tmpdir(tmp_path: Path) -> None:
     assert db.tmpdir.is_dir() and db.config_file.is_file()
 
 
+@pytest.mark.machine  # its folders are chowned to mysql: root
 def test_the_server_runs_as_mysql_in_a_folder_of_its_own(tmp_path: Path) -> None:
     """mariadbd drops to `mysql` before it opens a file: what it writes is in a folder `mysql`
     owns (0711: the web account reaches the socket by name, and lists nothing), outside the run
