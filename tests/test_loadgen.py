@@ -179,7 +179,10 @@ def test_a_stalled_server_does_not_delay_later_requests(serve, tmp_path: Path) -
     assert all(row.status == 0 and row.latency_ms is None and row.served_by == "" for row in during)
     assert all(row.ok and row.served_by == "test" for row in after)
     assert {row.error for row in rows} == {"", "timeout"}
-    assert_sent_on_schedule(rows)  # the requests after the stall left on time too
+    # The requests after the stall left on time too: held up by the stall, they would be late by
+    # its 0.3 s. (Not the steady load's bound: a loaded machine's scheduling can be 80 ms late.)
+    lags = [row.sent_at - row.scheduled_at for row in rows]
+    assert max(lags) < 0.15 and min(lags) > -0.002
 
 
 def test_nothing_listening(tmp_path: Path) -> None:
