@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
-import secrets
 import shutil
 import signal
 import subprocess
@@ -25,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from experiments.cli.common import Commands, UsageError, check_out_folder, checked_config, take_lock
+from services.secrets import RunSecrets
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -63,9 +63,8 @@ def controller_command(args: argparse.Namespace) -> int:
     private = Path(tempfile.mkdtemp(prefix="hatb-"))  # the token and the sockets: root's only
     try:
         (run_dir / files.CONFIG).write_text(json.dumps(config.to_dict(), indent=2))
-        token = private / "controller.token"
-        token.write_text(secrets.token_urlsafe(32) + "\n")
-        token.chmod(0o600)
+        RunSecrets.generate(private)  # the run's token, as every run makes it
+        token = private / RunSecrets.FILES["controller_token"]
         daemon = ControllerDaemon(config, run_dir / files.CONFIG, run_dir, private,
                                   private / files.PROBE_SOCKET, token, private / files.PROBER_PID)
         print(f"controller: OpenFlow on 127.0.0.1:{config.network.controller_port}, events in "
