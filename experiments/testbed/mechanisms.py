@@ -48,6 +48,7 @@ class Mechanism:
     # Whether the web servers must accept connections to the VIP itself (it is their address).
     web_on_vip = False
     decider = "follower"  # the process that writes the event log of its decisions
+    mover = ""  # what moves the VIP, as a run's progress lines name it
 
     def __init__(self, testbed: Testbed) -> None:
         self.testbed = testbed
@@ -92,6 +93,7 @@ class Sdn(Mechanism):
     """The controller before the network (the switch connects to it), the prober at the end."""
 
     name = "sdn"
+    mover = "controller"
     essential = {"prober": "so the controller was blind"}
     decider = "controller"
 
@@ -159,6 +161,7 @@ class Vrrp(Mechanism):
     """keepalived in every server host, after the web servers; the follower before them."""
 
     name = "vrrp"
+    mover = "keepalived"
     essential = {"follower": "so the databases' roles stopped following keepalived"}
     web_on_vip = True
 
@@ -191,6 +194,7 @@ class Proxy(Mechanism):
     """HAProxy in the proxy host, after the web servers; the follower with it."""
 
     name = "proxy"
+    mover = "HAProxy"
     essential = {"follower": "so the databases' roles stopped following HAProxy",
                  "haproxy": "so no client reached a server (the proxy is a single point of failure)"}
 

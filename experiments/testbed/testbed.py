@@ -37,8 +37,6 @@ from services.web import PROJECT_ROOT, WebService
 from topology.config import TestbedConfig
 from topology.network import build_network, host_interfaces, start_network
 
-MOVERS = {"sdn": "controller", "vrrp": "keepalived", "proxy": "HAProxy"}  # what moves the VIP, by mechanism
-
 
 class Testbed:
     """Starts and stops every part of the testbed for one trial, in one trial folder."""
@@ -129,8 +127,8 @@ class Testbed:
         (self.dir / files.CONFIG).write_text(json.dumps(self.config.to_dict(), indent=2))
         secrets = RunSecrets.generate(self.secrets_dir)
         self.control = ControllerClient(self.config.network.status_port, secrets.controller_token)
-        mover = MOVERS[self.config.failover.mechanism]
-        self._say(f"starting the testbed: network, databases, web servers, {mover} (about 20 s)")
+        self._say(f"starting the testbed: network, databases, web servers, {self.mechanism.mover} "
+                  "(about 20 s)")
         self.mechanism.before_network()
         self._start_network()
         self.mechanism.after_network()
