@@ -366,6 +366,7 @@ class FailoverController(app_manager.OSKenApp):
     def apply(self, decisions: list[Decision]) -> None:
         """Carry out the failover machine's decisions: the one way the VIP flow is sent."""
         for decision in decisions:
+            sent_at = None
             if decision.kind in (VIP_MOVED, VIP_INSTALLED) and self.datapath is not None:
                 dp, server = self.datapath, self.config.server(decision.server)
                 if self.config.failover.switch_failover:
@@ -373,13 +374,16 @@ class FailoverController(app_manager.OSKenApp):
                     dp.send_msg(flows.vip_group(dp, self.config, server, add=decision.kind == VIP_INSTALLED))
                 dp.send_msg(flows.vip_flow(dp, self.config, server))
                 dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
+                sent_at = time.time()
                 # os-ken queues the messages, and its send loop writes them when this handler
                 # yields: yield now, so that they leave before the fence's attempt starts (its
                 # thread's start runs it up to its first wait: a query to the old database).
                 hub.sleep(0)
-            # Logged once the flow is out (its time is the stage "flow sent"), before the fence
-            # starts; the fence's attempts then run in the background and never delay it.
-            self.event_log.write(decision.kind, **decision.event_fields())
+            # Logged once the flow is out, before the fence starts (whose attempts then run in the
+            # background and never delay it). Its time, the stage "flow sent", is when the flow
+            # was queued: the yield lets other threads run first, and a packet can reach the new
+            # server before it ends, never before the flow was queued.
+            self.event_log.write(decision.kind, at=sent_at, **decision.event_fields())
             self.logger.info("%s %s: %s", decision.kind, decision.server, decision.reason)
             self.apply_fence(self.fence_policy.decided(decision, time.monotonic()))
 

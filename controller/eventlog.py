@@ -30,8 +30,10 @@ class EventLog:
         # first drop of each reason) and either probe loop as it ends, from their own threads.
         self.lock = threading.Lock()
 
-    def write(self, kind: str, **fields: object) -> None:
-        record = {"time": time.time(), "source": self.source, "kind": kind, **fields}
+    def write(self, kind: str, at: float | None = None, **fields: object) -> None:
+        """Log one event; its time is `at` (epoch seconds) when the moment it tells of came
+        before the line could be written, else now."""
+        record = {"time": time.time() if at is None else at, "source": self.source, "kind": kind, **fields}
         with self.lock:
             self.file.write(json.dumps(record) + "\n")
             self.recent.append(record)

@@ -156,6 +156,7 @@ FAILOVER_SUMMARY = {
     "request_loss_pct_outage": 100.0,  # requests 5 and 6, sent during the 250 ms outage, both failed
     "acked_writes": 2,
     "vip_moves": 2,  # the two vip_moved events after the fault
+    "vip_moves_before_fault": 1,  # the one at T0 - 5: a false failover
 }
 
 # No fault: h1 answers everything, in 10 ms (requests 0-4) or 20 ms (5-9).
@@ -186,6 +187,7 @@ NO_FAULT_SUMMARY = {
     "request_loss_pct_outage": None,
     "acked_writes": 0,
     "vip_moves": 0,
+    "vip_moves_before_fault": None,  # no fault
 }
 
 # Every request fails; the fault is at T0 + 0.25 (3 requests before it, 7 after).
@@ -216,6 +218,7 @@ ALL_FAILED_SUMMARY = {
     "request_loss_pct_outage": None,
     "acked_writes": 0,
     "vip_moves": 0,  # the one vip_moved event came before the fault
+    "vip_moves_before_fault": 1,
 }
 
 # The primary keeps answering, with 503s, after the fault at T0 + 0.35, while h2 already
@@ -258,6 +261,7 @@ PRIMARY_KEEPS_FAILING_SUMMARY = {
     "request_loss_pct_outage": 100.0,  # request 4, a 503
     "acked_writes": 0,
     "vip_moves": 0,
+    "vip_moves_before_fault": 0,
 }
 
 EMPTY_SUMMARY = {
@@ -286,6 +290,7 @@ EMPTY_SUMMARY = {
     "request_loss_pct_outage": None,
     "acked_writes": 0,
     "vip_moves": 0,
+    "vip_moves_before_fault": 0,
 }
 
 
@@ -538,3 +543,18 @@ def test_vip_moves_count_from_the_fault_to_the_end_of_the_load() -> None:
     assert metrics.vip_moves(events, 2.0) == 1  # the one after the load is the testbed's own stop
     assert metrics.vip_moves(events, None) == 2
     assert metrics.vip_moves(events[:2], 0.0) == 2  # no end of the load recorded: every move counts
+
+
+@pytest.mark.parametrize(
+    "times, fault_at, before",
+    [
+        ([], 2.0, 0),
+        ([1.0], 2.0, 1),  # a false failover: the fault then hits a server without the VIP
+        ([1.0, 1.5, 3.0], 2.0, 2),
+        ([2.0, 3.0], 2.0, 0),  # a move at the fault's instant is the failover, not before it
+        ([1.0], None, None),  # no fault: nothing is "before" it (vip_moves counts them all)
+    ],
+)
+def test_vip_moves_before_the_fault_are_false_failovers(times, fault_at, before) -> None:
+    events = [{"time": t, "kind": "vip_moved"} for t in times] + [{"time": 0.5, "kind": "server_down"}]
+    assert metrics.vip_moves_before_fault(events, fault_at) == before

@@ -243,6 +243,14 @@ def vip_moves(events: Iterable[Mapping[str, Any]], fault_at: float | None) -> in
                and (fault_at is None or e["time"] >= fault_at))
 
 
+def vip_moves_before_fault(events: Iterable[Mapping[str, Any]], fault_at: float | None) -> int | None:
+    """How many times the VIP moved before the fault (None without one): each a false failover,
+    after which the fault hits a server that no longer holds the VIP."""
+    if fault_at is None:
+        return None
+    return sum(1 for e in events if e["kind"] == VIP_MOVED and e["time"] < fault_at)
+
+
 def outage_window_ms(records: Iterable[RequestRecord], fault_at: float) -> float | None:
     """From the fault to the sending of the first request sent after it that succeeded."""
     sent = [r.sent_at for r in records if r.ok and r.sent_at >= fault_at]
@@ -265,6 +273,7 @@ def summarize(
     (no response, or a non-2xx response). All "after" figures, `detection_ms` and
     `outage_window_ms` are None when there is no fault.
     """
+    events = list(events)
     total = len(records)
     ok = sum(1 for r in records if r.ok)
     summary: dict[str, Any] = {
@@ -295,6 +304,7 @@ def summarize(
     summary["request_loss_pct_outage"] = _rounded(outage_loss_pct(records, fault_at, outage_ms))
     summary["acked_writes"] = sum(1 for r in records if _is_acked_write(r))
     summary["vip_moves"] = vip_moves(events, fault_at)
+    summary["vip_moves_before_fault"] = vip_moves_before_fault(events, fault_at)
     return summary
 
 
@@ -402,6 +412,7 @@ AGGREGATED_KEYS = (
     "acked_writes",
     "acked_writes_lost",
     "vip_moves",
+    "vip_moves_before_fault",
     "both_writable_ms",
     "both_writable_longest_ms",
     "both_writable_windows",

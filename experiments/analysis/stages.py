@@ -10,7 +10,7 @@ is this machine's, in epoch seconds):
                             own word (probes.csv `confirming`), whichever came first
     first probe failed      the prober's first failed probe of the faulted server (probes.csv)
     controller decided      the controller marked the server down (`server_down`)
-    flow sent               the VIP flow for the new server was sent (`vip_moved`, logged just after)
+    flow sent               the VIP flow for the new server was queued to the switch (`vip_moved`)
     switch confirmed        the switch answered the barrier sent after it (`flows_installed`)
     first request to new    the first request, sent after the fault, that the new server answered
                             (requests.csv `sent_at`; any status)

@@ -419,6 +419,7 @@ def trial_figures(summary: Mapping[str, Any], fault_s: float | None) -> list[tup
         ("Two databases writable at once, at most (ms: the sampler's resolution included)",
          format_value(summary.get("both_writable_max_ms"))),
         ("VIP moves from the fault on", format_value(summary.get("vip_moves"))),
+        ("VIP moves before the fault (false failovers)", format_value(summary.get("vip_moves_before_fault"))),
         ("Promoted a lagging database", "; ".join(summary.get("promoted_lagging") or []) or "no"),
     ]
 
@@ -614,6 +615,7 @@ AGGREGATE_LABELS = {
     "acked_writes": "Acknowledged writes",
     "acked_writes_lost": "Acknowledged writes lost",
     "vip_moves": "VIP moves from the fault on",
+    "vip_moves_before_fault": "VIP moves before the fault (false failovers)",
     "both_writable_ms": "Two databases seen writable at once (ms)",
     "both_writable_windows": "Windows with two databases seen writable",
     "both_writable_max_ms": "Two databases writable at once, at most (ms)",

@@ -245,6 +245,10 @@ def write_trial_events(trial_dir: Path) -> list[dict[str, Any]]:
     Their times are rounded to the microsecond, as events.csv holds them: the figures computed
     from the returned events are then exactly those computed again from the file.
     """
+    if not trial_dir.is_dir():
+        # Interrupted before the testbed made the trial's folder: nothing was recorded, and the
+        # interrupt, not a missing folder, is what the run must report.
+        return []
     logs = [trial_dir / files.CONTROLLER_EVENTS, trial_dir / files.EXPERIMENT_EVENTS]
     events = read_events([p for p in logs if p.exists()])
     events = [{**event, "time": round(event["time"], 6)} for event in events]
