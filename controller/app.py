@@ -44,7 +44,7 @@ from os_ken.lib import hub
 from os_ken.lib.packet import arp, ipv4, packet, tcp
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import flows
+from controller import fabric_flows, flows
 from controller.eventlog import EVENT_LOG, EventLog
 from controller.failover import VIP_INSTALLED, VIP_MOVED, Decision, machine_for
 from controller.fence_policy import FenceAction, FencePlan, FencePolicy
@@ -75,11 +75,6 @@ PROBE_TICKER_DIED = "probe_ticker_died"
 WORD_GAP_S = 0.02  # the least time between two words to the prober about one server
 
 LOOPS = {"receiver": PROBE_RECEIVER_DIED, "ticker": PROBE_TICKER_DIED}
-
-
-def switch_dpid(switch: str) -> int:
-    """The datapath id of the testbed's switch: Mininet derives it from the name (s1 -> 1)."""
-    return int(switch[1:])  # the config allows only "s" and digits
 
 
 def alive(dp: Any) -> bool:
@@ -156,9 +151,13 @@ class FailoverController(app_manager.OSKenApp):
         # The machine's clock: monotonic, for a step of the wall clock must not look like a
         # silence of the probes (the event log keeps wall-clock times). A test may set it.
         self.clock = time.monotonic
-        self.server_on_port = {plan.port: plan.name for plan in self.config.server_plans}
-        self.switch_dpid = switch_dpid(self.config.network.switch)
-        self.datapath = None  # the testbed's switch, once connected: the only one served
+        self.fabric = self.config.fabric
+        self.server_on_port = {(plan.switch, plan.port): plan.name for plan in self.config.server_plans}
+        # The testbed's switches, once connected (by name): the only ones served. The clients'
+        # edge (the single switch, on one) holds the VIP flow.
+        self.datapaths: dict[str, Any] = {}
+        self.links_down: set[str] = set()  # a fabric's cables whose ports went down
+        self.cut_off: set[str] = set()  # servers no path of the fabric reaches
         self.probe_socket_path = Path(self.CONF.testbed_probe_socket)
         pid_file = Path(self.CONF.testbed_prober_pid_file) if self.CONF.testbed_prober_pid_file else None
         self.intake = ProbeIntake(self.machine.servers, pid_file, self.event_log.write)
@@ -221,8 +220,17 @@ class FailoverController(app_manager.OSKenApp):
 
     # -- event handlers -----------------------------------------------------------------
 
+    @property
+    def datapath(self) -> Any:
+        """The switch that holds the VIP flow (the clients' edge), or None while it is away."""
+        return self.datapaths.get(self.fabric.clients_edge)
+
+    def _served_name(self, dp: Any) -> str | None:
+        """The name of the served switch `dp` is, or None for any other connection."""
+        return next((name for name, served in self.datapaths.items() if served is dp), None)
+
     def _from_switch(self, ev) -> bool:
-        """Whether an OpenFlow event comes from the switch this app serves."""
+        """Whether an OpenFlow event comes from the switch that holds the VIP flow."""
         return self.datapath is not None and ev.msg.datapath is self.datapath
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -234,20 +242,33 @@ class FailoverController(app_manager.OSKenApp):
         # stats would move the VIP. So only the testbed's switch is served; another is
         # dropped. (The features message's own dpid: os-ken sets `dp.id` only after this
         # event is queued.)
-        if ev.msg.datapath_id != self.switch_dpid:
+        name = self.fabric.switch_of_dpid(ev.msg.datapath_id)
+        if name is None:
             self._refuse(dp, "foreign_switch_refused", ev.msg.datapath_id)
             return
         # A dpid is only a claim: a second connection with the served switch's while that one
         # is alive would take its place in the same way. The first one stays served.
-        if self.datapath is not None and self.datapath is not dp and alive(self.datapath):
+        served = self.datapaths.get(name)
+        if served is not None and served is not dp and alive(served):
             self._refuse(dp, "duplicate_switch_refused", ev.msg.datapath_id)
             return
-        self.datapath = dp
-        self.apply(self.machine.switch_connected(self.clock()))
-        for flow in flows.base_flows(dp, self.config):
+        self.datapaths[name] = dp
+        holds_vip = name == self.fabric.clients_edge
+        if holds_vip:
+            self.apply(self.machine.switch_connected(self.clock()))
+        for flow in flows.base_flows(dp, self.config, name):
             dp.send_msg(flow)
-        dp.send_msg(flows.vip_flow_request(dp))
-        self.event_log.write("switch_connected", dpid=dp.id)
+        if not self.fabric.is_single:
+            for message in self._forwarding(dp, name, add=True):
+                dp.send_msg(message)
+        if holds_vip:
+            dp.send_msg(flows.vip_flow_request(dp))
+        self.event_log.write("switch_connected", dpid=ev.msg.datapath_id, switch=name)
+
+    def _forwarding(self, dp: Any, name: str, add: bool) -> list:
+        plan = fabric_flows.plan_switch(self.fabric, fabric_flows.fabric_hosts(self.config), name,
+                                        frozenset(self.links_down))
+        return fabric_flows.messages(dp, plan, add)
 
     def _refuse(self, dp: Any, kind: str, dpid: int) -> None:
         """Close a connection that is not served. Its messages queued before the close arrive
@@ -258,10 +279,11 @@ class FailoverController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
     def state_change_handler(self, ev) -> None:
-        """The served switch's connection is gone: the next one to connect is served."""
-        if ev.state == DEAD_DISPATCHER and self.datapath is not None and ev.datapath is self.datapath:
-            self.datapath = None
-            self.event_log.write("switch_disconnected", dpid=ev.datapath.id)
+        """A served switch's connection is gone: the next one to connect is served."""
+        name = self._served_name(ev.datapath)
+        if ev.state == DEAD_DISPATCHER and name is not None:
+            del self.datapaths[name]
+            self.event_log.write("switch_disconnected", dpid=ev.datapath.id, switch=name)
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def flow_stats_reply_handler(self, ev) -> None:
@@ -276,7 +298,7 @@ class FailoverController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def packet_in_handler(self, ev) -> None:
-        if not self._from_switch(ev):
+        if self._served_name(ev.msg.datapath) is None:
             return
         msg = ev.msg
         try:
@@ -287,7 +309,8 @@ class FailoverController(app_manager.OSKenApp):
             self.logger.warning("dropped a packet-in that does not parse")
             return
         if ip is not None and segment is not None and segment.bits & flows.RST:
-            self._reset_seen(ip.src)
+            if self._from_switch(ev):  # only the clients' edge copies resets
+                self._reset_seen(ip.src)
             return
         if request is None:
             return
@@ -297,17 +320,42 @@ class FailoverController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def port_status_handler(self, ev) -> None:
-        if not self._from_switch(ev):
+        switch = self._served_name(ev.msg.datapath)
+        if switch is None:
             return
         desc = ev.msg.desc
-        server = self.server_on_port.get(desc.port_no)
-        if server is None:
-            return
         ofp = ev.msg.datapath.ofproto
         down = bool(desc.state & ofp.OFPPS_LINK_DOWN or desc.config & ofp.OFPPC_PORT_DOWN)
         down = down or ev.msg.reason == ofp.OFPPR_DELETE
-        self.event_log.write("port_status", server=server, up=not down)
-        self.apply(self.machine.port(server, not down, self.clock()))
+        server = self.server_on_port.get((switch, desc.port_no))
+        if server is not None:
+            self.event_log.write("port_status", server=server, up=not down)
+            self.apply(self.machine.port(server, not down, self.clock()))
+            return
+        link = self.fabric.link_at(switch, desc.port_no)
+        if link is not None:
+            self._link_changed(link.name, switch, up=not down)
+
+    def _link_changed(self, link: str, switch: str, up: bool) -> None:
+        """A fabric's cable went down or came back (both its ends tell; the first is heard): the
+        switches moved its traffic already; plan again without it, and say whether a server is
+        cut off by the network, which for the failover is its link going down."""
+        if up != (link in self.links_down):
+            return  # the other end's news, or no change
+        (self.links_down.discard if up else self.links_down.add)(link)
+        self.event_log.write("link_status", link=link, switch=switch, up=up)
+        for name, dp in self.datapaths.items():
+            for message in self._forwarding(dp, name, add=False):
+                dp.send_msg(message)
+        reached = self.fabric.reachable(self.links_down)
+        for plan in self.config.server_plans:
+            cut = plan.switch not in reached
+            if cut != (plan.name in self.cut_off):
+                (self.cut_off.add if cut else self.cut_off.discard)(plan.name)
+                self.event_log.write("server_cut_off" if cut else "server_reachable", server=plan.name,
+                                     reason="no path of the fabric reaches its switch" if cut
+                                     else "a path of the fabric reaches its switch again")
+                self.apply(self.machine.port(plan.name, not cut, self.clock()))
 
     @set_ev_cls(EventProbeResult)
     def probe_result_handler(self, ev: EventProbeResult) -> None:
@@ -369,7 +417,7 @@ class FailoverController(app_manager.OSKenApp):
             sent_at = None
             if decision.kind in (VIP_MOVED, VIP_INSTALLED) and self.datapath is not None:
                 dp, server = self.datapath, self.config.server(decision.server)
-                if self.config.failover.switch_failover:
+                if self.config.failover.switch_failover and self.fabric.is_single:
                     # The group first: the flow that points at it may be the one just added.
                     dp.send_msg(flows.vip_group(dp, self.config, server, add=decision.kind == VIP_INSTALLED))
                 dp.send_msg(flows.vip_flow(dp, self.config, server))

@@ -35,7 +35,10 @@ from typing import Any
 
 from topology.config import HostPlan, TestbedConfig
 
+FORWARDING_TABLE = 1  # a fabric's table 1 (controller/fabric_flows.py)
+
 PRIORITY_ARP = 300
+PRIORITY_ANY_ARP = 290  # on a fabric: every ARP request, answered by the controller
 PRIORITY_PROBE_RESET = 270
 PRIORITY_RESET = 260
 RST = 0x004  # the TCP flag
@@ -62,9 +65,12 @@ def server_for_cookie(config: TestbedConfig, cookie: int) -> str | None:
     return plans[index].name if 0 <= index < len(plans) else None
 
 
-def _flow(dp: Any, priority: int, match: Any, actions: list, cookie: int = COOKIE_BASE) -> Any:
+def _flow(dp: Any, priority: int, match: Any, actions: list, cookie: int = COOKIE_BASE,
+          goto: int | None = None) -> Any:
     parser, ofp = dp.ofproto_parser, dp.ofproto
-    instructions = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
+    instructions = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)] if actions else []
+    if goto is not None:
+        instructions.append(parser.OFPInstructionGotoTable(goto))
     return parser.OFPFlowMod(
         datapath=dp,
         cookie=cookie,
@@ -75,64 +81,76 @@ def _flow(dp: Any, priority: int, match: Any, actions: list, cookie: int = COOKI
     )
 
 
-def base_flows(dp: Any, config: TestbedConfig) -> list:
-    """Flows installed once when the switch connects (all but the VIP flow)."""
+def base_flows(dp: Any, config: TestbedConfig, switch: str | None = None) -> list:
+    """Flows installed once when `switch` (the single one by default) connects: all but the VIP
+    flow. On a fabric, each switch's table 0 ends in the forwarding table
+    (controller/fabric_flows.py), every ARP request goes to the controller, and only the
+    clients' edge has the VIP's rewrites, which match a server's replies wherever they came in."""
     parser, ofp = dp.ofproto_parser, dp.ofproto
     net = config.network
     port = config.web.port
-    normal = [parser.OFPActionOutput(ofp.OFPP_NORMAL)]
-    flows = [
-        _flow(dp, PRIORITY_NORMAL, parser.OFPMatch(), normal),
-        _flow(
-            dp,
-            PRIORITY_ARP,
-            parser.OFPMatch(eth_type=0x0806, arp_tpa=net.vip),
-            [parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)],
-        ),
-    ]
+    fabric = config.fabric
+    single = fabric.is_single
+    normal = [parser.OFPActionOutput(ofp.OFPP_NORMAL)] if single else []
+    forward = None if single else FORWARDING_TABLE
+    to_controller = [parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)]
+    flows = [_flow(dp, PRIORITY_NORMAL, parser.OFPMatch(), normal, goto=forward)]
+    if not single:
+        flows.append(_flow(dp, PRIORITY_ANY_ARP, parser.OFPMatch(eth_type=0x0806), to_controller))
+        if (switch or fabric.clients_edge) != fabric.clients_edge:
+            return flows
+    flows.append(_flow(dp, PRIORITY_ARP, parser.OFPMatch(eth_type=0x0806, arp_tpa=net.vip), to_controller))
     for server in config.server_plans:
-        reply = dict(eth_type=0x0800, ip_proto=6, in_port=server.port, ipv4_src=server.ip, tcp_src=port)
+        reply = dict(eth_type=0x0800, ip_proto=6, ipv4_src=server.ip, tcp_src=port)
+        if single:
+            reply["in_port"] = server.port
         to_client = [parser.OFPActionSetField(eth_src=net.vmac), parser.OFPActionSetField(ipv4_src=net.vip),
                      *normal]
         if config.probe.passive:
             resets = dict(reply, tcp_flags=(RST, RST))
             to_monitor = parser.OFPMatch(**resets, ipv4_dst=config.monitor.ip)
-            flows.append(_flow(dp, PRIORITY_PROBE_RESET, to_monitor, normal))
+            flows.append(_flow(dp, PRIORITY_PROBE_RESET, to_monitor, normal, goto=forward))
             flows.append(_flow(dp, PRIORITY_RESET, parser.OFPMatch(**resets),
-                               [parser.OFPActionOutput(ofp.OFPP_CONTROLLER, RESET_COPY_BYTES), *to_client]))
+                               [parser.OFPActionOutput(ofp.OFPP_CONTROLLER, RESET_COPY_BYTES), *to_client],
+                               goto=forward))
         flows.append(
             _flow(
                 dp,
                 PRIORITY_PROBE_REPLY,
                 parser.OFPMatch(**reply, ipv4_dst=config.monitor.ip),
                 normal,
+                goto=forward,
             )
         )
-        flows.append(_flow(dp, PRIORITY_REPLY, parser.OFPMatch(**reply), to_client))
+        flows.append(_flow(dp, PRIORITY_REPLY, parser.OFPMatch(**reply), to_client, goto=forward))
     return flows
 
 
-def _to_server(parser: Any, server: HostPlan) -> list:
-    """The actions that deliver a client's packet for the VIP to `server`."""
-    return [
-        parser.OFPActionSetField(eth_dst=server.mac),
-        parser.OFPActionSetField(ipv4_dst=server.ip),
-        parser.OFPActionOutput(server.port),
-    ]
+def _to_server(parser: Any, server: HostPlan, output: bool = True) -> list:
+    """The actions that deliver a client's packet for the VIP to `server` (on a fabric, without
+    the output: the forwarding table takes it to the server's edge)."""
+    rewrite = [parser.OFPActionSetField(eth_dst=server.mac), parser.OFPActionSetField(ipv4_dst=server.ip)]
+    return [*rewrite, parser.OFPActionOutput(server.port)] if output else rewrite
 
 
 def vip_flow(dp: Any, config: TestbedConfig, server: HostPlan) -> Any:
     """The one flow that sends client -> VIP traffic to `server` (through the fast-failover
     group, with `failover.switch_failover`)."""
     parser = dp.ofproto_parser
-    actions = ([parser.OFPActionGroup(VIP_GROUP)] if config.failover.switch_failover
-               else _to_server(parser, server))
+    single = config.fabric.is_single
+    if not single:
+        actions = _to_server(parser, server, output=False)
+    elif config.failover.switch_failover:
+        actions = [parser.OFPActionGroup(VIP_GROUP)]
+    else:
+        actions = _to_server(parser, server)
     return _flow(
         dp,
         PRIORITY_VIP,
         parser.OFPMatch(eth_type=0x0800, ipv4_dst=config.network.vip),
         actions,
         cookie=vip_cookie(config, server.name),
+        goto=None if single else FORWARDING_TABLE,
     )
 
 
@@ -162,20 +180,23 @@ def vip_flow_request(dp: Any) -> Any:
 
 
 def arp_reply(dp: Any, config: TestbedConfig, request: Any, in_port: int) -> Any | None:
-    """A packet-out answering an ARP request for the VIP with the VMAC, or None if not one."""
+    """A packet-out answering an ARP request for the VIP with the VMAC (on a fabric, for any
+    host too, with its MAC), or None if not one the controller answers."""
     from os_ken.lib.packet import arp, ethernet, packet
 
-    if request.opcode != arp.ARP_REQUEST or request.dst_ip != config.network.vip:
+    answers = arp_answers(config)
+    if request.opcode != arp.ARP_REQUEST or request.dst_ip not in answers:
         return None
+    mac = answers[request.dst_ip]
     reply = packet.Packet()
     reply.add_protocol(
-        ethernet.ethernet(ethertype=0x0806, dst=request.src_mac, src=config.network.vmac)
+        ethernet.ethernet(ethertype=0x0806, dst=request.src_mac, src=mac)
     )
     reply.add_protocol(
         arp.arp(
             opcode=arp.ARP_REPLY,
-            src_mac=config.network.vmac,
-            src_ip=config.network.vip,
+            src_mac=mac,
+            src_ip=request.dst_ip,
             dst_mac=request.src_mac,
             dst_ip=request.src_ip,
         )
@@ -189,3 +210,12 @@ def arp_reply(dp: Any, config: TestbedConfig, request: Any, in_port: int) -> Any
         actions=[parser.OFPActionOutput(in_port)],
         data=reply.data,
     )
+
+
+def arp_answers(config: TestbedConfig) -> dict[str, str]:
+    """The addresses the controller answers ARP for, and with which MAC: the VIP, and on a
+    fabric every host (its broadcasts would otherwise loop over the redundant cables)."""
+    answers = {config.network.vip: config.network.vmac}
+    if not config.fabric.is_single:
+        answers.update({plan.ip: plan.mac for plan in config.host_plans})
+    return answers

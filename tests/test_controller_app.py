@@ -573,10 +573,11 @@ def test_a_foreign_switch_is_refused_and_cannot_move_the_vip(connected, tmp_path
     assert [e["dpid"] for e in events if e["kind"] == "foreign_switch_refused"] == [foreign.id]
 
 
-def test_the_switch_served_is_the_one_mininet_names_from_the_config():
-    from controller.app import switch_dpid
-
-    assert switch_dpid("s1") == 1 and switch_dpid("s12") == 12
+def test_the_switches_served_have_the_datapath_ids_the_network_gives_them():
+    assert CONFIG.fabric.switch_of_dpid(1) == CONFIG.network.switch
+    assert CONFIG.fabric.switch_of_dpid(2) is None
+    two_tier = CONFIG.with_overrides({"network.topology": "two-tier"}).fabric
+    assert [two_tier.switch_of_dpid(d) for d in (1, 3, 101, 102)] == ["edge1", "edge3", "core1", "core2"]
 
 
 def features(app, dp):
@@ -607,7 +608,8 @@ def test_the_switch_is_served_again_once_its_first_connection_is_gone(connected,
     connection_dead(app, dp)
     again = switch_connects(app, vip_holder="primary")
     assert not again.closed and app.datapath is again
-    assert events_of(tmp_path, "switch_disconnected") == [{"kind": "switch_disconnected", "dpid": 1}]
+    gone = {"kind": "switch_disconnected", "dpid": 1, "switch": "s1"}
+    assert events_of(tmp_path, "switch_disconnected") == [gone]
     app.port_status_handler(port_status(again, PRIMARY.port, down=True))
     assert vip_target(again)[0] == SECONDARY.ip
     assert events_of(tmp_path, "duplicate_switch_refused") == []

@@ -157,6 +157,7 @@ FAILOVER_SUMMARY = {
     "acked_writes": 2,
     "vip_moves": 2,  # the two vip_moved events after the fault
     "vip_moves_before_fault": 1,  # the one at T0 - 5: a false failover
+    "interruption_ms": 270.0,  # T0 + 0.45 to T0 + 0.72: the failover gap, here
 }
 
 # No fault: h1 answers everything, in 10 ms (requests 0-4) or 20 ms (5-9).
@@ -188,6 +189,7 @@ NO_FAULT_SUMMARY = {
     "acked_writes": 0,
     "vip_moves": 0,
     "vip_moves_before_fault": None,  # no fault
+    "interruption_ms": None,
 }
 
 # Every request fails; the fault is at T0 + 0.25 (3 requests before it, 7 after).
@@ -219,6 +221,7 @@ ALL_FAILED_SUMMARY = {
     "acked_writes": 0,
     "vip_moves": 0,  # the one vip_moved event came before the fault
     "vip_moves_before_fault": 1,
+    "interruption_ms": None,  # nothing answered
 }
 
 # The primary keeps answering, with 503s, after the fault at T0 + 0.35, while h2 already
@@ -262,6 +265,7 @@ PRIMARY_KEEPS_FAILING_SUMMARY = {
     "acked_writes": 0,
     "vip_moves": 0,
     "vip_moves_before_fault": 0,
+    "interruption_ms": 210.0,
 }
 
 EMPTY_SUMMARY = {
@@ -291,6 +295,7 @@ EMPTY_SUMMARY = {
     "acked_writes": 0,
     "vip_moves": 0,
     "vip_moves_before_fault": 0,
+    "interruption_ms": None,
 }
 
 
@@ -558,3 +563,24 @@ def test_vip_moves_count_from_the_fault_to_the_end_of_the_load() -> None:
 def test_vip_moves_before_the_fault_are_false_failovers(times, fault_at, before) -> None:
     events = [{"time": t, "kind": "vip_moved"} for t in times] + [{"time": 0.5, "kind": "server_down"}]
     assert metrics.vip_moves_before_fault(events, fault_at) == before
+
+
+def _answered(done_at: float, ok: bool = True) -> RequestRecord:
+    return RequestRecord(0, "GET", "", done_at, done_at - 0.001, 1.0, 200 if ok else 0, "h1", "", None)
+
+
+@pytest.mark.parametrize(
+    "answers, fault_at, longest",
+    [
+        ([(1.0, True), (1.01, True), (1.02, True)], None, None),  # no fault
+        ([(1.0, True), (1.01, True), (1.05, True), (1.06, True)], 1.005, 40.0),  # the gap after the fault
+        ([(1.0, True), (1.2, False), (1.3, True)], 1.1, 300.0),  # a failed answer is no answer
+        ([(0.5, True), (1.0, True), (1.01, True)], 1.001, 10.0),  # a gap before the fault does not count
+        ([(1.0, True)], 1.1, None),  # nothing answered after the fault
+        ([(1.2, True)], 1.1, None),  # nothing answered before it
+    ],
+)
+def test_interruption_is_the_longest_time_without_a_success_from_the_fault_on(answers, fault_at, longest):
+    records = [_answered(t, ok) for t, ok in answers]
+    measured = metrics.interruption_ms(records, fault_at)
+    assert measured == (None if longest is None else pytest.approx(longest))

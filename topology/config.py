@@ -22,8 +22,11 @@ import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from topology.fabric import TOPOLOGIES, Fabric, plan_fabric
 
 # A host name becomes part of interface names ("<name>-eth0", at most 15 characters) and of
 # shell commands, so it is kept short and made only of characters no shell interprets.
@@ -42,6 +45,9 @@ REPLICATION_MODES = ("async", "semi-sync")
 # Names Mininet or the testbed give nodes of their own; a server may take none of them.
 CONTROLLER_NODE = "c0"  # what topology/network.py names Mininet's controller node
 EXTRA_CLIENT_NAME_RE = re.compile(r"^client[0-9]+$")  # client2, client3, ... (network.clients)
+FABRIC_SWITCH_NAME_RE = re.compile(r"^(edge|core|leaf|spine)[0-9]+$")  # topology/fabric.py's switches
+MAX_LEAVES = 8
+MAX_SPINES = 4
 
 # The port every MariaDB listens on (services/mariadb.py). The switch rewrites what a server
 # sends from web.port as if it came from the VIP, so the web port must be none of the ports
@@ -85,6 +91,7 @@ class HostPlan:
     ip: str
     mac: str
     port: int
+    switch: str = "s1"  # the switch it is wired to (topology/fabric.py)
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,11 @@ class NetworkConfig:
     controller_port: int = 6653
     status_port: int = 8181  # the controller's status endpoint, on 127.0.0.1 only
     dashboard_port: int = 8080  # the demo's live dashboard (a web page), on 127.0.0.1 only
-    switch: str = "s1"
+    switch: str = "s1"  # the one switch of the `single` topology
+    # "single", "two-tier" or "leaf-spine" (topology/fabric.py draws them)
+    topology: str = "single"
+    leaves: int = 3  # leaf-spine only: leaf switches (2-8), the clients on the first
+    spines: int = 2  # leaf-spine only: spine switches (1-4)
 
 
 @dataclass(frozen=True)
@@ -187,29 +198,39 @@ class TestbedConfig:
 
     # -- the network plan, derived from the config so every part agrees on it ----------
 
+    @cached_property
+    def fabric(self) -> Fabric:
+        """The switches, their cables and each host's switch and port (topology/fabric.py)."""
+        front = ["client", "monitor", *(name for name, _ in self._extra_client_ips())]
+        servers = [s.name for s in self.servers]
+        ports = {"client": 1, "monitor": 2, **{name: 3 + i for i, name in enumerate(servers)}}
+        ports.update({name: 3 + len(servers) + k for k, (name, _) in enumerate(self._extra_client_ips())})
+        ports[PROXY_NODE] = 3 + len(servers) + len(self._extra_client_ips())  # host_plans says if it is there
+        net = self.network
+        return plan_fabric(net.topology, net.switch, front, servers, ports, net.leaves, net.spines)
+
     @property
     def client(self) -> HostPlan:
-        return self._plan("client", self.network.client_ip, 1)
+        return self._plan("client", self.network.client_ip)
+
+    def _extra_client_ips(self) -> list[tuple[str, str]]:
+        first = ipaddress.ip_address(self.network.client_ip) + EXTRA_CLIENT_OFFSET
+        return [(f"client{k}", str(first + k - 2)) for k in range(2, self.network.clients + 1)]
 
     @property
     def extra_clients(self) -> tuple[HostPlan, ...]:
-        """client2 ... clientN, on the switch ports after the servers'."""
-        first_port = 3 + len(self.servers)
-        plans = []
-        for k in range(2, self.network.clients + 1):
-            ip = str(ipaddress.ip_address(self.network.client_ip) + EXTRA_CLIENT_OFFSET + k - 2)
-            plans.append(self._plan(f"client{k}", ip, first_port + k - 2))
-        return tuple(plans)
+        """client2 ... clientN, on the switch ports after the servers' (on one switch)."""
+        return tuple(self._plan(name, ip) for name, ip in self._extra_client_ips())
 
     @property
     def monitor(self) -> HostPlan:
         """The host the health probes run from, so they cross the switch as clients do."""
-        return self._plan("monitor", self.network.monitor_ip, 2)
+        return self._plan("monitor", self.network.monitor_ip)
 
     @property
     def server_plans(self) -> tuple[HostPlan, ...]:
-        """The servers in priority order, each on switch port 3, 4, ..."""
-        return tuple(self._plan(s.name, s.ip, 3 + i) for i, s in enumerate(self.servers))
+        """The servers in priority order (on one switch, on ports 3, 4, ...)."""
+        return tuple(self._plan(s.name, s.ip) for s in self.servers)
 
     @property
     def host_plans(self) -> tuple[HostPlan, ...]:
@@ -220,10 +241,11 @@ class TestbedConfig:
     @property
     def proxy(self) -> HostPlan:
         """The HAProxy host (mechanism proxy): the VIP is its own address; the port after all others."""
-        return self._plan(PROXY_NODE, self.network.vip, 3 + len(self.servers) + len(self.extra_clients))
+        return self._plan(PROXY_NODE, self.network.vip)
 
-    def _plan(self, name: str, ip: str, port: int) -> HostPlan:
-        return HostPlan(name, ip, mac_for(ip, self.network.subnet), port)
+    def _plan(self, name: str, ip: str) -> HostPlan:
+        switch, port = self.fabric.placement[name]
+        return HostPlan(name, ip, mac_for(ip, self.network.subnet), port, switch)
 
     def server(self, name: str) -> HostPlan:
         for plan in self.server_plans:
@@ -381,6 +403,7 @@ def _check(c: TestbedConfig) -> None:
     subnet = _check_subnet(c.network)
     _check_addresses(c, subnet)
     _check_network(c.network)
+    _check_topology(c)
     _check_macs(c)
     _check_servers(c.servers, c.network)
     _check_probe(c.probe)
@@ -447,6 +470,25 @@ def _check_network(net: NetworkConfig) -> None:
         raise ConfigError("network.switch", f"{net.switch!r} must be 's' and a number, like s1")
 
 
+def _check_topology(c: TestbedConfig) -> None:
+    net = c.network
+    if net.topology not in TOPOLOGIES:
+        raise ConfigError("network.topology", f"{net.topology!r} must be one of {', '.join(TOPOLOGIES)}")
+    if net.topology == "single":
+        return
+    if c.failover.mechanism != "sdn":
+        raise ConfigError("network.topology",
+                          f"{net.topology!r} runs with failover.mechanism \"sdn\" only: keepalived "
+                          "and HAProxy rely on a learning switch, which loops on a fabric's redundant "
+                          "links; use topology \"single\" for them")
+    if net.topology == "leaf-spine":
+        if not 2 <= net.leaves <= MAX_LEAVES:
+            raise ConfigError("network.leaves", f"must be between 2 and {MAX_LEAVES} (the clients on the "
+                              "first, the servers on the others)")
+        if not 1 <= net.spines <= MAX_SPINES:
+            raise ConfigError("network.spines", f"must be between 1 and {MAX_SPINES}")
+
+
 def _check_macs(c: TestbedConfig) -> None:
     """No two hosts share a MAC, and none has the virtual one: the switch learns a MAC on one
     port only, so a shared one sends one host's traffic to the other."""
@@ -492,6 +534,8 @@ def _node_named(name: str, net: NetworkConfig) -> str | None:
     """
     if name == net.switch:
         return "the switch (network.switch)"
+    if FABRIC_SWITCH_NAME_RE.match(name):
+        return "a switch of the two-tier or leaf-spine topology (edge<N>, core<N>, leaf<N>, spine<N>)"
     if name == CONTROLLER_NODE:
         return "Mininet's controller node"
     if name in ("client", "monitor", PROXY_NODE):

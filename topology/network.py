@@ -1,4 +1,6 @@
-"""The emulated network: one Open vSwitch switch, a client, a monitor and the server hosts.
+"""The emulated network: Open vSwitch switches, a client, a monitor and the server hosts.
+
+With `network.topology` "single" (the default), one switch:
 
     client ----+
     monitor ---+-- s1 (OVS, userspace datapath, OpenFlow 1.3, fail-mode secure)
@@ -6,7 +8,10 @@
     secondary -+        +-- controller on 127.0.0.1:<controller_port> (root namespace)
    (proxy) ----+
 
-Every host sits on switch port `HostPlan.port`, with the IP and MAC of the config's
+With "two-tier" or "leaf-spine", edge and core switches as topology/fabric.py plans them,
+every edge cabled to every core; every switch is the controller's.
+
+Every host sits on port `HostPlan.port` of switch `HostPlan.switch`, with the IP and MAC of the config's
 network plan, so the controller knows where each server is without discovering it.
 Under keepalived or HAProxy (`failover.mechanism` vrrp or proxy) there is no controller: the
 switch runs in fail-mode standalone, a plain learning switch; with HAProxy, the `proxy` host
@@ -72,11 +77,13 @@ def build_network(config: TestbedConfig) -> Mininet:
         net.addController(
             project_controller()("c0", ip="127.0.0.1", port=config.network.controller_port)
         )
-    switch = net.addSwitch(
-        config.network.switch,
-        cls=partial(OVSSwitch, datapath="user", protocols="OpenFlow13",
-                    failMode="secure" if sdn else "standalone"),
-    )
+    fabric = config.fabric
+    switches = {
+        name: net.addSwitch(name, dpid=f"{fabric.dpid(name):016x}",
+                            cls=partial(OVSSwitch, datapath="user", protocols="OpenFlow13",
+                                        failMode="secure" if sdn else "standalone"))
+        for name in fabric.switches
+    }
 
     def add_host(plan: HostPlan, cpu: float = 1.0) -> None:
         params = {"ip": f"{plan.ip}/{config.prefix_len}", "mac": plan.mac}
@@ -87,11 +94,13 @@ def build_network(config: TestbedConfig) -> Mininet:
             host = net.addHost(plan.name, cls=CPULimitedHost, cpu=cpu, period_us=CPU_PERIOD_US, **params)
         else:
             host = net.addHost(plan.name, cls=Host, **params)
-        net.addLink(host, switch, port2=plan.port)
+        net.addLink(host, switches[plan.switch], port2=plan.port)
 
     cpu = {server.name: server.cpu for server in config.servers}
     for plan in config.host_plans:
         add_host(plan, cpu.get(plan.name, 1.0))
+    for link in fabric.links:
+        net.addLink(switches[link.edge], switches[link.core], port1=link.edge_port, port2=link.core_port)
     return net
 
 

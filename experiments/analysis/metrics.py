@@ -243,6 +243,22 @@ def vip_moves(events: Iterable[Mapping[str, Any]], fault_at: float | None) -> in
                and (fault_at is None or e["time"] >= fault_at))
 
 
+def interruption_ms(records: Iterable[RequestRecord], fault_at: float | None) -> float | None:
+    """The longest time without a successful answer around the fault: the longest gap between
+    two successive successful answers (their `done_at`), from the last one before the fault to
+    the end. What a user saw of a fault that moves no VIP (a cable between switches cut), and
+    of one that does. None without a fault or without a success before and after it."""
+    if fault_at is None:
+        return None
+    done = sorted(r.done_at for r in records if r.ok and r.done_at is not None)
+    before = [t for t in done if t < fault_at]
+    after = [t for t in done if t >= fault_at]
+    if not before or not after:
+        return None
+    times = [before[-1], *after]
+    return max(b - a for a, b in zip(times, times[1:], strict=False)) * 1000
+
+
 def vip_moves_before_fault(events: Iterable[Mapping[str, Any]], fault_at: float | None) -> int | None:
     """How many times the VIP moved before the fault (None without one): each a false failover,
     after which the fault hits a server that no longer holds the VIP."""
@@ -305,6 +321,7 @@ def summarize(
     summary["acked_writes"] = sum(1 for r in records if _is_acked_write(r))
     summary["vip_moves"] = vip_moves(events, fault_at)
     summary["vip_moves_before_fault"] = vip_moves_before_fault(events, fault_at)
+    summary["interruption_ms"] = _rounded(interruption_ms(records, fault_at))
     return summary
 
 
@@ -413,6 +430,7 @@ AGGREGATED_KEYS = (
     "acked_writes_lost",
     "vip_moves",
     "vip_moves_before_fault",
+    "interruption_ms",
     "both_writable_ms",
     "both_writable_longest_ms",
     "both_writable_windows",

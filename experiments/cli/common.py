@@ -26,6 +26,7 @@ from experiments.testbed.cleanup import CGROUP_ROOT as MACHINE_CGROUP_ROOT
 from experiments.testbed.runlock import LOCK_NAME as RUN_LOCK_NAME
 from services.runner import STOP_SIGNALS
 from topology.config import MECHANISMS, PRESETS, ConfigError, TestbedConfig, load_config
+from topology.fabric import TOPOLOGIES
 
 LOCK_NAME = RUN_LOCK_NAME  # a module attribute, so that tests can point it elsewhere
 CGROUP_ROOT = MACHINE_CGROUP_ROOT  # the same, for the cgroups a run must not take over
@@ -81,6 +82,9 @@ def add_load_options(parser: argparse.ArgumentParser, rate_help: str) -> None:
     parser.add_argument("--mechanism", choices=list(MECHANISMS),
                         help="what moves the VIP: sdn (the controller, default), vrrp (keepalived) "
                         "or proxy (HAProxy)")
+    parser.add_argument("--topology", choices=list(TOPOLOGIES),
+                        help="the network: single (one switch, default), two-tier (an edge switch per "
+                        "server, two cores) or leaf-spine (network.leaves and network.spines)")
     parser.add_argument("--preset", choices=list(PRESETS),
                         help="vrrp and proxy: their settings as shipped (defaults) or tuned (default)")
     parser.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
@@ -95,6 +99,7 @@ def overrides_from(args: argparse.Namespace, duration: bool = True) -> dict[str,
         "database.replication": args.replication,
         "failover.mechanism": args.mechanism,
         "failover.preset": args.preset,
+        "network.topology": getattr(args, "topology", None),
     }
     if duration:
         fault_at = args.fault_at
@@ -122,6 +127,10 @@ def check_mechanism(scenario: str, config: TestbedConfig) -> None:
     if config.failover.mechanism not in allowed:
         raise UsageError(f"{scenario} applies to failover.mechanism {' or '.join(allowed)} only, not "
                          f"{config.failover.mechanism}: {SCENARIOS[scenario].summary}")
+    topologies = SCENARIOS[scenario].topologies
+    if config.network.topology not in topologies:
+        raise UsageError(f"{scenario} applies to network.topology {' or '.join(topologies)} only (it cuts "
+                         f"a cable between switches), not {config.network.topology}: add --topology two-tier")
 
 
 def check_trials(trials: int) -> None:

@@ -420,6 +420,8 @@ def trial_figures(summary: Mapping[str, Any], fault_s: float | None) -> list[tup
          format_value(summary.get("both_writable_max_ms"))),
         ("VIP moves from the fault on", format_value(summary.get("vip_moves"))),
         ("VIP moves before the fault (false failovers)", format_value(summary.get("vip_moves_before_fault"))),
+        ("Longest time without a successful answer after the fault (ms)",
+         format_value(summary.get("interruption_ms"))),
         ("Promoted a lagging database", "; ".join(summary.get("promoted_lagging") or []) or "no"),
     ]
 
@@ -616,6 +618,7 @@ AGGREGATE_LABELS = {
     "acked_writes_lost": "Acknowledged writes lost",
     "vip_moves": "VIP moves from the fault on",
     "vip_moves_before_fault": "VIP moves before the fault (false failovers)",
+    "interruption_ms": "Longest time without a successful answer (ms)",
     "both_writable_ms": "Two databases seen writable at once (ms)",
     "both_writable_windows": "Windows with two databases seen writable",
     "both_writable_max_ms": "Two databases writable at once, at most (ms)",

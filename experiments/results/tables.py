@@ -48,6 +48,7 @@ def summary_table(summary: dict[str, Any]) -> str:
          f"({_tenths(summary.get('both_writable_max_ms'))} ms)"),
         ("VIP moves from the fault on", summary.get("vip_moves")),
         ("VIP moves before the fault (false failovers)", summary.get("vip_moves_before_fault")),
+        ("longest time without a successful answer (ms)", summary.get("interruption_ms")),
         ("promoted a lagging database", "; ".join(summary.get("promoted_lagging") or []) or "no"),
         ("databases consistent after the trial", summary.get("db_consistent")),
         ("replication lag p50 / p99", f"{_tenths((summary.get('replication_lag_ms') or {}).get('p50'))} / "
@@ -95,6 +96,8 @@ def trials_table(summary: dict[str, Any]) -> str:
         ("two databases writable at once, per trial", _spread(summary.get("both_writable_ms"), n, " ms")),
         ("VIP moves from the fault on, per trial", _spread(summary.get("vip_moves"), n)),
         ("VIP moves before the fault, per trial", _spread(summary.get("vip_moves_before_fault"), n)),
+        ("longest time without a successful answer, per trial",
+         _spread(summary.get("interruption_ms"), n, " ms")),
         ("databases consistent after the trial",
          f"{sum(checked)} of {len(checked)} trials" if checked else "-"),
         ("each trial's figures", f"trial-NN/{files.SUMMARY}"),

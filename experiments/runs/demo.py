@@ -553,7 +553,7 @@ class Demo:
         for name, server in (status.get("servers") or {}).items():
             parts.append(f"{name}: up {server['up']}, failures {server['consecutive_failures']}, "
                          f"gtid {server['gtid'] or '-'}")
-        flow = vip_flow(self.config.network.switch, self.config.network.vip)
+        flow = vip_flow(self.config.fabric.clients_edge, self.config.network.vip)
         return "\n".join([*parts, f"VIP flow: {flow}"])
 
     # -- the screen -----------------------------------------------------------------------

@@ -50,6 +50,7 @@ class Faults:
         self.testbed = testbed
         self.runner = testbed.runner
         self.links_down: set[str] = set()
+        self.cables_down: set[str] = set()  # a fabric's edge-to-core cables (topology/fabric.py)
         self.hung: set[str] = set()
 
     # -- servers ------------------------------------------------------------------------
@@ -131,7 +132,10 @@ class Faults:
     def bring_back(self) -> list[str]:
         """Undo what the faults left on every server, web servers aside (after a trial only the
         data matters): returns what it did, one line each."""
-        return [line for server in self.testbed.databases for line in self.recover(server, web=False)]
+        lines = [f"cable {name} up" for name in sorted(self.cables_down)]
+        for name in list(self.cables_down):
+            self.cable_up(name)
+        return lines + [line for server in self.testbed.databases for line in self.recover(server, web=False)]
 
     # -- the network --------------------------------------------------------------------
 
@@ -147,20 +151,39 @@ class Faults:
     def _set_link(self, server: str, state: str) -> None:
         # `ip` straight on the switch's interface (root namespace): a fault is injected in a
         # few milliseconds, not the tens that a round trip through Mininet's shells costs.
-        config = self.testbed.config
-        switch_side = f"{config.network.switch}-eth{config.server(server).port}"
+        plan = self.testbed.config.server(server)
+        switch_side = f"{plan.switch}-eth{plan.port}"
         subprocess.run(["ip", "link", "set", "dev", switch_side, state], check=True)
         host = self.testbed.host(server)
         host.cmd(f"ip link set dev {host.defaultIntf().name} {state}")
 
+    def cable_down(self, name: str) -> None:
+        """Cut one of a fabric's edge-to-core cables (Link.name, like edge2-core1): both ends,
+        so that both switches see their port go down, as with a real cable pulled."""
+        self.cables_down.add(name)
+        self._set_cable(name, "down")
+
+    def cable_up(self, name: str) -> None:
+        self.cables_down.discard(name)
+        self._set_cable(name, "up")
+
+    def _set_cable(self, name: str, state: str) -> None:
+        links = {link.name: link for link in self.testbed.config.fabric.links}
+        if name not in links:
+            raise ValueError(f"no cable {name!r}: the fabric's cables are {', '.join(links) or 'none'}")
+        for interface in links[name].interfaces:
+            subprocess.run(["ip", "link", "set", "dev", interface, state], check=True)
+
     def cut_replication(self) -> None:
-        """Drop the databases' traffic (TCP 3306) in the switch; clients and probes still pass."""
-        switch = self.testbed.config.network.switch
-        for direction in ("tp_dst", "tp_src"):
-            ofctl(switch, "add-flow", f"cookie={FAULT_COOKIE},priority=400,tcp,{direction}=3306,actions=drop")
+        """Drop the databases' traffic (TCP 3306) in the switches; clients and probes still pass."""
+        for switch in self.testbed.config.fabric.switches:
+            for direction in ("tp_dst", "tp_src"):
+                ofctl(switch, "add-flow",
+                      f"cookie={FAULT_COOKIE},priority=400,tcp,{direction}=3306,actions=drop")
 
     def restore_replication(self) -> None:
-        ofctl(self.testbed.config.network.switch, "del-flows", f"cookie={FAULT_COOKIE}/-1")
+        for switch in self.testbed.config.fabric.switches:
+            ofctl(switch, "del-flows", f"cookie={FAULT_COOKIE}/-1")
 
     # -- the controller -----------------------------------------------------------------
 

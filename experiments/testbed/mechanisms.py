@@ -151,7 +151,7 @@ class Sdn(Mechanism):
     def holder_on_data_plane(self) -> str | None:
         """The server the switch's VIP flow names (its cookie)."""
         config = self.testbed.config
-        dump = ofctl(config.network.switch, "dump-flows", f"ip,nw_dst={config.network.vip}", check=False)
+        dump = ofctl(config.fabric.clients_edge, "dump-flows", f"ip,nw_dst={config.network.vip}", check=False)
         holders = {flows.server_for_cookie(config, cookie) for cookie in vip_flow_cookies(dump)}
         holders.discard(None)
         return holders.pop() if len(holders) == 1 else None

@@ -14,6 +14,7 @@ from typing import Any
 
 from experiments.testbed.testbed import Testbed
 from topology.config import MECHANISMS
+from topology.fabric import TOPOLOGIES
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class Scenario:
     overrides: dict[str, Any] = field(default_factory=dict)
     # The failover mechanisms it applies to (controller-restart: only where there is a controller).
     mechanisms: tuple[str, ...] = MECHANISMS
+    # The network topologies it applies to (a cut between switches needs more than one).
+    topologies: tuple[str, ...] = TOPOLOGIES
 
     @property
     def summary(self) -> str:
@@ -80,6 +83,7 @@ def controller_restart(testbed: Testbed) -> None:
 
 HANG_S = 3.0  # how long primary-hang keeps the primary frozen
 FLAPS = 5  # link-down/up cycles of the flap scenario
+FABRICS = tuple(t for t in TOPOLOGIES if t != "single")
 FLAP_DOWN_S = 0.1
 FLAP_UP_S = 0.2
 FAILBACK_AFTER_S = 2.0  # how long the failback scenario's primary stays down
@@ -156,6 +160,45 @@ def partition_crash(testbed: Testbed) -> None:
     testbed.faults.restore_replication()  # the cut was between the databases: the crash replaces it
 
 
+def core_link_down(testbed: Testbed) -> None:
+    """The cable between the primary's edge switch and the first core goes down: no failover.
+
+    Both switches at its ends see their port go down and their fast-failover groups send the
+    traffic by the other core at once (the first core bounces what was already on its way);
+    the controller records the cut and plans the paths again without it. The primary still
+    serves every request: the VIP must not move.
+    """
+    fabric = testbed.config.fabric
+    testbed.faults.cable_down(fabric.link(testbed.config.server_plans[0].switch, fabric.cores[0]).name)
+
+
+def core_switch_down(testbed: Testbed) -> None:
+    """The first core switch dies (every cable of it goes dark at once): no failover.
+
+    Every edge sees its cable to that core go down and sends by the others; the primary,
+    still reached by them, keeps the VIP.
+    """
+    fabric = testbed.config.fabric
+    for link in fabric.links:
+        if link.core == fabric.cores[0]:
+            testbed.faults.cable_down(link.name)
+
+
+def edge_link_flap(testbed: Testbed) -> None:
+    """The clients' edge cable to the first core goes down and up five times: no failover.
+
+    Each cut moves the clients' traffic to the other core and each repair offers the first
+    again; the servers never become unreachable, so the VIP stays on the primary.
+    """
+    fabric = testbed.config.fabric
+    name = fabric.link(fabric.clients_edge, fabric.cores[0]).name
+    for _ in range(FLAPS):
+        testbed.faults.cable_down(name)
+        time.sleep(FLAP_DOWN_S)
+        testbed.faults.cable_up(name)
+        time.sleep(FLAP_UP_S)
+
+
 def both_down(testbed: Testbed) -> None:
     """Both web servers die: no server is left; the controller says so and does not ping-pong.
 
@@ -182,5 +225,11 @@ SCENARIOS = {
         Scenario("db-partition", db_partition, expect_failover=False),
         Scenario("partition-crash", partition_crash, expect_failover=True),
         Scenario("both-down", both_down, expect_failover=False),
+        Scenario("core-link-down", core_link_down, expect_failover=False, mechanisms=("sdn",),
+                 topologies=FABRICS),
+        Scenario("core-switch-down", core_switch_down, expect_failover=False, mechanisms=("sdn",),
+                 topologies=FABRICS),
+        Scenario("edge-link-flap", edge_link_flap, expect_failover=False, mechanisms=("sdn",),
+                 topologies=FABRICS),
     )
 }

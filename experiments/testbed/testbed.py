@@ -132,7 +132,8 @@ class Testbed:
         self.mechanism.before_network()
         self._start_network()
         self.mechanism.after_network()
-        self._say(f"network up: {self.config.network.switch} and {len(self.config.host_plans)} hosts")
+        switches = ", ".join(self.config.fabric.switches)
+        self._say(f"network up: {switches} and {len(self.config.host_plans)} hosts")
         self._start_databases(secrets)
         self._say("databases up, replicating master-master")
         self._start_web(secrets)
@@ -201,8 +202,9 @@ class Testbed:
             # Recorded before anything exists, so that a run killed mid-way leaves a full list.
             config = self.config
             plans = config.host_plans
-            self.state.bridges = [config.network.switch]
-            self.state.interfaces = [f"{config.network.switch}-eth{p.port}" for p in plans]
+            self.state.bridges = list(config.fabric.switches)
+            self.state.interfaces = [f"{p.switch}-eth{p.port}" for p in plans]
+            self.state.interfaces += [i for link in config.fabric.links for i in link.interfaces]
             self.state.cgroups = [s.name for s in config.servers if s.cpu < 1.0]
             self.state.save()
             self.net = build_network(config)

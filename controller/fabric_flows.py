@@ -1,0 +1,161 @@
+"""Forwarding on a fabric (topology/fabric.py): which port or fast-failover group takes each
+host's traffic on every switch, with a backup for every cable planned in advance.
+
+Only with `network.topology` two-tier or leaf-spine; the single switch uses NORMAL. Every
+switch has two tables:
+
+    table 0  (controller/flows.py)  ARP to the controller, which answers for every host (no
+             broadcast ever crosses the fabric, so its loops need no spanning tree); on the
+             clients' edge the VIP's rewrites as on one switch; everything else -> table 1
+    table 1  (this module)  by destination MAC, a host's own port on its edge, else a
+             fast-failover group (below); anything else is dropped
+
+The groups, for a host H on edge E(H):
+
+    on another edge X    H's packets go up to a core: one bucket per core, each watching X's
+                         cable to it, the cores whose cable down to E(H) is up first. A packet
+                         for H that came *down* from core C (C lost its cable to E(H) and
+                         bounced it) goes up again by the other cores only.
+    on a core C          from edge X, down C's cable to E(H); if that is down, bounce by another
+                         edge (not X, not E(H)), and at last back out of X (IN_PORT), whose
+                         rule for bounced packets sends it up another core.
+
+So any one cable can go down and the switches at its ends move the traffic at once, with no
+round trip to the controller; the controller hears the port go down and plans again with that
+cable left out (the buckets' order changes, so that no packet takes the bounce for long). Two
+cables down at once can take a bounce between two edges until the controller has planned.
+
+`plan_switch` is pure (the plan as data, tested without a switch); `messages` turns a plan
+into OpenFlow 1.3 messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from controller.flows import COOKIE_BASE, FORWARDING_TABLE
+from topology.config import HostPlan, TestbedConfig
+from topology.fabric import Fabric
+
+PRIORITY_HOST = 10  # eth_dst=H
+PRIORITY_BOUNCED = 20  # in_port=a cable, eth_dst=H
+IN_PORT = "in_port"  # a bucket that sends the packet back where it came from
+GROUP_BASE = 0x1000  # VIP_GROUP (controller/flows.py) is 1
+
+
+@dataclass(frozen=True)
+class Bucket:
+    watch_port: int
+    out_port: int | str  # a port number, or IN_PORT
+
+
+@dataclass(frozen=True)
+class Group:
+    group_id: int
+    buckets: tuple[Bucket, ...]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One table-1 flow: packets for `mac` (from `in_port`, if set) to `port` or `group`."""
+
+    mac: str
+    priority: int
+    in_port: int | None = None
+    port: int | None = None
+    group: int | None = None
+
+
+@dataclass(frozen=True)
+class SwitchPlan:
+    groups: tuple[Group, ...]
+    rules: tuple[Rule, ...]
+
+
+def group_id(host_index: int, came_from: int = 0) -> int:
+    """The group of the `host_index`th host; `came_from` 0 for its own traffic, else 1 + the
+    index of the peer it came from (a core on an edge, an edge on a core)."""
+    return GROUP_BASE + host_index * 64 + came_from
+
+
+def plan_switch(fabric: Fabric, hosts: Iterable[HostPlan], switch: str, down: frozenset[str]) -> SwitchPlan:
+    """Switch `switch`'s table-1 rules and groups, with the cables named in `down` (Link.name) cut."""
+    groups: list[Group] = []
+    rules: list[Rule] = []
+    for index, host in enumerate(hosts):
+        home = host.switch
+        if switch == home:
+            rules.append(Rule(host.mac, PRIORITY_HOST, port=host.port))
+        elif switch in fabric.edges:
+            _plan_edge(fabric, switch, home, index, host.mac, down, groups, rules)
+        else:
+            _plan_core(fabric, switch, home, index, host.mac, down, groups, rules)
+    return SwitchPlan(tuple(groups), tuple(rules))
+
+
+def _plan_edge(fabric: Fabric, edge: str, home: str, index: int, mac: str, down: frozenset[str],
+               groups: list[Group], rules: list[Rule]) -> None:
+    # The cores that still reach the host's edge first; the others stay, in case the plan is
+    # stale (their cables' own state is what the switch watches).
+    cores = sorted(fabric.cores, key=lambda core: fabric.link(core=core, edge=home).name in down)
+    def up_by(cores_: list[str]) -> tuple[Bucket, ...]:
+        return tuple(Bucket(port, port) for port in (fabric.link(edge, core).edge_port for core in cores_))
+    groups.append(Group(group_id(index), up_by(cores)))
+    rules.append(Rule(mac, PRIORITY_HOST, group=group_id(index)))
+    if len(fabric.cores) < 2:
+        return  # one core: a bounced packet has nowhere else to go (the table's miss drops it)
+    for k, came_from in enumerate(fabric.cores, start=1):
+        gid = group_id(index, k)
+        groups.append(Group(gid, up_by([core for core in cores if core != came_from])))
+        rules.append(Rule(mac, PRIORITY_BOUNCED, in_port=fabric.link(edge, came_from).edge_port, group=gid))
+
+
+def _plan_core(fabric: Fabric, core: str, home: str, index: int, mac: str, down: frozenset[str],
+               groups: list[Group], rules: list[Rule]) -> None:
+    downlink = fabric.link(home, core).core_port
+    rules.append(Rule(mac, PRIORITY_HOST, port=downlink))  # from the host's own edge: never bounced
+    for k, came_from in enumerate(fabric.edges, start=1):
+        if came_from == home:
+            continue
+        back = fabric.link(came_from, core).core_port
+        others = [fabric.link(edge, core).core_port for edge in fabric.edges if edge not in (home, came_from)]
+        buckets = (Bucket(downlink, downlink), *(Bucket(port, port) for port in others),
+                   Bucket(back, IN_PORT))
+        gid = group_id(index, k)
+        groups.append(Group(gid, buckets))
+        rules.append(Rule(mac, PRIORITY_BOUNCED, in_port=back, group=gid))
+
+
+def fabric_hosts(config: TestbedConfig) -> list[HostPlan]:
+    """Every host the fabric forwards to, in a fixed order (its index names its groups)."""
+    return list(config.host_plans)
+
+
+def messages(dp: Any, plan: SwitchPlan, add: bool) -> list:
+    """The plan as OpenFlow messages: groups first (a rule may name one), then the rules.
+    `add` for a switch that has just connected (groups added, rules added); else the groups
+    are modified in place and the rules, which never change, are not sent again."""
+    parser, ofp = dp.ofproto_parser, dp.ofproto
+    out: list = []
+    for group in plan.groups:
+        buckets = [parser.OFPBucket(watch_port=b.watch_port, watch_group=ofp.OFPG_ANY,
+                                    actions=[parser.OFPActionOutput(ofp.OFPP_IN_PORT if b.out_port == IN_PORT
+                                                                    else b.out_port)])
+                   for b in group.buckets]
+        command = ofp.OFPGC_ADD if add else ofp.OFPGC_MODIFY
+        out.append(parser.OFPGroupMod(dp, command, ofp.OFPGT_FF, group.group_id, buckets))
+    if not add:
+        return out
+    for rule in plan.rules:
+        match = parser.OFPMatch(eth_dst=rule.mac) if rule.in_port is None else \
+            parser.OFPMatch(in_port=rule.in_port, eth_dst=rule.mac)
+        action = (parser.OFPActionGroup(rule.group) if rule.group is not None
+                  else parser.OFPActionOutput(rule.port))
+        out.append(parser.OFPFlowMod(
+            datapath=dp, table_id=FORWARDING_TABLE, command=ofp.OFPFC_ADD, priority=rule.priority,
+            match=match,
+            instructions=[parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [action])],
+            cookie=COOKIE_BASE))
+    return out
