@@ -267,7 +267,7 @@ class FailoverController(app_manager.OSKenApp):
 
     def _forwarding(self, dp: Any, name: str, add: bool) -> list:
         plan = fabric_flows.plan_switch(self.fabric, fabric_flows.fabric_hosts(self.config), name,
-                                        frozenset(self.links_down))
+                                        frozenset(self.links_down), self.config.failover.switch_failover)
         return fabric_flows.messages(dp, plan, add)
 
     def _refuse(self, dp: Any, kind: str, dpid: int) -> None:

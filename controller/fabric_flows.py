@@ -80,8 +80,11 @@ def group_id(host_index: int, came_from: int = 0) -> int:
     return GROUP_BASE + host_index * 64 + came_from
 
 
-def plan_switch(fabric: Fabric, hosts: Iterable[HostPlan], switch: str, down: frozenset[str]) -> SwitchPlan:
-    """Switch `switch`'s table-1 rules and groups, with the cables named in `down` (Link.name) cut."""
+def plan_switch(fabric: Fabric, hosts: Iterable[HostPlan], switch: str, down: frozenset[str],
+                backup: bool = True) -> SwitchPlan:
+    """Switch `switch`'s table-1 rules and groups, with the cables named in `down` (Link.name)
+    cut. Without `backup` (`failover.switch_failover` off) each group has its first bucket
+    only: a cut cable's traffic is lost until the controller has planned again."""
     groups: list[Group] = []
     rules: list[Rule] = []
     for index, host in enumerate(hosts):
@@ -89,19 +92,22 @@ def plan_switch(fabric: Fabric, hosts: Iterable[HostPlan], switch: str, down: fr
         if switch == home:
             rules.append(Rule(host.mac, PRIORITY_HOST, port=host.port))
         elif switch in fabric.edges:
-            _plan_edge(fabric, switch, home, index, host.mac, down, groups, rules)
+            _plan_edge(fabric, switch, home, index, host.mac, down, backup, groups, rules)
         else:
-            _plan_core(fabric, switch, home, index, host.mac, down, groups, rules)
+            _plan_core(fabric, switch, home, index, host.mac, down, backup, groups, rules)
     return SwitchPlan(tuple(groups), tuple(rules))
 
 
 def _plan_edge(fabric: Fabric, edge: str, home: str, index: int, mac: str, down: frozenset[str],
-               groups: list[Group], rules: list[Rule]) -> None:
-    # The cores that still reach the host's edge first; the others stay, in case the plan is
-    # stale (their cables' own state is what the switch watches).
-    cores = sorted(fabric.cores, key=lambda core: fabric.link(core=core, edge=home).name in down)
+               backup: bool, groups: list[Group], rules: list[Rule]) -> None:
+    # The cores this edge and the host's edge are both still cabled to first; the others stay,
+    # in case the plan is stale (their cables' own state is what the switch watches).
+    def cut(core: str) -> bool:
+        return fabric.link(edge, core).name in down or fabric.link(home, core).name in down
+    cores = sorted(fabric.cores, key=cut)
     def up_by(cores_: list[str]) -> tuple[Bucket, ...]:
-        return tuple(Bucket(port, port) for port in (fabric.link(edge, core).edge_port for core in cores_))
+        buckets = tuple(Bucket(port, port) for port in (fabric.link(edge, core).edge_port for core in cores_))
+        return buckets if backup else buckets[:1]
     groups.append(Group(group_id(index), up_by(cores)))
     rules.append(Rule(mac, PRIORITY_HOST, group=group_id(index)))
     if len(fabric.cores) < 2:
@@ -113,7 +119,7 @@ def _plan_edge(fabric: Fabric, edge: str, home: str, index: int, mac: str, down:
 
 
 def _plan_core(fabric: Fabric, core: str, home: str, index: int, mac: str, down: frozenset[str],
-               groups: list[Group], rules: list[Rule]) -> None:
+               backup: bool, groups: list[Group], rules: list[Rule]) -> None:
     downlink = fabric.link(home, core).core_port
     rules.append(Rule(mac, PRIORITY_HOST, port=downlink))  # from the host's own edge: never bounced
     for k, came_from in enumerate(fabric.edges, start=1):
@@ -124,7 +130,7 @@ def _plan_core(fabric: Fabric, core: str, home: str, index: int, mac: str, down:
         buckets = (Bucket(downlink, downlink), *(Bucket(port, port) for port in others),
                    Bucket(back, IN_PORT))
         gid = group_id(index, k)
-        groups.append(Group(gid, buckets))
+        groups.append(Group(gid, buckets if backup else buckets[:1]))
         rules.append(Rule(mac, PRIORITY_BOUNCED, in_port=back, group=gid))
 
 

@@ -5,6 +5,7 @@ them (a skip would hide a broken CI machine). `make test` installs and starts ev
 """
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -31,14 +32,21 @@ def prerequisites():
         pytest.fail(problem, pytrace=False)
 
 
+# The fabrics' switches (topology/fabric.py): a run on any topology must leave none of them.
+FABRIC_SWITCH = re.compile(r"^(edge|core|leaf|spine)[0-9]+$")
+
+
 def leftovers(switch: str = "s1", cgroups: tuple[str, ...] = ("secondary",)) -> list[str]:
     """What a testbed run could leave on the machine; empty when it cleaned up."""
+    def ours(bridge: str) -> bool:
+        return bridge == switch or bool(FABRIC_SWITCH.match(bridge))
+
     found = []
     bridges = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout.split()
-    found += [f"bridge {b}" for b in bridges if b == switch]
+    found += [f"bridge {b}" for b in bridges if ours(b)]
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    found += [f"interface {line.split(': ')[1].split('@')[0]}" for line in links.splitlines()
-              if line.split(": ")[1].startswith(f"{switch}-eth")]
+    names = [line.split(": ")[1].split("@")[0] for line in links.splitlines()]
+    found += [f"interface {name}" for name in names if "-eth" in name and ours(name.split("-eth")[0])]
     # Every hierarchy Mininet's cgcreate uses: its cgdelete can stop at a busy one.
     found += [f"cgroup {hierarchy}/{name}" for name in cgroups for hierarchy in ("cpu", "cpuacct", "cpuset")
               if os.path.isdir(f"/sys/fs/cgroup/{hierarchy}/{name}")]
