@@ -24,12 +24,14 @@ def add_commands(commands: Commands) -> None:
         "fault at 3 s), then measures wrk throughput through the VIP and straight to the primary, "
         "and checks the figures against the controller's targets.",
     )
-    bench.add_argument("what", choices=["failover", "loadgen", "mechanisms", "presets"],
+    bench.add_argument("what", choices=["failover", "loadgen", "mechanisms", "presets", "fabric"],
                        help="failover: the controller's targets; loadgen: is the load generator the "
                        "bottleneck (open loop at --rate, default 2000 for it, then wrk); mechanisms: "
                        "the same faults under the controller, keepalived and HAProxy (8 s trials, 20 s "
                        "as shipped); presets: "
-                       "the search for the tuned presets (60 s without a fault per candidate)")
+                       "the search for the tuned presets (60 s without a fault per candidate); fabric: "
+                       "a cable between switches cut (two-tier), with the switches' fast-failover "
+                       "groups and with the controller's reroute alone")
     bench.add_argument("--config", type=Path, metavar="FILE", help="TOML config (default: built-in defaults)")
     bench.add_argument("--trials", type=int, default=20, help="trials per scenario (default 20)")
     bench.add_argument("--rate", type=finite_float, help="requests per second (default 500; loadgen: 2000)")
@@ -76,6 +78,12 @@ def bench_command(args: argparse.Namespace) -> int:
     config, lock = prepare(args, {"load.rate": args.rate})
 
     def work() -> Path:
+        if args.what == "fabric":
+            from experiments.runs.fabric_bench import fabric_table, run_fabric_bench
+
+            folder, results = run_fabric_bench(config, args.trials, args.rate, args.out)
+            print(fabric_table(results))
+            return folder
         if args.what == "presets":
             from experiments.runs.preset_search import run_preset_search, search_table
 
