@@ -351,8 +351,22 @@ def check_12(done: list[Done], section: str) -> None:
     assert "**Verdict: passed**" in page and "| 1 |" in page, page
 
 
+def check_13(done: list[Done], section: str) -> None:
+    with_groups, controller_only = run_dirs(done)
+    for run_dir, switch_failover in ((with_groups, True), (controller_only, False)):
+        config = json.loads((run_dir / "config.json").read_text())
+        assert config["network"]["topology"] == "two-tier", run_dir
+        assert config["failover"]["switch_failover"] is switch_failover, run_dir  # the sed line worked
+        result = summary(run_dir)
+        assert result["vip_moves"] == 0 and result["vip_moves_before_fault"] == 0, run_dir
+        assert result["acked_writes_lost"] == 0 and result["interruption_ms"] is not None, result
+        cut = [e for e in events(run_dir) if e["kind"] == "link_status"]
+        assert cut and cut[0]["link"] == "edge2-core1" and cut[0]["up"] is False, cut
+    assert (LAB / "ex13-compare.md").is_file()
+
+
 CHECKS = {1: check_1, 2: check_2, 3: check_3, 4: check_4, 5: check_5, 6: check_6, 7: check_7, 8: check_8,
-          9: check_9, 10: check_10, 11: check_11, 12: check_12}
+          9: check_9, 10: check_10, 11: check_11, 12: check_12, 13: check_13}
 
 
 def test_the_guide_lists_each_exercise_once_with_what_to_run_predict_and_look_at():
