@@ -156,8 +156,7 @@ class FailoverController(app_manager.OSKenApp):
         # The testbed's switches, once connected (by name): the only ones served. The clients'
         # edge (the single switch, on one) holds the VIP flow.
         self.datapaths: dict[str, Any] = {}
-        self.links_down: set[str] = set()  # a fabric's cables whose ports went down
-        self.cut_off: set[str] = set()  # servers no path of the fabric reaches
+        self.fabric_state = fabric_flows.FabricState(self.config)  # its cables down, servers cut off
         self.probe_socket_path = Path(self.CONF.testbed_probe_socket)
         pid_file = Path(self.CONF.testbed_prober_pid_file) if self.CONF.testbed_prober_pid_file else None
         self.intake = ProbeIntake(self.machine.servers, pid_file, self.event_log.write)
@@ -266,9 +265,7 @@ class FailoverController(app_manager.OSKenApp):
         self.event_log.write("switch_connected", dpid=ev.msg.datapath_id, switch=name)
 
     def _forwarding(self, dp: Any, name: str, add: bool) -> list:
-        plan = fabric_flows.plan_switch(self.fabric, fabric_flows.fabric_hosts(self.config), name,
-                                        frozenset(self.links_down), self.config.failover.switch_failover)
-        return fabric_flows.messages(dp, plan, add)
+        return fabric_flows.messages(dp, self.fabric_state.plan(name), add)
 
     def _refuse(self, dp: Any, kind: str, dpid: int) -> None:
         """Close a connection that is not served. Its messages queued before the close arrive
@@ -333,29 +330,18 @@ class FailoverController(app_manager.OSKenApp):
             self.apply(self.machine.port(server, not down, self.clock()))
             return
         link = self.fabric.link_at(switch, desc.port_no)
-        if link is not None:
-            self._link_changed(link.name, switch, up=not down)
-
-    def _link_changed(self, link: str, switch: str, up: bool) -> None:
-        """A fabric's cable went down or came back (both its ends tell; the first is heard): the
-        switches moved its traffic already; plan again without it, and say whether a server is
-        cut off by the network, which for the failover is its link going down."""
-        if up != (link in self.links_down):
-            return  # the other end's news, or no change
-        (self.links_down.discard if up else self.links_down.add)(link)
-        self.event_log.write("link_status", link=link, switch=switch, up=up)
+        change = None if link is None else self.fabric_state.cable(link.name, switch, up=not down)
+        if change is None:
+            return
+        # The switches moved the cable's traffic already: plan again without it; a server no
+        # path reaches any more is, for the failover, a server whose link went down.
+        for kind, fields in change.events:
+            self.event_log.write(kind, **fields)
         for name, dp in self.datapaths.items():
             for message in self._forwarding(dp, name, add=False):
                 dp.send_msg(message)
-        reached = self.fabric.reachable(self.links_down)
-        for plan in self.config.server_plans:
-            cut = plan.switch not in reached
-            if cut != (plan.name in self.cut_off):
-                (self.cut_off.add if cut else self.cut_off.discard)(plan.name)
-                self.event_log.write("server_cut_off" if cut else "server_reachable", server=plan.name,
-                                     reason="no path of the fabric reaches its switch" if cut
-                                     else "a path of the fabric reaches its switch again")
-                self.apply(self.machine.port(plan.name, not cut, self.clock()))
+        for server, reachable in change.servers:
+            self.apply(self.machine.port(server, reachable, self.clock()))
 
     @set_ev_cls(EventProbeResult)
     def probe_result_handler(self, ev: EventProbeResult) -> None:

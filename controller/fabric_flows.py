@@ -165,3 +165,47 @@ def messages(dp: Any, plan: SwitchPlan, add: bool) -> list:
             instructions=[parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [action])],
             cookie=COOKIE_BASE))
     return out
+
+
+@dataclass
+class LinkChange:
+    """What a cable's news changes: the events to log and the servers whose reachability the
+    failover machine must hear of, as a port of theirs going down or up."""
+
+    events: list[tuple[str, dict[str, Any]]]
+    servers: list[tuple[str, bool]]  # (server, reachable)
+
+
+class FabricState:
+    """Which of a fabric's cables are down and which servers no path reaches: the pure part
+    of the controller's fabric, fed the switches' port news (both ends of a cable tell)."""
+
+    def __init__(self, config: TestbedConfig) -> None:
+        self.config = config
+        self.fabric = config.fabric
+        self.down: set[str] = set()
+        self.cut_off: set[str] = set()
+
+    def plan(self, switch: str) -> SwitchPlan:
+        return plan_switch(self.fabric, fabric_hosts(self.config), switch, frozenset(self.down),
+                           self.config.failover.switch_failover)
+
+    def cable(self, name: str, switch: str, up: bool) -> LinkChange | None:
+        """Cable `name` is up or down, as `switch` saw it; None when that changes nothing (the
+        other end told already). Every switch's plan must then be sent again."""
+        if up != (name in self.down):
+            return None
+        (self.down.discard if up else self.down.add)(name)
+        change = LinkChange([("link_status", {"link": name, "switch": switch, "up": up})], [])
+        reached = self.fabric.reachable(self.down)
+        for plan in self.config.server_plans:
+            cut = plan.switch not in reached
+            if cut == (plan.name in self.cut_off):
+                continue
+            (self.cut_off.add if cut else self.cut_off.discard)(plan.name)
+            reason = ("no path of the fabric reaches its switch" if cut
+                      else "a path of the fabric reaches its switch again")
+            change.events.append(("server_cut_off" if cut else "server_reachable",
+                                  {"server": plan.name, "reason": reason}))
+            change.servers.append((plan.name, not cut))
+        return change

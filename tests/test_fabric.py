@@ -183,3 +183,30 @@ def test_without_backup_buckets_only_the_controllers_new_plan_reroutes(name: str
             assert lost > 0, f"cutting {link.name} lost nothing without backup buckets"
         else:
             assert lost == 0, f"cutting {link.name}, which no first bucket uses, lost {lost} pairs"
+
+
+@pytest.mark.parametrize(
+    "news, events, servers",
+    [
+        # (cable, switch, up) in order -> the kinds logged, the servers the machine hears of
+        ([("edge2-core1", "edge2", False)], ["link_status"], []),
+        ([("edge2-core1", "edge2", False), ("edge2-core1", "core1", False)], ["link_status"], []),  # once
+        ([("edge2-core1", "edge2", False), ("edge2-core2", "edge2", False)],
+         ["link_status", "link_status", "server_cut_off"], [("primary", False)]),
+        ([("edge2-core1", "edge2", False), ("edge2-core2", "edge2", False), ("edge2-core2", "core2", True)],
+         ["link_status", "link_status", "server_cut_off", "link_status", "server_reachable"],
+         [("primary", False), ("primary", True)]),
+        ([("edge1-core1", "edge1", True)], [], []),  # up, and never down: nothing changes
+    ],
+)
+def test_the_fabric_state_logs_each_cable_once_and_tells_of_servers_cut_off(news, events, servers) -> None:
+    from controller.fabric_flows import FabricState
+
+    state = FabricState(FABRICS["two-tier"])
+    logged, heard = [], []
+    for name, switch, up in news:
+        change = state.cable(name, switch, up)
+        if change is not None:
+            logged += [kind for kind, _ in change.events]
+            heard += change.servers
+    assert (logged, heard) == (events, servers)
