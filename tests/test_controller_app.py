@@ -95,9 +95,9 @@ class RecordingFence:
         self.calls.append(("read_only" if action.read_only else "writable", action.server))
 
 
-def make_app(tmp_path, *options):
+def make_app(tmp_path, *options, config=CONFIG):
     config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(CONFIG.to_dict()))
+    config_path.write_text(json.dumps(config.to_dict()))
     cfg.CONF(
         args=[
             "--testbed-config", str(config_path),
@@ -847,3 +847,65 @@ def test_a_message_the_switch_refuses_is_said_in_the_event_log(connected, tmp_pa
     app.error_handler(ofp_event.EventOFPErrorMsg(error))
     assert events_of(tmp_path, "switch_error") == [
         {"kind": "switch_error", "type": dp.ofproto.OFPET_BAD_MATCH, "code": 3, "detail": "040e"}]
+
+
+TWO_TIER = CONFIG.with_overrides({"network.topology": "two-tier"})
+
+
+def fabric_connects(app):
+    """Every switch of the two-tier fabric connects; the clients' edge says it has no VIP flow."""
+    dps = {}
+    for name in TWO_TIER.fabric.switches:
+        dp = dps[name] = FakeDatapath()
+        dp.id = TWO_TIER.fabric.dpid(name)
+        features(app, dp)
+    reply = ofproto_v1_3_parser.OFPFlowStatsReply(dps["edge1"], body=[])
+    app.flow_stats_reply_handler(ofp_event.EventOFPFlowStatsReply(reply))
+    return dps
+
+
+def test_on_a_fabric_every_switch_is_served_and_a_cut_cable_is_planned_around(tmp_path):
+    app = make_app(tmp_path, config=TWO_TIER)
+    dps = fabric_connects(app)
+    assert not any(dp.closed for dp in dps.values())
+    # Every switch got its forwarding: groups on the switches that forward to another's hosts.
+    assert all(dp.groups for dp in dps.values())
+    assert all(dp.table for dp in dps.values())
+    # The VIP flow is on the clients' edge only, rewriting to the primary, then table 1.
+    assert [dp.flows_at(flows.PRIORITY_VIP) != [] for dp in dps.values()] == [True, False, False, False, False]
+    assert vip_target(dps["edge1"])[0] == PRIMARY.ip
+    before = {name: len(dp.sent) for name, dp in dps.items()}
+    # The cable edge2-core1 goes down; both ends tell.
+    link = TWO_TIER.fabric.link("edge2", "core1")
+    app.port_status_handler(port_status(dps["core1"], link.core_port, down=True))
+    app.port_status_handler(port_status(dps["edge2"], link.edge_port, down=True))
+    for name, dp in dps.items():  # planned again once: every switch's groups modified
+        modified = [m for m in dp.sent[before[name]:] if isinstance(m, ofproto_v1_3_parser.OFPGroupMod)]
+        assert modified and all(m.command == dp.ofproto.OFPGC_MODIFY for m in modified), name
+    assert app.machine.active == "primary" and vip_target(dps["edge1"])[0] == PRIMARY.ip
+    assert [e["link"] for e in events_of(tmp_path, "link_status")] == ["edge2-core1"]
+    # The primary's own port, on its edge switch, going down moves the VIP.
+    app.port_status_handler(port_status(dps["edge2"], PRIMARY_ON_FABRIC.port, down=True))
+    assert vip_target(dps["edge1"])[0] == SECONDARY.ip
+
+
+def test_on_a_fabric_the_other_cable_of_a_server_going_down_cuts_it_off_and_moves_the_vip(tmp_path):
+    app = make_app(tmp_path, config=TWO_TIER)
+    dps = fabric_connects(app)
+    for core in ("core1", "core2"):
+        app.port_status_handler(port_status(dps[core], TWO_TIER.fabric.link("edge2", core).core_port, down=True))
+    assert vip_target(dps["edge1"])[0] == SECONDARY.ip
+    (cut,) = events_of(tmp_path, "server_cut_off")
+    assert cut["server"] == "primary" and "no path" in cut["reason"]
+
+
+def test_on_a_fabric_the_controller_answers_arp_for_every_host(tmp_path):
+    app = make_app(tmp_path, config=TWO_TIER)
+    dps = fabric_connects(app)
+    app.packet_in_handler(arp_packet_in(dps["edge2"], SECONDARY.ip))
+    (reply,) = [m for m in dps["edge2"].sent if isinstance(m, ofproto_v1_3_parser.OFPPacketOut)]
+    answer = packet.Packet(reply.data).get_protocol(arp.arp)
+    assert (answer.src_ip, answer.src_mac) == (SECONDARY.ip, SECONDARY.mac)
+
+
+PRIMARY_ON_FABRIC = TWO_TIER.server("primary")
