@@ -265,7 +265,7 @@ class FailoverController(app_manager.OSKenApp):
         self.event_log.write("switch_connected", dpid=ev.msg.datapath_id, switch=name)
 
     def _forwarding(self, dp: Any, name: str, add: bool) -> list:
-        return fabric_flows.messages(dp, self.fabric_state.plan(name), add)
+        return fabric_flows.messages(dp, self.fabric_state.to_send(name, connected=add), add)
 
     def _refuse(self, dp: Any, kind: str, dpid: int) -> None:
         """Close a connection that is not served. Its messages queued before the close arrive

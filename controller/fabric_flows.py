@@ -183,20 +183,36 @@ class FabricState:
     def __init__(self, config: TestbedConfig) -> None:
         self.config = config
         self.fabric = config.fabric
-        self.down: set[str] = set()
+        self.ends_down: set[tuple[str, str]] = set()  # (cable, switch): the ends that report down
+        self.down: set[str] = set()  # cables with an end down
         self.cut_off: set[str] = set()
+        self.groups: dict[str, dict[int, Group]] = {}  # what each switch was sent
 
     def plan(self, switch: str) -> SwitchPlan:
         return plan_switch(self.fabric, fabric_hosts(self.config), switch, frozenset(self.down),
                            self.config.failover.switch_failover)
 
+    def to_send(self, switch: str, connected: bool) -> SwitchPlan:
+        """What `switch` must be sent: its whole plan when it has just connected, else only the
+        groups that differ from what it was sent (a modify makes Open vSwitch revalidate its
+        flows: sending every group of every switch on each cable's news slows the traffic down)."""
+        plan = self.plan(switch)
+        sent = self.groups.get(switch, {}) if not connected else {}
+        self.groups[switch] = {group.group_id: group for group in plan.groups}
+        if connected:
+            return plan
+        return SwitchPlan(tuple(g for g in plan.groups if sent.get(g.group_id) != g), ())
+
     def cable(self, name: str, switch: str, up: bool) -> LinkChange | None:
-        """Cable `name` is up or down, as `switch` saw it; None when that changes nothing (the
-        other end told already). Every switch's plan must then be sent again."""
-        if up != (name in self.down):
+        """Cable `name`'s end on `switch` is up or down. A cable is down while either end says
+        so (its two ends tell, in any order, and an end can report a change of the other's);
+        None when the cable's state does not change. Each switch's `to_send` must then go out."""
+        (self.ends_down.discard if up else self.ends_down.add)((name, switch))
+        cable_up = not any(cable == name for cable, _ in self.ends_down)
+        if cable_up != (name in self.down):
             return None
-        (self.down.discard if up else self.down.add)(name)
-        change = LinkChange([("link_status", {"link": name, "switch": switch, "up": up})], [])
+        (self.down.discard if cable_up else self.down.add)(name)
+        change = LinkChange([("link_status", {"link": name, "switch": switch, "up": cable_up})], [])
         reached = self.fabric.reachable(self.down)
         for plan in self.config.server_plans:
             cut = plan.switch not in reached

@@ -193,9 +193,13 @@ def test_without_backup_buckets_only_the_controllers_new_plan_reroutes(name: str
         ([("edge2-core1", "edge2", False), ("edge2-core1", "core1", False)], ["link_status"], []),  # once
         ([("edge2-core1", "edge2", False), ("edge2-core2", "edge2", False)],
          ["link_status", "link_status", "server_cut_off"], [("primary", False)]),
-        ([("edge2-core1", "edge2", False), ("edge2-core2", "edge2", False), ("edge2-core2", "core2", True)],
+        ([("edge2-core1", "edge2", False), ("edge2-core2", "edge2", False), ("edge2-core2", "edge2", True)],
          ["link_status", "link_status", "server_cut_off", "link_status", "server_reachable"],
          [("primary", False), ("primary", True)]),
+        # One end back while the other still says down: the cable stays down.
+        ([("edge2-core1", "core1", False), ("edge2-core1", "edge2", True)], ["link_status"], []),
+        ([("edge2-core1", "core1", False), ("edge2-core1", "edge2", False), ("edge2-core1", "core1", True),
+          ("edge2-core1", "edge2", True)], ["link_status", "link_status"], []),
         ([("edge1-core1", "edge1", True)], [], []),  # up, and never down: nothing changes
     ],
 )
