@@ -1,16 +1,18 @@
 """The failover controller: a Ryu application (run on os-ken) that owns the virtual IP.
 
 One handler per event, nothing clever, as in Ryu's simple_switch_13:
-- the switch connects: install the base flows and ask the switch for its VIP flow. Only the
-  testbed's own switch is served: any other datapath on the OpenFlow port is logged and
-  dropped, and so is a second connection claiming its datapath id while the first is alive;
-  messages from any datapath but the one served are ignored. When the served one is gone
-  (os-ken's state change to DEAD), its reconnection is served again;
+- a switch connects: install its base flows (on a fabric, its forwarding too:
+  controller/fabric_flows.py) and ask the clients' edge for its VIP flow. Only the testbed's
+  own switches are served (controller/switches.py): any other datapath on the OpenFlow port
+  is logged and dropped, and so is a second connection claiming a served datapath id while
+  the first is alive; their messages are ignored. When a served one is gone (os-ken's state
+  change to DEAD), its reconnection is served again;
 - the switch answers with its VIP flows: tell the state machine, which adopts the server a
   VIP flow names (the controller restarted while the switch kept forwarding, fail-mode
   secure) or installs the VIP for the preferred server. Until then it acts on nothing;
 - an ARP request for the VIP arrives: answer with the virtual MAC;
 - a switch port changes state: tell the state machine (a server's port down fails over at once);
+  on a fabric, a cable's port: plan the groups again, and a server no path reaches is down;
 - a health probe result arrives from the prober: tell the state machine, and tell the fence
   policy the database's mode the probe saw. Datagrams on the probe socket are checked first,
   and only the prober's PID is heard (controller/probe_intake.py);
@@ -52,6 +54,7 @@ from controller.fencing import DatabaseFence
 from controller.probe_intake import ProbeIntake, ProbeReceiver, keep_running, parse_report
 from controller.prober import WAKE_SOCKET
 from controller.status import StatusServer, command_reply, prober_status, status_body
+from controller.switches import ServedSwitches
 from services.power_switch import POWER_SOCKET
 from services.prober_words import WordSender
 from topology.config import TestbedConfig
@@ -75,11 +78,6 @@ PROBE_TICKER_DIED = "probe_ticker_died"
 WORD_GAP_S = 0.02  # the least time between two words to the prober about one server
 
 LOOPS = {"receiver": PROBE_RECEIVER_DIED, "ticker": PROBE_TICKER_DIED}
-
-
-def alive(dp: Any) -> bool:
-    """Whether os-ken still serves the connection `dp` (closed ones end in DEAD_DISPATCHER)."""
-    return getattr(dp, "is_active", True) and getattr(dp, "state", None) != DEAD_DISPATCHER
 
 
 class EventProbeResult(event.EventBase):
@@ -153,9 +151,7 @@ class FailoverController(app_manager.OSKenApp):
         self.clock = time.monotonic
         self.fabric = self.config.fabric
         self.server_on_port = {(plan.switch, plan.port): plan.name for plan in self.config.server_plans}
-        # The testbed's switches, once connected (by name): the only ones served. The clients'
-        # edge (the single switch, on one) holds the VIP flow.
-        self.datapaths: dict[str, Any] = {}
+        self.switches = ServedSwitches(self.fabric)  # the clients' edge holds the VIP flow
         self.fabric_state = fabric_flows.FabricState(self.config)  # its cables down, servers cut off
         self.probe_socket_path = Path(self.CONF.testbed_probe_socket)
         pid_file = Path(self.CONF.testbed_prober_pid_file) if self.CONF.testbed_prober_pid_file else None
@@ -222,11 +218,7 @@ class FailoverController(app_manager.OSKenApp):
     @property
     def datapath(self) -> Any:
         """The switch that holds the VIP flow (the clients' edge), or None while it is away."""
-        return self.datapaths.get(self.fabric.clients_edge)
-
-    def _served_name(self, dp: Any) -> str | None:
-        """The name of the served switch `dp` is, or None for any other connection."""
-        return next((name for name, served in self.datapaths.items() if served is dp), None)
+        return self.switches.vip_switch
 
     def _from_switch(self, ev) -> bool:
         """Whether an OpenFlow event comes from the switch that holds the VIP flow."""
@@ -235,23 +227,10 @@ class FailoverController(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def switch_features_handler(self, ev) -> None:
         dp = ev.msg.datapath
-        # Anyone on the machine can connect to the OpenFlow port. Were any switch served, a
-        # foreign one would take the place of the testbed's (the VIP flow sent to it, probe
-        # results and port events ignored until it answered) and its port events or flow
-        # stats would move the VIP. So only the testbed's switch is served; another is
-        # dropped. (The features message's own dpid: os-ken sets `dp.id` only after this
-        # event is queued.)
-        name = self.fabric.switch_of_dpid(ev.msg.datapath_id)
+        name, refused = self.switches.admit(dp, ev.msg.datapath_id)  # controller/switches.py
         if name is None:
-            self._refuse(dp, "foreign_switch_refused", ev.msg.datapath_id)
+            self._refuse(dp, refused, ev.msg.datapath_id)
             return
-        # A dpid is only a claim: a second connection with the served switch's while that one
-        # is alive would take its place in the same way. The first one stays served.
-        served = self.datapaths.get(name)
-        if served is not None and served is not dp and alive(served):
-            self._refuse(dp, "duplicate_switch_refused", ev.msg.datapath_id)
-            return
-        self.datapaths[name] = dp
         holds_vip = name == self.fabric.clients_edge
         if holds_vip:
             self.apply(self.machine.switch_connected(self.clock()))
@@ -277,9 +256,8 @@ class FailoverController(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
     def state_change_handler(self, ev) -> None:
         """A served switch's connection is gone: the next one to connect is served."""
-        name = self._served_name(ev.datapath)
-        if ev.state == DEAD_DISPATCHER and name is not None:
-            del self.datapaths[name]
+        name = self.switches.gone(ev.datapath) if ev.state == DEAD_DISPATCHER else None
+        if name is not None:
             self.event_log.write("switch_disconnected", dpid=ev.datapath.id, switch=name)
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
@@ -295,7 +273,7 @@ class FailoverController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def packet_in_handler(self, ev) -> None:
-        if self._served_name(ev.msg.datapath) is None:
+        if self.switches.name_of(ev.msg.datapath) is None:
             return
         msg = ev.msg
         try:
@@ -317,7 +295,7 @@ class FailoverController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def port_status_handler(self, ev) -> None:
-        switch = self._served_name(ev.msg.datapath)
+        switch = self.switches.name_of(ev.msg.datapath)
         if switch is None:
             return
         desc = ev.msg.desc
@@ -337,7 +315,7 @@ class FailoverController(app_manager.OSKenApp):
         # path reaches any more is, for the failover, a server whose link went down.
         for kind, fields in change.events:
             self.event_log.write(kind, **fields)
-        for name, dp in self.datapaths.items():
+        for name, dp in self.switches.by_name.items():
             for message in self._forwarding(dp, name, add=False):
                 dp.send_msg(message)
         for server, reachable in change.servers:
