@@ -184,9 +184,13 @@ class FabricState:
         self.config = config
         self.fabric = config.fabric
         self.ends_down: set[tuple[str, str]] = set()  # (cable, switch): the ends that report down
-        self.down: set[str] = set()  # cables with an end down
         self.cut_off: set[str] = set()
         self.groups: dict[str, dict[int, Group]] = {}  # what each switch was sent
+
+    @property
+    def down(self) -> set[str]:
+        """The cables with an end down."""
+        return {cable for cable, _ in self.ends_down}
 
     def plan(self, switch: str) -> SwitchPlan:
         return plan_switch(self.fabric, fabric_hosts(self.config), switch, frozenset(self.down),
@@ -207,11 +211,11 @@ class FabricState:
         """Cable `name`'s end on `switch` is up or down. A cable is down while either end says
         so (its two ends tell, in any order, and an end can report a change of the other's);
         None when the cable's state does not change. Each switch's `to_send` must then go out."""
+        was_up = name not in self.down
         (self.ends_down.discard if up else self.ends_down.add)((name, switch))
-        cable_up = not any(cable == name for cable, _ in self.ends_down)
-        if cable_up != (name in self.down):
+        cable_up = name not in self.down
+        if cable_up == was_up:
             return None
-        (self.down.discard if cable_up else self.down.add)(name)
         change = LinkChange([("link_status", {"link": name, "switch": switch, "up": cable_up})], [])
         reached = self.fabric.reachable(self.down)
         for plan in self.config.server_plans:
