@@ -8,7 +8,9 @@ switch has two tables:
              broadcast ever crosses the fabric, so its loops need no spanning tree); on the
              clients' edge the VIP's rewrites as on one switch; everything else -> table 1
     table 1  (this module)  by destination MAC, a host's own port on its edge, else a
-             fast-failover group (below); anything else is dropped
+             fast-failover group (below); on every switch but the clients' edge, any
+             other MAC goes towards the clients' edge (one route for all the clients, so
+             no switch but theirs has a rule per client); the clients' edge drops the rest
 
 The groups, for a host H on edge E(H):
 
@@ -41,6 +43,11 @@ from topology.fabric import Fabric
 
 PRIORITY_HOST = 10  # eth_dst=H
 PRIORITY_BOUNCED = 20  # in_port=a cable, eth_dst=H
+# The route towards the clients' edge matches any MAC, so it must lose to every host's rule,
+# a local host's included (its packets come in from a cable too).
+PRIORITY_TO_CLIENTS = 3
+PRIORITY_TO_CLIENTS_BOUNCED = 4  # in_port=a cable
+TO_CLIENTS = 0  # the index of the route towards the clients' edge in the groups' ids
 IN_PORT = "in_port"  # a bucket that sends the packet back where it came from
 GROUP_BASE = 0x1000  # VIP_GROUP (controller/flows.py) is 1
 
@@ -59,9 +66,10 @@ class Group:
 
 @dataclass(frozen=True)
 class Rule:
-    """One table-1 flow: packets for `mac` (from `in_port`, if set) to `port` or `group`."""
+    """One table-1 flow: packets for `mac` (any MAC if None; from `in_port`, if set) to
+    `port` or `group`."""
 
-    mac: str
+    mac: str | None
     priority: int
     in_port: int | None = None
     port: int | None = None
@@ -75,8 +83,9 @@ class SwitchPlan:
 
 
 def group_id(host_index: int, came_from: int = 0) -> int:
-    """The group of the `host_index`th host; `came_from` 0 for its own traffic, else 1 + the
-    index of the peer it came from (a core on an edge, an edge on a core)."""
+    """The group of the `host_index`th host (from 1; TO_CLIENTS for the route towards the
+    clients' edge); `came_from` 0 for its own traffic, else 1 + the index of the peer it came
+    from (a core on an edge, an edge on a core)."""
     return GROUP_BASE + host_index * 64 + came_from
 
 
@@ -87,18 +96,29 @@ def plan_switch(fabric: Fabric, hosts: Iterable[HostPlan], switch: str, down: fr
     only: a cut cable's traffic is lost until the controller has planned again."""
     groups: list[Group] = []
     rules: list[Rule] = []
-    for index, host in enumerate(hosts):
+    clients_edge = fabric.clients_edge
+    for index, host in enumerate(hosts, start=1):
         home = host.switch
         if switch == home:
             rules.append(Rule(host.mac, PRIORITY_HOST, port=host.port))
+        elif home == clients_edge:
+            continue  # the one route towards the clients' edge, below, takes its packets
         elif switch in fabric.edges:
             _plan_edge(fabric, switch, home, index, host.mac, down, backup, groups, rules)
         else:
             _plan_core(fabric, switch, home, index, host.mac, down, backup, groups, rules)
+    if switch != clients_edge:
+        plan = _plan_edge if switch in fabric.edges else _plan_core
+        plan(fabric, switch, clients_edge, TO_CLIENTS, None, down, backup, groups, rules)
     return SwitchPlan(tuple(groups), tuple(rules))
 
 
-def _plan_edge(fabric: Fabric, edge: str, home: str, index: int, mac: str, down: frozenset[str],
+def _priorities(mac: str | None) -> tuple[int, int]:
+    """A destination's rules' priorities: (its own, bounced)."""
+    return (PRIORITY_HOST, PRIORITY_BOUNCED) if mac else (PRIORITY_TO_CLIENTS, PRIORITY_TO_CLIENTS_BOUNCED)
+
+
+def _plan_edge(fabric: Fabric, edge: str, home: str, index: int, mac: str | None, down: frozenset[str],
                backup: bool, groups: list[Group], rules: list[Rule]) -> None:
     # The cores this edge and the host's edge are both still cabled to first; the others stay,
     # in case the plan is stale (their cables' own state is what the switch watches).
@@ -108,20 +128,22 @@ def _plan_edge(fabric: Fabric, edge: str, home: str, index: int, mac: str, down:
     def up_by(cores_: list[str]) -> tuple[Bucket, ...]:
         buckets = tuple(Bucket(port, port) for port in (fabric.link(edge, core).edge_port for core in cores_))
         return buckets if backup else buckets[:1]
+    own, bounced = _priorities(mac)
     groups.append(Group(group_id(index), up_by(cores)))
-    rules.append(Rule(mac, PRIORITY_HOST, group=group_id(index)))
+    rules.append(Rule(mac, own, group=group_id(index)))
     if len(fabric.cores) < 2:
         return  # one core: a bounced packet has nowhere else to go (the table's miss drops it)
     for k, came_from in enumerate(fabric.cores, start=1):
         gid = group_id(index, k)
         groups.append(Group(gid, up_by([core for core in cores if core != came_from])))
-        rules.append(Rule(mac, PRIORITY_BOUNCED, in_port=fabric.link(edge, came_from).edge_port, group=gid))
+        rules.append(Rule(mac, bounced, in_port=fabric.link(edge, came_from).edge_port, group=gid))
 
 
-def _plan_core(fabric: Fabric, core: str, home: str, index: int, mac: str, down: frozenset[str],
+def _plan_core(fabric: Fabric, core: str, home: str, index: int, mac: str | None, down: frozenset[str],
                backup: bool, groups: list[Group], rules: list[Rule]) -> None:
+    own, bounced = _priorities(mac)
     downlink = fabric.link(home, core).core_port
-    rules.append(Rule(mac, PRIORITY_HOST, port=downlink))  # from the host's own edge: never bounced
+    rules.append(Rule(mac, own, port=downlink))  # from the host's own edge: never bounced
     for k, came_from in enumerate(fabric.edges, start=1):
         if came_from == home:
             continue
@@ -131,11 +153,11 @@ def _plan_core(fabric: Fabric, core: str, home: str, index: int, mac: str, down:
                    Bucket(back, IN_PORT))
         gid = group_id(index, k)
         groups.append(Group(gid, buckets if backup else buckets[:1]))
-        rules.append(Rule(mac, PRIORITY_BOUNCED, in_port=back, group=gid))
+        rules.append(Rule(mac, bounced, in_port=back, group=gid))
 
 
 def fabric_hosts(config: TestbedConfig) -> list[HostPlan]:
-    """Every host the fabric forwards to, in a fixed order (its index names its groups)."""
+    """Every host the fabric forwards to, in a fixed order (its index, from 1, names its groups)."""
     return list(config.host_plans)
 
 
@@ -155,8 +177,8 @@ def messages(dp: Any, plan: SwitchPlan, add: bool) -> list:
     if not add:
         return out
     for rule in plan.rules:
-        match = parser.OFPMatch(eth_dst=rule.mac) if rule.in_port is None else \
-            parser.OFPMatch(in_port=rule.in_port, eth_dst=rule.mac)
+        fields = {"in_port": rule.in_port, "eth_dst": rule.mac}
+        match = parser.OFPMatch(**{key: value for key, value in fields.items() if value is not None})
         action = (parser.OFPActionGroup(rule.group) if rule.group is not None
                   else parser.OFPActionOutput(rule.port))
         out.append(parser.OFPFlowMod(

@@ -294,21 +294,33 @@ class ProcessRunner:
 
     def run(self, name: str, cmd: list[str], host: Any = None, timeout: float = 60.0) -> None:
         """Run a one-shot command (recorded like any other) and fail clearly if it fails."""
-        process = self.start(name, cmd, host=host)
-        try:
-            process.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.stop(name)
-            raise StartupError(f"{name} did not finish in {timeout:.0f} s; see {process.log_path}") from None
-        self.state.processes.pop(name, None)
-        self.state.save()
-        if process.popen.returncode != 0:
-            errors = process.log_errors()
-            raise StartupError(
-                f"{name} failed with code {process.popen.returncode}; its log {process.log_path} "
-                + (f"says:\n{errors}\n... and ends with:\n" if errors else "ends with:\n")
-                + process.log_tail()
-            )
+        self.run_all({name: cmd}, host=host, timeout=timeout)
+
+    def run_all(self, commands: dict[str, list[str]], host: Any = None, timeout: float = 60.0) -> None:
+        """Run one-shot commands at the same time (each recorded like any other) and fail
+        clearly on the first that fails; the others are waited for or stopped first."""
+        started = {name: self.start(name, cmd, host=host) for name, cmd in commands.items()}
+        deadline = time.monotonic() + timeout
+        failure: StartupError | None = None
+        for name, process in started.items():
+            try:
+                process.popen.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.stop(name)
+                failure = failure or StartupError(
+                    f"{name} did not finish in {timeout:.0f} s; see {process.log_path}")
+                continue
+            self.state.processes.pop(name, None)
+            self.state.save()
+            if process.popen.returncode != 0 and failure is None:
+                errors = process.log_errors()
+                failure = StartupError(
+                    f"{name} failed with code {process.popen.returncode}; its log {process.log_path} "
+                    + (f"says:\n{errors}\n... and ends with:\n" if errors else "ends with:\n")
+                    + process.log_tail()
+                )
+        if failure:
+            raise failure
 
     def signal(self, name: str, sig: int) -> None:
         """Send `sig` to the process group of `name` (the process and its children)."""

@@ -266,3 +266,26 @@ def test_the_command_line_says_nothing_to_clean_and_takes_the_lock(tmp_path, mon
         held.bind("\0" + name)  # as an active run holds it
         assert cli.main(["clean", "--results", str(tmp_path / "results")]) == cli.USAGE_ERROR
     assert "cannot clean now: another testbed run is active" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "commands, error",
+    [
+        ({"a": ["true"], "b": ["true"]}, None),
+        ({"a": ["false"], "b": ["true"]}, "a failed with code 1"),
+        ({"a": ["true"], "b": ["sh", "-c", "echo broken >&2; exit 3"]}, "b failed with code 3"),
+        ({"a": ["sleep", "60"], "b": ["sleep", "60"]}, "a did not finish in 1 s"),
+    ],
+)
+def test_one_shot_commands_run_together_and_the_first_failure_is_said(tmp_path, commands, error):
+    """`run_all` waits for every command, forgets each one it waited for, stops the ones past
+    the time-out, and raises about the first that failed; nothing is left running."""
+    state = RunState(tmp_path / "state.json")
+    runner = ProcessRunner(tmp_path, state)
+    if error is None:
+        runner.run_all(commands, timeout=10)
+    else:
+        with pytest.raises(Exception, match=error):
+            runner.run_all(commands, timeout=1)
+    assert json.loads(state.path.read_text())["processes"] == {}
+    assert not any(runner.processes[name].running() for name in commands)

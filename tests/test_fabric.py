@@ -26,19 +26,26 @@ FABRICS = {
 }
 
 
-def walk(config: TestbedConfig, plans: dict, cut: set[str], source: str, dest: str) -> list[str]:
+UNKNOWN_MAC = "02:00:00:00:99:99"  # no host's
+
+
+def walk(config: TestbedConfig, plans: dict, cut: set[str], source: str, dest: str | None) -> list[str]:
     """The switches a packet from host `source` to host `dest`'s MAC passes; fails on a drop,
-    on a loop, or on a delivery to the wrong host."""
+    on a loop, or on a delivery to the wrong host. `dest` None: a MAC no host has, which must
+    be dropped (on the clients' edge), without a loop."""
     fabric = config.fabric
     hosts = {plan.name: plan for plan in config.host_plans}
-    mac = hosts[dest].mac
+    mac = hosts[dest].mac if dest else UNKNOWN_MAC
     switch, in_port = hosts[source].switch, hosts[source].port
     path = []
     for _ in range(MAX_HOPS):
         path.append(switch)
         plan = plans[switch]
-        rules = sorted((r for r in plan.rules if r.mac == mac and r.in_port in (None, in_port)),
+        rules = sorted((r for r in plan.rules if r.mac in (None, mac) and r.in_port in (None, in_port)),
                        key=lambda r: -r.priority)
+        if dest is None and not rules:
+            assert switch == fabric.clients_edge, f"an unknown MAC is dropped on {switch}, path {path}"
+            return path
         assert rules, f"{switch} drops {source}->{dest} (from port {in_port}); path {path}"
         rule = rules[0]
         if rule.group is None:
@@ -86,9 +93,22 @@ def test_every_host_reaches_every_other_with_any_one_cable_cut(name: str) -> Non
         for replanned in (False, True):
             plans = plans_for(config, cuts if replanned else set())
             for source in hosts:
-                for dest in hosts:
+                for dest in [*hosts, None]:
                     if source != dest:
                         walk(config, plans, cuts, source, dest)
+
+
+@pytest.mark.parametrize("topology, network", [("two-tier", {}), ("leaf-spine", {"leaves": 4, "spines": 2})])
+def test_no_switch_but_the_clients_edge_has_a_rule_per_client(topology: str, network: dict) -> None:
+    """From 1 client to 64, the rules and groups of every switch stay as they are, but on the
+    clients' edge, which has one rule more per client: the one for its port."""
+    def sizes(clients: int) -> dict[str, tuple[int, int]]:
+        plans = plans_for(config_of(topology, clients=clients, **network), set())
+        return {switch: (len(plan.rules), len(plan.groups)) for switch, plan in plans.items()}
+    one, many = sizes(1), sizes(64)
+    edge = config_of(topology, **network).fabric.clients_edge
+    assert {s: v for s, v in many.items() if s != edge} == {s: v for s, v in one.items() if s != edge}
+    assert many[edge] == (one[edge][0] + 63, one[edge][1])
 
 
 def test_after_replanning_no_packet_takes_the_bounce() -> None:

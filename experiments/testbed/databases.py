@@ -20,9 +20,11 @@ def start_databases(
     runner: ProcessRunner, databases: dict[str, MariaDB], host: Callable[[str], Any], secrets: RunSecrets
 ) -> None:
     """Install and start each server's database in its host, then make them replicate."""
-    for name, db in databases.items():
+    for db in databases.values():
         db.write_config()
-        runner.run(f"install-{db.name}", db.install_command(), timeout=120)
+    # All at once: each takes about a second and a quarter, mostly waiting on its own bootstrap.
+    runner.run_all({f"install-{db.name}": db.install_command() for db in databases.values()}, timeout=120)
+    for name, db in databases.items():
         runner.start(db.name, db.start_command(), host=host(name))
     dbs = list(databases.values())
     _wait_all(runner, dbs, "accepts queries", lambda db: db.is_ready, 60)
