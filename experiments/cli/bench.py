@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
+from experiments.analysis.scale import DEFAULT_SIZES, Size, SizeError, parse_size, size_config
 from experiments.cli.common import (
     Commands,
     UsageError,
@@ -14,6 +16,9 @@ from experiments.cli.common import (
     prepare,
     run_with_testbed,
 )
+from topology.config import ConfigError, TestbedConfig
+
+DEFAULT_SIZE_LABELS = tuple(size.label for size in DEFAULT_SIZES)
 
 
 def add_commands(commands: Commands) -> None:
@@ -24,16 +29,19 @@ def add_commands(commands: Commands) -> None:
         "fault at 3 s), then measures wrk throughput through the VIP and straight to the primary, "
         "and checks the figures against the controller's targets.",
     )
-    bench.add_argument("what", choices=["failover", "loadgen", "mechanisms", "presets", "fabric"],
+    bench.add_argument("what", choices=["failover", "loadgen", "mechanisms", "presets", "fabric", "scale"],
                        help="failover: the controller's targets; loadgen: is the load generator the "
                        "bottleneck (open loop at --rate, default 2000 for it, then wrk); mechanisms: "
                        "the same faults under the controller, keepalived and HAProxy (8 s trials, 20 s "
                        "as shipped); presets: "
                        "the search for the tuned presets (60 s without a fault per candidate); fabric: "
                        "a cable between switches cut (two-tier), with the switches' fast-failover "
-                       "groups and with the controller's reroute alone")
+                       "groups and with the controller's reroute alone; scale: set-up time, flows per "
+                       "switch, controller memory and primary-crash's gap from 2 to 8 servers, 1 to 64 "
+                       "clients, one switch to a 4 x 2 leaf-spine")
     bench.add_argument("--config", type=Path, metavar="FILE", help="TOML config (default: built-in defaults)")
-    bench.add_argument("--trials", type=int, default=20, help="trials per scenario (default 20)")
+    bench.add_argument("--trials", type=int, default=None,
+                       help="trials per scenario (default 20; scale: 5 per size)")
     bench.add_argument("--rate", type=finite_float, help="requests per second (default 500; loadgen: 2000)")
     bench.add_argument("--scenarios", nargs="+", metavar="NAME", default=None,
                        help="only these scenarios (default: primary-crash web-crash db-crash link-down "
@@ -49,6 +57,9 @@ def add_commands(commands: Commands) -> None:
                        help="mechanisms only: go on with the bench that stopped in FOLDER (its rate and "
                        "trials), running the runs it lacks; a run it finished before it stopped is "
                        "taken from its folder (to run one again, move that run's folder away)")
+    bench.add_argument("--sizes", nargs="+", metavar="SIZE", default=None,
+                       help="scale only: the sizes, each TOPOLOGY/SERVERS/CLIENTS with the topology single, "
+                       "two-tier or leaf-spine-LxS (default: " + " ".join(DEFAULT_SIZE_LABELS) + ")")
     bench.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                        help="folder for the results (default: results/)")
     bench.set_defaults(handler=bench_command)
@@ -59,13 +70,18 @@ def bench_command(args: argparse.Namespace) -> int:
     from experiments.runs.bench import BENCH_SCENARIOS, run_bench, run_loadgen_bench
 
     check_scenarios(args.scenarios or [])
+    if args.trials is None:
+        args.trials = 5 if args.what == "scale" else 20
     check_trials(args.trials)
+    sizes = scale_sizes(args.sizes) if args.what == "scale" else ()
     if args.rate is None:  # not `or`: --rate 0 is refused by the config check, not replaced
         args.rate = 2000.0 if args.what == "loadgen" else 500.0
     cells = mechanism_cells(args.mechanisms) if args.what == "mechanisms" else ()
     for option, value in (("--mechanisms", args.mechanisms), ("--resume", args.resume)):
         if value is not None and args.what != "mechanisms":
             raise UsageError(f"{option} applies to `bench mechanisms` only")
+    if args.sizes is not None and args.what != "scale":
+        raise UsageError("--sizes applies to `bench scale` only")
     if args.baselines and args.what != "failover":
         raise UsageError("--baselines applies to `bench failover` only")
     if args.resume is not None:
@@ -75,9 +91,17 @@ def bench_command(args: argparse.Namespace) -> int:
             resumed_results(args.resume, ())
         except ResumeError as exc:
             raise UsageError(str(exc)) from None
-    config, lock = prepare(args, {"load.rate": args.rate})
+    config, lock = prepare(args, {"load.rate": args.rate},
+                           check=check_sizes(sizes, args.rate) if args.what == "scale" else None)
 
     def work() -> Path:
+        if args.what == "scale":
+            from experiments.results.scale_report import scale_table
+            from experiments.runs.scale_bench import run_scale_bench
+
+            folder, results = run_scale_bench(config, args.trials, args.rate, args.out, sizes)
+            print(scale_table(results))
+            return folder
         if args.what == "fabric":
             from experiments.runs.fabric_bench import fabric_table, run_fabric_bench
 
@@ -109,6 +133,27 @@ def bench_command(args: argparse.Namespace) -> int:
         return folder
 
     return run_with_testbed(work, lock, report=False)
+
+
+def scale_sizes(given: list[str] | None) -> tuple[Size, ...]:
+    """The sizes of `--sizes`, or the defaults; a bad one is a usage error saying how to write it."""
+    if given is None:
+        return DEFAULT_SIZES
+    try:
+        return tuple(parse_size(text) for text in given)
+    except SizeError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_sizes(sizes: tuple[Size, ...], rate: float) -> Callable[[TestbedConfig], None]:
+    """The config check of `bench scale`: every size's config holds (before any testbed starts)."""
+    def check(config: TestbedConfig) -> None:
+        for size in sizes:
+            try:
+                size_config(config, size, rate)
+            except ConfigError as exc:
+                raise UsageError(f"size {size.label}: {exc}") from None
+    return check
 
 
 def mechanism_cells(given: list[str] | None) -> tuple[tuple[str, str], ...]:

@@ -18,6 +18,14 @@ def ofctl(switch: str, command: str, *args: str, check: bool = True) -> str:
     return done.stdout
 
 
+def table_sizes(switch: str) -> dict[str, int]:
+    """How many flows and groups `switch` holds now."""
+    flows = ofctl(switch, "dump-flows").splitlines()
+    groups = ofctl(switch, "dump-groups").splitlines()
+    return {"flows": sum(1 for line in flows if "cookie=" in line),
+            "groups": sum(1 for line in groups if "group_id=" in line)}
+
+
 VIP_FLOW_PRIORITY = f"priority={PRIORITY_VIP}"
 
 
