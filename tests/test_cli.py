@@ -100,6 +100,11 @@ def one_error_line(capsys) -> str:
         (["chaos", "--duration", "5"], "--duration must be between 30 and"),
         (["bench", "mechanisms", "--resume", "/nonexistent"],
          "--resume /nonexistent: no bench results to continue there"),
+        (["bench", "scale", "--sizes", "big"], "size 'big': write TOPOLOGY/SERVERS/CLIENTS"),
+        (["bench", "failover", "--sizes", "single/2/1"], "--sizes applies to `bench scale` only"),
+        (["topology", "--topology", "ring"], "argument --topology: invalid choice: 'ring'"),
+        (["topology", "--picture", "net.svg"], "--picture net.svg: give a file name ending in .png"),
+        (["topology", "--picture", "/nonexistent/net.png"], "the folder /nonexistent does not exist"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message, no_machine, capsys):
@@ -435,3 +440,17 @@ def test_the_demo_is_refused_under_another_mechanism(tmp_path, capsys, monkeypat
     monkeypatch.setattr(demo, "terminal_problem", lambda: None)
     assert main(["demo", "--mechanism", "proxy", "--out", str(tmp_path)]) == USAGE_ERROR
     assert "failover.mechanism must be sdn, not proxy" in one_error_line(capsys)
+
+
+def test_topology_says_what_is_on_every_port_and_draws_it(tmp_path, capsys):
+    assert main(["topology", "--topology", "two-tier", "--picture", str(tmp_path / "net.png")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("two-tier: 3 edges and 2 cores, 4 hosts, 6 cables")
+    assert "  edge2 (dpid 2): port 1 primary 10.0.0.11, port 2 cable to core1 port 2, " \
+           "port 3 cable to core2 port 2" in out
+    assert "  core1 (dpid 101): port 1 cable to edge1 port 3, port 2 cable to edge2 port 2, " \
+           "port 3 cable to edge3 port 2" in out
+    assert (tmp_path / "net.png").stat().st_size > 10_000
+    assert main(["topology"]) == 0  # one switch, and no proxy port without HAProxy
+    assert "  s1 (dpid 1): port 1 client 10.0.0.1, port 2 monitor 10.0.0.250, port 3 primary 10.0.0.11, " \
+           "port 4 secondary 10.0.0.12" in capsys.readouterr().out.splitlines()

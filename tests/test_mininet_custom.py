@@ -42,3 +42,22 @@ def test_another_config_gives_its_own_network(tmp_path, monkeypatch):
     monkeypatch.setenv("TESTBED_CONFIG", str(config))
     topo = runpy.run_path(str(ROOT / "topology" / "mininet_custom.py"))["topos"]["testbed"]()
     assert {"a", "b", "c", "client", "monitor"} <= set(topo.hosts())
+
+
+def test_a_fabric_config_gives_every_switch_host_and_cable_of_its_plan(tmp_path, monkeypatch):
+    path = tmp_path / "fabric.toml"
+    path.write_text('[network]\ntopology = "leaf-spine"\nleaves = 3\nspines = 2\n')
+    monkeypatch.setenv("TESTBED_CONFIG", str(path))
+    topo = runpy.run_path(str(ROOT / "topology" / "mininet_custom.py"))["topos"]["testbed"]()
+    fabric = load_config(path).fabric
+    assert sorted(topo.switches()) == sorted(fabric.switches)
+    assert {s: topo.nodeInfo(s)["dpid"] for s in fabric.switches} == {
+        s: f"{fabric.dpid(s):016x}" for s in fabric.switches}
+    links = {frozenset(link[:2]): link[2] for link in topo.links(withInfo=True)}
+    for cable in fabric.links:
+        ports = links[frozenset((cable.edge, cable.core))]
+        at = {ports["node1"]: ports["port1"], ports["node2"]: ports["port2"]}
+        assert at == {cable.edge: cable.edge_port, cable.core: cable.core_port}
+    for host, (switch, port) in fabric.placement.items():
+        ports = links[frozenset((host, switch))]
+        assert ports["port2" if ports["node1"] == host else "port1"] == port

@@ -96,6 +96,25 @@ class Fabric:
         hosts = [f"{switch}-eth{port}" for switch, port in self.placement.values()]
         return hosts + [name for link in self.links for name in link.interfaces]
 
+    def describe(self, addresses: dict[str, str]) -> list[str]:
+        """The plan in words, one line per switch: its datapath id and what is on each port
+        (`addresses`: the IP of each host the network has; a port planned for a host it has
+        not, the proxy's without HAProxy, is left out)."""
+        kind = "one switch" if self.is_single else f"{len(self.edges)} edges and {len(self.cores)} cores"
+        lines = [f"{self.topology}: {kind}, {len(addresses)} hosts, {len(self.links)} cables; "
+                 f"the clients and the monitor on {self.clients_edge}, which rewrites the VIP"]
+        for switch in self.switches:
+            ports = {port: f"{host} {addresses[host]}"
+                     for host, (on, port) in self.placement.items() if on == switch and host in addresses}
+            for link in self.links:
+                if link.edge == switch:
+                    ports[link.edge_port] = f"cable to {link.core} port {link.core_port}"
+                elif link.core == switch:
+                    ports[link.core_port] = f"cable to {link.edge} port {link.edge_port}"
+            said = ", ".join(f"port {port} {what}" for port, what in sorted(ports.items()))
+            lines.append(f"  {switch} (dpid {self.dpid(switch)}): {said}")
+        return lines
+
     def reachable(self, down: set[str]) -> set[str]:
         """The switches the clients' edge still reaches when the links named in `down` are cut."""
         seen, todo = {self.clients_edge}, [self.clients_edge]

@@ -7,7 +7,11 @@
 `--topo testbed` is the network of config/default.toml (or of the TOML file named by the
 environment variable TESTBED_CONFIG): the client, the monitor and the servers on switch s1,
 each on the port, with the IP and the MAC, the testbed gives it, so the controller finds each
-server where it expects it. `--switch testbed` is Open vSwitch as the testbed runs it
+server where it expects it. With `[network] topology = "two-tier"` or `"leaf-spine"` in that
+file it is the fabric instead: every edge and core, each host on its edge, every cable
+(`sdn-ha topology --config FILE` prints which host and cable is on which port), and the
+controller serves every switch; `link edge2 core1 down` in Mininet's CLI cuts a cable.
+`--switch testbed` is Open vSwitch as the testbed runs it
 (userspace datapath, OpenFlow 1.3, fail-mode secure), `--host testbed` a host with TX
 checksum offload off (TCP through the userspace datapath needs it: ../shared/ENVIRONMENT.md),
 and `--controller testbed` the controller on 127.0.0.1 at the config's port (Mininet's own
@@ -55,14 +59,19 @@ def testbed_config() -> TestbedConfig:
 
 
 class TestbedTopo(Topo):
-    """One switch, and every host of the config's network plan on its own port."""
+    """The config's switches (one, or a fabric's edges and cores with the datapath ids the
+    controller expects), every host of its network plan on its own port, every cable."""
 
     def build(self) -> None:  # noqa: D102 - Mininet's name
         config = testbed_config()
-        switch = self.addSwitch(config.network.switch)
+        fabric = config.fabric
+        for name in fabric.switches:
+            self.addSwitch(name, dpid=f"{fabric.dpid(name):016x}")
         for plan in config.host_plans:
             host = self.addHost(plan.name, ip=f"{plan.ip}/{config.prefix_len}", mac=plan.mac)
-            self.addLink(host, switch, port2=plan.port)
+            self.addLink(host, plan.switch, port2=plan.port)
+        for link in fabric.links:
+            self.addLink(link.edge, link.core, port1=link.edge_port, port2=link.core_port)
 
 
 class TestbedHost(Host):

@@ -5,6 +5,7 @@
     chaos.py    `chaos`: the nemesis, random faults under load with invariants checked
     demo.py     `demo`: the live demo a teacher drives
     exec.py     `exec`: a command inside a host of the running testbed
+    topology.py `topology`: the network a config builds, in words and as a picture
     results.py  `report` and `compare`: reports from the files a run wrote
     clean.py    `clean`: what killed runs left
     common.py   what they share: UsageError, the parser, the checks before a run, the run itself

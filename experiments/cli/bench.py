@@ -65,25 +65,31 @@ def add_commands(commands: Commands) -> None:
     bench.set_defaults(handler=bench_command)
 
 
-def bench_command(args: argparse.Namespace) -> int:
-    from experiments.results.bench_report import bench_table, loadgen_table
-    from experiments.runs.bench import BENCH_SCENARIOS, run_bench, run_loadgen_bench
+# The options that belong to one kind of bench: (option, its attribute, the bench).
+ONLY_FOR = (("--mechanisms", "mechanisms", "mechanisms"), ("--resume", "resume", "mechanisms"),
+            ("--sizes", "sizes", "scale"), ("--baselines", "baselines", "failover"))
 
+
+def bench_command(args: argparse.Namespace) -> int:
+    check_options(args)
+    sizes = scale_sizes(args.sizes) if args.what == "scale" else ()
+    cells = mechanism_cells(args.mechanisms) if args.what == "mechanisms" else ()
+    config, lock = prepare(args, {"load.rate": args.rate},
+                           check=check_sizes(sizes, args.rate) if args.what == "scale" else None)
+    return run_with_testbed(lambda: run_bench_of(args, config, sizes, cells), lock, report=False)
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """The options' defaults for this bench, and every check that needs no config."""
     check_scenarios(args.scenarios or [])
     if args.trials is None:
         args.trials = 5 if args.what == "scale" else 20
     check_trials(args.trials)
-    sizes = scale_sizes(args.sizes) if args.what == "scale" else ()
     if args.rate is None:  # not `or`: --rate 0 is refused by the config check, not replaced
         args.rate = 2000.0 if args.what == "loadgen" else 500.0
-    cells = mechanism_cells(args.mechanisms) if args.what == "mechanisms" else ()
-    for option, value in (("--mechanisms", args.mechanisms), ("--resume", args.resume)):
-        if value is not None and args.what != "mechanisms":
-            raise UsageError(f"{option} applies to `bench mechanisms` only")
-    if args.sizes is not None and args.what != "scale":
-        raise UsageError("--sizes applies to `bench scale` only")
-    if args.baselines and args.what != "failover":
-        raise UsageError("--baselines applies to `bench failover` only")
+    for option, attribute, what in ONLY_FOR:
+        if getattr(args, attribute) not in (None, False) and args.what != what:
+            raise UsageError(f"{option} applies to `bench {what}` only")
     if args.resume is not None:
         from experiments.runs.mechanisms_bench import ResumeError, resumed_results
 
@@ -91,48 +97,49 @@ def bench_command(args: argparse.Namespace) -> int:
             resumed_results(args.resume, ())
         except ResumeError as exc:
             raise UsageError(str(exc)) from None
-    config, lock = prepare(args, {"load.rate": args.rate},
-                           check=check_sizes(sizes, args.rate) if args.what == "scale" else None)
 
-    def work() -> Path:
-        if args.what == "scale":
-            from experiments.results.scale_report import scale_table
-            from experiments.runs.scale_bench import run_scale_bench
 
-            folder, results = run_scale_bench(config, args.trials, args.rate, args.out, sizes)
-            print(scale_table(results))
-            return folder
-        if args.what == "fabric":
-            from experiments.runs.fabric_bench import fabric_table, run_fabric_bench
+def run_bench_of(args: argparse.Namespace, config: TestbedConfig, sizes: tuple[Size, ...],
+                 cells: tuple[tuple[str, str], ...]) -> Path:
+    """Run the bench `args.what`, print its table; returns its folder."""
+    if args.what == "scale":
+        from experiments.results.scale_report import scale_table
+        from experiments.runs.scale_bench import run_scale_bench
 
-            folder, results = run_fabric_bench(config, args.trials, args.rate, args.out)
-            print(fabric_table(results))
-            return folder
-        if args.what == "presets":
-            from experiments.runs.preset_search import run_preset_search, search_table
+        folder, results = run_scale_bench(config, args.trials, args.rate, args.out, sizes)
+        print(scale_table(results))
+    elif args.what == "fabric":
+        from experiments.runs.fabric_bench import fabric_table, run_fabric_bench
 
-            folder, results = run_preset_search(config, args.rate, args.out)
-            print(search_table(results))
-            return folder
-        if args.what == "mechanisms":
-            from experiments.results.mechanisms_report import mechanisms_table
-            from experiments.runs.mechanisms_bench import SCENARIO_NAMES, run_mechanisms_bench
+        folder, results = run_fabric_bench(config, args.trials, args.rate, args.out)
+        print(fabric_table(results))
+    elif args.what == "presets":
+        from experiments.runs.preset_search import run_preset_search, search_table
 
-            folder, results = run_mechanisms_bench(config, args.trials, args.rate, args.out,
-                                                   tuple(args.scenarios or SCENARIO_NAMES), cells,
-                                                   resume=args.resume)
-            print(mechanisms_table(results))
-            return folder
-        if args.what == "loadgen":
-            folder, results = run_loadgen_bench(config, args.rate, args.out)
-            print(loadgen_table(results))
-        else:
-            folder, results = run_bench(config, args.trials, args.rate, args.out,
-                                        tuple(args.scenarios or BENCH_SCENARIOS), baselines=args.baselines)
-            print(bench_table(results))
-        return folder
+        folder, results = run_preset_search(config, args.rate, args.out)
+        print(search_table(results))
+    elif args.what == "mechanisms":
+        from experiments.results.mechanisms_report import mechanisms_table
+        from experiments.runs.mechanisms_bench import SCENARIO_NAMES, run_mechanisms_bench
 
-    return run_with_testbed(work, lock, report=False)
+        folder, results = run_mechanisms_bench(config, args.trials, args.rate, args.out,
+                                               tuple(args.scenarios or SCENARIO_NAMES), cells,
+                                               resume=args.resume)
+        print(mechanisms_table(results))
+    elif args.what == "loadgen":
+        from experiments.results.bench_report import loadgen_table
+        from experiments.runs.bench import run_loadgen_bench
+
+        folder, results = run_loadgen_bench(config, args.rate, args.out)
+        print(loadgen_table(results))
+    else:
+        from experiments.results.bench_report import bench_table
+        from experiments.runs.bench import BENCH_SCENARIOS, run_bench
+
+        folder, results = run_bench(config, args.trials, args.rate, args.out,
+                                    tuple(args.scenarios or BENCH_SCENARIOS), baselines=args.baselines)
+        print(bench_table(results))
+    return folder
 
 
 def scale_sizes(given: list[str] | None) -> tuple[Size, ...]:
