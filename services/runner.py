@@ -352,10 +352,19 @@ class ProcessRunner:
         self.state.processes.pop(name, None)
         self.state.save()
 
-    def stop_all(self) -> None:
-        """Stop every process this runner started, the last started first."""
-        for name in reversed(list(self.processes)):
-            self.stop(name)
+    def stop_all(self, timeout: float = 5.0) -> None:
+        """Stop every process this runner started: SIGTERM to all their groups at once (the
+        last started first), then SIGKILL to any still there after `timeout`. At once, because
+        each takes a moment to go (gunicorn lets its workers finish, mariadbd flushes): one
+        after the other, the end of every trial waited for the sum of them."""
+        names = list(reversed(self.processes))
+        for name in names:
+            if self.processes[name].running():
+                self.signal(name, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+                self.signal(name, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name in names:
+            self.stop(name, timeout=max(0.0, deadline - time.monotonic()))
 
     def wait_for(
         self,

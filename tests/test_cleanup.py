@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -289,3 +290,25 @@ def test_one_shot_commands_run_together_and_the_first_failure_is_said(tmp_path, 
             runner.run_all(commands, timeout=1)
     assert json.loads(state.path.read_text())["processes"] == {}
     assert not any(runner.processes[name].running() for name in commands)
+
+
+def test_stopping_everything_signals_all_at_once_and_kills_what_stays(tmp_path):
+    """Three processes that, on SIGTERM, wait until all three have had it go by themselves
+    (exit 0): they were signalled together, not one after the other's end. One that ignores
+    SIGTERM is killed when the time-out is up; nothing is left recorded."""
+    state = RunState(tmp_path / "state.json")
+    runner = ProcessRunner(tmp_path, state)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    wait_for_all = f"until [ $(ls {marks} | wc -l) -ge 3 ]; do sleep 0.02; done"
+    together = f"trap 'touch {marks}/$$; {wait_for_all}; exit 0' TERM; while true; do sleep 0.02; done"
+    stubborn = ["bash", "-c", f"trap '' TERM; touch {tmp_path}/ready; while true; do sleep 0.02; done"]
+    started = [runner.start(f"slow{k}", ["bash", "-c", together]) for k in range(3)]
+    started.append(runner.start("stubborn", stubborn))
+    runner.wait_for("the traps are set", lambda: (tmp_path / "ready").exists(), timeout=10)
+    time.sleep(0.2)  # bash sets a trap before its loop; the slow ones started first
+    runner.stop_all(timeout=3.0)
+    assert not any(process.running() for process in started)
+    assert json.loads(state.path.read_text())["processes"] == {}
+    assert [p.popen.returncode for p in started[:3]] == [0, 0, 0]  # they went on SIGTERM, together
+    assert started[3].popen.returncode == -9
