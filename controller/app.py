@@ -43,11 +43,14 @@ from os_ken.base import app_manager
 from os_ken.controller import event, ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
-from os_ken.lib.packet import arp, ipv4, packet, tcp
+from os_ken.lib.packet import arp, ethernet, ipv4, packet, tcp
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import fabric_flows, flows
+from controller import flows
+from controller.discovery import LLDP_ETHERTYPE
 from controller.eventlog import EVENT_LOG, EventLog
+from controller.fabric_control import FabricControl
+from controller.fabric_flows import LinkChange
 from controller.failover import VIP_INSTALLED, VIP_MOVED, Decision, machine_for
 from controller.fence_policy import FenceAction, FencePlan, FencePolicy
 from controller.fencing import DatabaseFence
@@ -152,7 +155,7 @@ class FailoverController(app_manager.OSKenApp):
         self.fabric = self.config.fabric
         self.server_on_port = {(plan.switch, plan.port): plan.name for plan in self.config.server_plans}
         self.switches = ServedSwitches(self.fabric)  # the clients' edge holds the VIP flow
-        self.fabric_state = fabric_flows.FabricState(self.config)  # its cables down, servers cut off
+        self.fabric_control = FabricControl(self.config)  # on a fabric: its cables, groups, LLDP check
         self.probe_socket_path = Path(self.CONF.testbed_probe_socket)
         pid_file = Path(self.CONF.testbed_prober_pid_file) if self.CONF.testbed_prober_pid_file else None
         self.intake = ProbeIntake(self.machine.servers, pid_file, self.event_log.write)
@@ -237,14 +240,11 @@ class FailoverController(app_manager.OSKenApp):
         for flow in flows.base_flows(dp, self.config, name):
             dp.send_msg(flow)
         if not self.fabric.is_single:
-            for message in self._forwarding(dp, name, add=True):
+            for message in self.fabric_control.connected(dp, name):
                 dp.send_msg(message)
         if holds_vip:
             dp.send_msg(flows.vip_flow_request(dp))
         self.event_log.write("switch_connected", dpid=ev.msg.datapath_id, switch=name)
-
-    def _forwarding(self, dp: Any, name: str, add: bool) -> list:
-        return fabric_flows.messages(dp, self.fabric_state.to_send(name, connected=add), add)
 
     def _refuse(self, dp: Any, kind: str, dpid: int) -> None:
         """Close a connection that is not served. Its messages queued before the close arrive
@@ -278,10 +278,18 @@ class FailoverController(app_manager.OSKenApp):
         msg = ev.msg
         try:
             frame = packet.Packet(msg.data)
+            kind = frame.get_protocol(ethernet.ethernet).ethertype
             request = frame.get_protocol(arp.arp)
             ip, segment = frame.get_protocol(ipv4.ipv4), frame.get_protocol(tcp.tcp)
         except Exception:  # noqa: BLE001 - a malformed frame is dropped, the app keeps serving
             self.logger.warning("dropped a packet-in that does not parse")
+            return
+        if kind == LLDP_ETHERTYPE:  # a cable's probe frame (controller/discovery.py)
+            switch = self.switches.name_of(msg.datapath)
+            events, change = self.fabric_control.probe_heard(switch, msg.match["in_port"], msg.data)
+            for name, fields in events:
+                self.event_log.write(name, **fields)
+            self._fabric_changed(change)
             return
         if ip is not None and segment is not None and segment.bits & flows.RST:
             if self._from_switch(ev):  # only the clients' edge copies resets
@@ -307,17 +315,22 @@ class FailoverController(app_manager.OSKenApp):
             self.event_log.write("port_status", server=server, up=not down)
             self.apply(self.machine.port(server, not down, self.clock()))
             return
-        link = self.fabric.link_at(switch, desc.port_no)
-        change = None if link is None else self.fabric_state.cable(link.name, switch, up=not down)
+        if not down and self.fabric.link_at(switch, desc.port_no) is not None:
+            # A cable back (or new): check where it leads before long.
+            for message in self.fabric_control.probes(ev.msg.datapath, switch, [desc.port_no]):
+                ev.msg.datapath.send_msg(message)
+        self._fabric_changed(self.fabric_control.cable_port(switch, desc.port_no, up=not down))
+
+    def _fabric_changed(self, change: LinkChange | None) -> None:
+        """A cable went down or up (its port, or the LLDP check). The switches moved its traffic
+        already: plan again without it; a server no path reaches any more is, for the
+        failover, a server whose link went down."""
         if change is None:
             return
-        # The switches moved the cable's traffic already: plan again without it; a server no
-        # path reaches any more is, for the failover, a server whose link went down.
         for kind, fields in change.events:
             self.event_log.write(kind, **fields)
-        for name, dp in self.switches.by_name.items():
-            for message in self._forwarding(dp, name, add=False):
-                dp.send_msg(message)
+        for dp, message in self.fabric_control.updates(self.switches.by_name):
+            dp.send_msg(message)
         for server, reachable in change.servers:
             self.apply(self.machine.port(server, reachable, self.clock()))
 
@@ -354,7 +367,8 @@ class FailoverController(app_manager.OSKenApp):
         """Who holds the VIP and what each server's state rests on (controller/status.py)."""
         return status_body(self.machine, self.config.network.vip, self.last_probe, self.clock(),
                            prober_status(self.machine, self.clock(), self.intake.prober_pid, self.loop_alive),
-                           self.intake.counts(), list(self.event_log.recent))
+                           self.intake.counts(), list(self.event_log.recent),
+                           None if self.fabric.is_single else self.fabric_control.status())
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def error_handler(self, ev) -> None:

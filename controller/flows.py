@@ -36,6 +36,7 @@ from typing import Any
 from topology.config import HostPlan, TestbedConfig
 
 FORWARDING_TABLE = 1  # a fabric's table 1 (controller/fabric_flows.py)
+LLDP_ETHERTYPE = 0x88CC  # the cables' check (controller/discovery.py)
 
 PRIORITY_ARP = 300
 PRIORITY_ANY_ARP = 290  # on a fabric: every ARP request, answered by the controller
@@ -85,7 +86,8 @@ def base_flows(dp: Any, config: TestbedConfig, switch: str | None = None) -> lis
     """Flows installed once when `switch` (the single one by default) connects: all but the VIP
     flow. On a fabric, each switch's table 0 ends in the forwarding table
     (controller/fabric_flows.py), every ARP request goes to the controller, and only the
-    clients' edge has the VIP's rewrites, which match a server's replies wherever they came in."""
+    clients' edge has the VIP's rewrites, which match a server's replies wherever they came in.
+    Every LLDP frame goes to the controller too, which checks the cables with them."""
     parser, ofp = dp.ofproto_parser, dp.ofproto
     net = config.network
     port = config.web.port
@@ -97,6 +99,8 @@ def base_flows(dp: Any, config: TestbedConfig, switch: str | None = None) -> lis
     flows = [_flow(dp, PRIORITY_NORMAL, parser.OFPMatch(), normal, goto=forward)]
     if not single:
         flows.append(_flow(dp, PRIORITY_ANY_ARP, parser.OFPMatch(eth_type=0x0806), to_controller))
+        # The cables' LLDP check (controller/discovery.py): every frame to the controller.
+        flows.append(_flow(dp, PRIORITY_ANY_ARP, parser.OFPMatch(eth_type=LLDP_ETHERTYPE), to_controller))
         if (switch or fabric.clients_edge) != fabric.clients_edge:
             return flows
     flows.append(_flow(dp, PRIORITY_ARP, parser.OFPMatch(eth_type=0x0806, arp_tpa=net.vip), to_controller))

@@ -66,11 +66,11 @@ def server_status(machine: FailoverMachine, name: str, probe: Any, now: float) -
 
 def status_body(machine: FailoverMachine, vip: str, last_probe: Mapping[str, Any], now: float,
                 prober: dict[str, Any], dropped: Mapping[str, int], recent_events: list[dict[str, Any]],
-                ) -> dict[str, Any]:
+                cables: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The whole of /status: who holds the VIP, each server's entry (`last_probe`: its last
     EventProbeResult by name), the prober's (`prober_status`), the datagrams dropped by reason,
-    and the last events."""
-    return {
+    the last events, and on a fabric each cable (up, and what the LLDP check found)."""
+    return {**({"cables": cables} if cables is not None else {}),
         "active": machine.active,
         "vip": vip,
         "failback": machine.failback,

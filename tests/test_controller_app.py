@@ -24,7 +24,7 @@ from os_ken.lib import hub
 from os_ken.lib.packet import arp, ethernet, ipv4, packet, tcp
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
-from controller import flows
+from controller import discovery, flows
 from controller.app import (
     EventFenceResult,
     EventProbeResult,
@@ -907,10 +907,72 @@ def test_on_a_fabric_the_other_cable_of_a_server_going_down_cuts_it_off_and_move
 def test_on_a_fabric_the_controller_answers_arp_for_every_host(tmp_path):
     app = make_app(tmp_path, config=TWO_TIER)
     dps = fabric_connects(app)
+    before = len(dps["edge2"].sent)
     app.packet_in_handler(arp_packet_in(dps["edge2"], SECONDARY.ip))
-    (reply,) = [m for m in dps["edge2"].sent if isinstance(m, ofproto_v1_3_parser.OFPPacketOut)]
+    (reply,) = [m for m in dps["edge2"].sent[before:] if isinstance(m, ofproto_v1_3_parser.OFPPacketOut)]
     answer = packet.Packet(reply.data).get_protocol(arp.arp)
     assert (answer.src_ip, answer.src_mac) == (SECONDARY.ip, SECONDARY.mac)
 
 
 PRIMARY_ON_FABRIC = TWO_TIER.server("primary")
+
+
+def lldp_in(dp, in_port, frame):
+    msg = ofproto_v1_3_parser.OFPPacketIn(
+        dp, buffer_id=dp.ofproto.OFP_NO_BUFFER, total_len=len(frame), reason=0, table_id=0,
+        cookie=0, match=ofproto_v1_3_parser.OFPMatch(in_port=in_port), data=frame)
+    return ofp_event.EventOFPPacketIn(msg)
+
+
+def probes_sent(dp, since=0):
+    """(dpid, port) named by each LLDP frame `dp` was told to send, and the port it goes out of."""
+    outs = [m for m in dp.sent[since:] if isinstance(m, ofproto_v1_3_parser.OFPPacketOut)
+            and discovery.sender_of(m.data) is not None]
+    return [(discovery.sender_of(m.data), m.actions[0].port) for m in outs]
+
+
+def test_on_a_fabric_each_switch_sends_a_probe_frame_out_of_every_cable_port(tmp_path):
+    app = make_app(tmp_path, config=TWO_TIER)
+    dps = fabric_connects(app)
+    fabric = TWO_TIER.fabric
+    for name, dp in dps.items():
+        ports = sorted(p for lk in fabric.links for p in ((lk.edge_port,) if lk.edge == name else
+                                                           (lk.core_port,) if lk.core == name else ()))
+        assert sorted(probes_sent(dp)) == [((fabric.dpid(name), port), port) for port in ports], name
+
+
+def test_on_a_fabric_a_probe_as_planned_verifies_the_cable_and_one_from_elsewhere_holds_it_down(tmp_path):
+    app = make_app(tmp_path, config=TWO_TIER)
+    dps = fabric_connects(app)
+    fabric = TWO_TIER.fabric
+    cable = fabric.link("edge2", "core1")
+    app.packet_in_handler(lldp_in(dps["edge2"], cable.edge_port,
+                                  discovery.probe_frame(fabric.dpid("core1"), cable.core_port)))
+    assert [e["link"] for e in events_of(tmp_path, "cable_verified")] == ["edge2-core1"]
+    assert ask(app, None)[1]["cables"]["edge2-core1"] == {"up": True, "verified": True, "miswired": None}
+    # The same port hears core2's port 3 instead: the cable leads elsewhere, so it is down.
+    before = {name: len(dp.sent) for name, dp in dps.items()}
+    elsewhere = discovery.probe_frame(fabric.dpid("core2"), 3)
+    app.packet_in_handler(lldp_in(dps["edge2"], cable.edge_port, elsewhere))
+    (miswired,) = events_of(tmp_path, "cable_miswired")
+    assert (miswired["link"], miswired["heard"], miswired["planned"]) == ("edge2-core1", "core2 port 3",
+                                                                          f"core1 port {cable.core_port}")
+    assert ask(app, None)[1]["cables"]["edge2-core1"] == {"up": False, "verified": False,
+                                                         "miswired": "core2 port 3"}
+    assert any(isinstance(m, ofproto_v1_3_parser.OFPGroupMod) for m in dps["edge1"].sent[before["edge1"]:])
+    # A frame as planned again: the cable is up again, and its port's own news are unchanged.
+    app.packet_in_handler(lldp_in(dps["edge2"], cable.edge_port,
+                                  discovery.probe_frame(fabric.dpid("core1"), cable.core_port)))
+    assert ask(app, None)[1]["cables"]["edge2-core1"]["up"] is True
+    assert [e["up"] for e in events_of(tmp_path, "link_status")] == [False, True]
+
+
+def test_on_a_fabric_a_cable_port_coming_up_is_probed_again(tmp_path):
+    app = make_app(tmp_path, config=TWO_TIER)
+    dps = fabric_connects(app)
+    cable = TWO_TIER.fabric.link("edge3", "core2")
+    app.port_status_handler(port_status(dps["core2"], cable.core_port, down=True))
+    before = len(dps["core2"].sent)
+    app.port_status_handler(port_status(dps["core2"], cable.core_port, down=False))
+    sender = (TWO_TIER.fabric.dpid("core2"), cable.core_port)
+    assert probes_sent(dps["core2"], before) == [(sender, cable.core_port)]

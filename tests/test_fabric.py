@@ -234,3 +234,48 @@ def test_the_fabric_state_logs_each_cable_once_and_tells_of_servers_cut_off(news
             logged += [kind for kind, _ in change.events]
             heard += change.servers
     assert (logged, heard) == (events, servers)
+
+
+def test_a_probe_frame_names_its_sender_and_any_other_frame_names_none() -> None:
+    from os_ken.lib.packet import ethernet, lldp, packet
+
+    from controller.discovery import probe_frame, sender_of
+    assert sender_of(probe_frame(101, 3)) == (101, 3)
+    assert sender_of(probe_frame(2**40, 65000)) == (2**40, 65000)
+    foreign = packet.Packet()  # a real switch's LLDP: its chassis is a MAC address
+    foreign.add_protocol(ethernet.ethernet(dst="01:80:c2:00:00:0e", src="02:00:00:00:00:01",
+                                           ethertype=0x88CC))
+    foreign.add_protocol(lldp.lldp(tlvs=[
+        lldp.ChassisID(subtype=lldp.ChassisID.SUB_MAC_ADDRESS, chassis_id=b"\x02\x00\x00\x00\x00\x01"),
+        lldp.PortID(subtype=lldp.PortID.SUB_INTERFACE_NAME, port_id=b"eth0"), lldp.TTL(ttl=120), lldp.End()]))
+    foreign.serialize()
+    assert sender_of(bytes(foreign.data)) is None
+    assert sender_of(b"\x00" * 20) is None
+
+
+TWO = FABRICS["two-tier"].fabric
+
+
+@pytest.mark.parametrize(
+    "frames, events, cables",
+    [
+        # (switch, port, (from switch, from port)) -> the events and the cables held/let go
+        ([("edge2", 2, ("core1", 2))], [("cable_verified", "edge2-core1")], [None]),
+        ([("core1", 2, ("edge2", 2)), ("edge2", 2, ("core1", 2))], [("cable_verified", "edge2-core1"), None],
+         [None, None]),  # heard both ways: verified once
+        ([("edge2", 2, ("core2", 3))], [("cable_miswired", "edge2-core1")], [("edge2-core1", True)]),
+        ([("edge2", 2, ("core2", 3)), ("edge2", 2, ("core2", 3))], [("cable_miswired", "edge2-core1"), None],
+         [("edge2-core1", True), None]),  # the same news twice: said once
+        ([("edge2", 2, ("core2", 3)), ("edge2", 2, ("core1", 2))],
+         [("cable_miswired", "edge2-core1"), ("cable_verified", "edge2-core1")],
+         [("edge2-core1", True), ("edge2-core1", False)]),  # rewired as planned: let go
+        ([("edge2", 1, ("core1", 2))], [("cable_miswired", None)], [None]),  # on the primary's port
+    ],
+)
+def test_the_cable_check_compares_each_probe_frame_with_the_plan(frames, events, cables) -> None:
+    from controller.discovery import CableCheck
+    check = CableCheck(TWO)
+    for (switch, port, (sender, sender_port)), event, cable in zip(frames, events, cables, strict=True):
+        heard = check.heard(switch, port, (TWO.dpid(sender), sender_port))
+        said = None if heard.event is None else (heard.event[0], heard.event[1].get("link"))
+        assert (said, heard.cable) == (event, cable)
