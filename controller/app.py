@@ -348,6 +348,9 @@ class FailoverController(app_manager.OSKenApp):
     def probe_tick_handler(self, ev: EventProbeTick) -> None:
         self.apply(self.machine.tick(self.clock()))
         self.apply_fence(self.fence_policy.tick(time.monotonic()))  # a promotion waiting for a fence
+        if not self.fabric.is_single:  # the cables no probe frame has verified yet, again
+            for dp, message in self.fabric_control.probes_again(self.switches.by_name, self.clock()):
+                dp.send_msg(message)
 
     @set_ev_cls(EventFenceResult)
     def fence_result_handler(self, ev: EventFenceResult) -> None:

@@ -15,11 +15,15 @@ from controller.fabric_flows import LinkChange
 from topology.config import TestbedConfig
 
 
+PROBE_AGAIN_S = 1.0  # how often a cable not verified yet is probed again
+
+
 class FabricControl:
     def __init__(self, config: TestbedConfig) -> None:
         self.fabric = config.fabric
         self.state = fabric_flows.FabricState(config)  # its cables down, servers cut off
         self.check = discovery.CableCheck(self.fabric)
+        self.probed_at: float | None = None
 
     def connected(self, dp: Any, switch: str) -> list:
         """A switch has connected (its base flows sent): its whole forwarding, then a probe
@@ -36,6 +40,24 @@ class FabricControl:
                                     actions=[parser.OFPActionOutput(port)],
                                     data=discovery.probe_frame(dpid, port))
                 for port in ports]
+
+    def probes_again(self, switches: dict[str, Any], now: float) -> list[tuple[Any, Any]]:
+        """(datapath, packet-out) for every cable not verified yet, at most every PROBE_AGAIN_S.
+        A switch's first frames are lost when the switch at the cable's other end has not
+        connected yet, or has not its LLDP rule in place: the one that connects later sends
+        its own, but both can miss; and a cable that was down at the start is verified once up."""
+        if self.probed_at is not None and now - self.probed_at < PROBE_AGAIN_S:
+            return []
+        self.probed_at = now
+        out = []
+        for link in self.fabric.links:
+            if link.name in self.check.verified or link.name in self.state.down and \
+                    link.name not in self.check.miswired:
+                continue
+            for switch, port in ((link.edge, link.edge_port), (link.core, link.core_port)):
+                if switch in switches:
+                    out += [(switches[switch], m) for m in self.probes(switches[switch], switch, [port])]
+        return out
 
     def cable_port(self, switch: str, port: int, up: bool) -> LinkChange | None:
         """`switch`'s `port` went up or down: what changes if it is a cable's (None if not)."""

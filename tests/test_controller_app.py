@@ -976,3 +976,29 @@ def test_on_a_fabric_a_cable_port_coming_up_is_probed_again(tmp_path):
     app.port_status_handler(port_status(dps["core2"], cable.core_port, down=False))
     sender = (TWO_TIER.fabric.dpid("core2"), cable.core_port)
     assert probes_sent(dps["core2"], before) == [(sender, cable.core_port)]
+
+
+def test_on_a_fabric_cables_not_verified_yet_are_probed_again_every_second(tmp_path):
+    app = make_app(tmp_path, config=TWO_TIER)
+    now = [100.0]
+    app.clock = lambda: now[0]
+    dps = fabric_connects(app)
+    fabric = TWO_TIER.fabric
+    verified = fabric.link("edge2", "core1")
+    app.packet_in_handler(lldp_in(dps["edge2"], verified.edge_port,
+                                  discovery.probe_frame(fabric.dpid("core1"), verified.core_port)))
+    down = fabric.link("edge3", "core2")
+    app.port_status_handler(port_status(dps["core2"], down.core_port, down=True))
+
+    def probed_on_tick() -> set[tuple[int, int]]:
+        before = {name: len(dp.sent) for name, dp in dps.items()}
+        app.probe_tick_handler(EventProbeTick())
+        return {sender for name, dp in dps.items() for sender, _ in probes_sent(dp, before[name])}
+
+    expected = {(fabric.dpid(s), p) for lk in fabric.links if lk.name not in (verified.name, down.name)
+                for s, p in ((lk.edge, lk.edge_port), (lk.core, lk.core_port))}
+    assert probed_on_tick() == expected  # both ends of each, but not the verified or the down one
+    now[0] += 0.5
+    assert probed_on_tick() == set()  # not before a second has passed
+    now[0] += 0.6
+    assert probed_on_tick() == expected

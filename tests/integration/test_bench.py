@@ -1,7 +1,8 @@
-"""The two benchmarks, run from the command line as the README shows, each shortened.
+"""The benchmarks, run from the command line as the README shows, each shortened.
 
 `bench failover` with one trial of db-crash (the scenario the benchmark gained last) and its
-wrk rounds; `bench loadgen` at a rate the generator must keep up with on any machine.
+wrk rounds; `bench loadgen` at a rate the generator must keep up with on any machine; `bench
+scale` at three small sizes, two of which differ only in their clients.
 """
 
 import json
@@ -37,4 +38,25 @@ def test_bench_loadgen_sends_every_request_on_schedule(tmp_path):
     assert results["send_lag_ms"]["p50"] < 5
     assert results["wrk_rps"] > 500
     assert "requests recorded 2500, answered OK 2500" in result.stdout
+    assert leftovers() == []
+
+
+def test_bench_scale_measures_each_size_and_the_flows_do_not_grow_with_clients(tmp_path):
+    sizes = ("single/2/1", "leaf-spine-2x1/3/1", "leaf-spine-2x1/3/4")
+    result, folder = run_experiments(tmp_path, "bench", "scale", "--trials", "1", "--rate", "200",
+                                     "--sizes", *sizes)
+    results = json.loads((folder / "bench-scale.json").read_text())
+    assert list(results["sizes"]) == list(sizes) and results["reference"] == "single/2/1"
+    for label, figures in results["sizes"].items():
+        assert figures["setup_s"] > 0 and figures["controller_rss_mb"] > 10, label
+        assert figures["failover_gap_ms"]["n"] == 1, label  # the VIP moved in the one trial
+    one, four = results["sizes"]["leaf-spine-2x1/3/1"], results["sizes"]["leaf-spine-2x1/3/4"]
+    assert set(four["switches"]) == {"leaf1", "leaf2", "spine1"}
+    # As Open vSwitch lists them: three clients more are three rules more on their edge only.
+    assert four["switches"]["leaf1"]["flows"] == one["switches"]["leaf1"]["flows"] + 3
+    assert {s: v for s, v in four["switches"].items() if s != "leaf1"} == \
+        {s: v for s, v in one["switches"].items() if s != "leaf1"}
+    assert results["targets"]["no switch but the clients' edge has more flows with more clients"] is True
+    assert (folder / "bench-scale.md").read_text().strip() in result.stdout
+    assert (folder / "bench-scale.png").stat().st_size > 10_000
     assert leftovers() == []

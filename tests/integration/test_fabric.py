@@ -47,6 +47,16 @@ def test_a_failed_primary_moves_the_vip_across_the_fabric(tmp_path, topology, sc
     assert served_after(requests, summary["fault_at"] + 1.0) == {"secondary"}
     assert summary["acked_writes_lost"] == 0 and summary["db_consistent"] is True, summary
     assert summary["vip_moves_before_fault"] == 0
+    assert cables_verified(events) == ALL_CABLES[topology]  # by LLDP, each as planned
+
+
+ALL_CABLES = {"two-tier": {f"edge{i}-core{j}" for i in (1, 2, 3) for j in (1, 2)},
+              "leaf-spine": {f"leaf{i}-spine{j}" for i in (1, 2, 3) for j in (1, 2)}}
+
+
+def cables_verified(events) -> set[str]:
+    assert not [e for e in events if e["kind"] == "cable_miswired"], events
+    return {detail(e)["link"] for e in events if e["kind"] == "cable_verified"}
 
 
 @pytest.mark.parametrize(("topology", "scenario", "cables"), [
@@ -57,6 +67,7 @@ def test_a_cut_between_switches_is_rerouted_without_a_failover(tmp_path, topolog
     summary, requests, events = run_on(topology, scenario, tmp_path)
     cut = {detail(e)["link"] for e in events if e["kind"] == "link_status" and not detail(e)["up"]}
     assert cut == cables, events  # the controller heard each cable go down (once each)
+    assert cables_verified(events) == ALL_CABLES[topology]
     assert moves(events) == [] and summary["vip_moves"] == 0
     assert served_after(requests, 0) == {"primary"}  # the primary served before, during, after
     assert summary["acked_writes_lost"] == 0 and summary["db_consistent"] is True, summary
