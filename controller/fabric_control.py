@@ -14,7 +14,6 @@ from controller import discovery, fabric_flows
 from controller.fabric_flows import LinkChange
 from topology.config import TestbedConfig
 
-
 PROBE_AGAIN_S = 1.0  # how often a cable not verified yet is probed again
 
 
