@@ -352,6 +352,9 @@ def check_12(done: list[Done], section: str) -> None:
 
 
 def check_13(done: list[Done], section: str) -> None:
+    ports = output_of(done, r"sdn-ha topology")
+    assert "  edge2 (dpid 2): port 1 primary 10.0.0.11, port 2 cable to core1 port 2" in ports, ports
+    assert (LAB / "ex13-topology.png").stat().st_size > 10_000
     with_groups, controller_only = run_dirs(done)
     for run_dir, switch_failover in ((with_groups, True), (controller_only, False)):
         config = json.loads((run_dir / "config.json").read_text())
@@ -360,6 +363,8 @@ def check_13(done: list[Done], section: str) -> None:
         result = summary(run_dir)
         assert result["vip_moves"] == 0 and result["vip_moves_before_fault"] == 0, run_dir
         assert result["acked_writes_lost"] == 0 and result["interruption_ms"] is not None, result
+        assert {e["link"] for e in events(run_dir) if e["kind"] == "cable_verified"} == {
+            f"edge{i}-core{j}" for i in (1, 2, 3) for j in (1, 2)}, run_dir
         cut = [e for e in events(run_dir) if e["kind"] == "link_status"]
         assert cut and cut[0]["link"] == "edge2-core1" and cut[0]["up"] is False, cut
     assert (LAB / "ex13-compare.md").is_file()
