@@ -10,14 +10,16 @@ One handler per event, nothing clever, as in Ryu's simple_switch_13:
 - the switch answers with its VIP flows: tell the state machine, which adopts the server a
   VIP flow names (the controller restarted while the switch kept forwarding, fail-mode
   secure) or installs the VIP for the preferred server. Until then it acts on nothing;
-- an ARP request for the VIP arrives: answer with the virtual MAC;
+- an ARP request for the VIP arrives: answer with the virtual MAC; a copy of a reset from a
+  server's web port is a word to the prober (controller/reset_words.py);
 - a switch port changes state: tell the state machine (a server's port down fails over at once);
   on a fabric, a cable's port: plan the groups again, and a server no path reaches is down;
 - a health probe result arrives from the prober: tell the state machine, and tell the fence
   policy the database's mode the probe saw. Datagrams on the probe socket are checked first,
   and only the prober's PID is heard (controller/probe_intake.py);
-- every probe interval (a thread of its own): tell the state machine the time, so that
-  probe results that stopped arriving mark a server down;
+- every probe interval: tell the state machine the time, so that probe results that stopped
+  arriving mark a server down. Receiving probes and ticking are two threads of their own
+  (controller/probe_loops.py): if one ends, /status and the event log say so;
 - a fence attempt ends (controller/fencing.py, in a thread of its own): tell the fence policy;
 - a status request or a command arrives from the status endpoint (controller/status.py, on
   127.0.0.1 only): answer it from this app's own thread.
@@ -34,7 +36,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +55,12 @@ from controller.fabric_flows import LinkChange
 from controller.failover import VIP_INSTALLED, VIP_MOVED, Decision, machine_for
 from controller.fence_policy import FenceAction, FencePlan, FencePolicy
 from controller.fencing import DatabaseFence
-from controller.probe_intake import ProbeIntake, ProbeReceiver, keep_running, parse_report
+from controller.probe_loops import EventProbeResult, EventProbeTick, ProbeLoops
 from controller.prober import WAKE_SOCKET
+from controller.reset_words import ResetWords
 from controller.status import StatusServer, command_reply, prober_status, status_body
 from controller.switches import ServedSwitches
 from services.power_switch import POWER_SOCKET
-from services.prober_words import WordSender
 from topology.config import TestbedConfig
 
 # The testbed's own options, set by the launcher (controller/__main__.py) or by a test.
@@ -73,45 +74,6 @@ cfg.CONF.register_cli_opts(
         cfg.StrOpt("testbed-prober-pid-file", help="file holding the prober's PID: only it is heard"),
     ]
 )
-
-
-# The event written when one of the app's own loops ends, and the /status key that says so.
-PROBE_RECEIVER_DIED = "probe_receiver_died"
-PROBE_TICKER_DIED = "probe_ticker_died"
-WORD_GAP_S = 0.02  # the least time between two words to the prober about one server
-
-LOOPS = {"receiver": PROBE_RECEIVER_DIED, "ticker": PROBE_TICKER_DIED}
-
-
-class EventProbeResult(event.EventBase):
-    """One health probe's result, as sent by controller/prober.py."""
-
-    def __init__(
-        self, server: str, ok: bool, latency_ms: float, detail: str,
-        gtid: str | None = None, read_only: bool | None = None, timed_out: bool = False,
-        replication: str | None = None, replication_error: str = "", confirming: str = "",
-    ) -> None:
-        super().__init__()
-        self.confirming = confirming  # a probe out of schedule: the suspicion it was to confirm
-        self.replication = replication  # how its database replicates (services/mariadb.py)
-        self.replication_error = replication_error
-        self.timed_out = timed_out
-        self.server = server
-        self.ok = ok
-        self.latency_ms = latency_ms
-        self.detail = detail
-        self.gtid = gtid  # the database's GTID position, from a passed probe
-        self.read_only = read_only
-
-    @classmethod
-    def from_datagram(cls, data: bytes) -> EventProbeResult:
-        """Read one of the prober's datagrams; ProbeDropped (a ValueError) if it is anything
-        but the prober's report (controller/probe_intake.py, `parse_report`)."""
-        return cls(**parse_report(data))
-
-
-class EventProbeTick(event.EventBase):
-    """A probe interval passed: the failover machine judges whose probe results stopped."""
 
 
 class EventFenceResult(event.EventBase):
@@ -140,14 +102,27 @@ class EventStatusReply(event.EventReplyBase):
         self.body = body
 
 
+def read_frame(data: bytes) -> tuple[int, arp.arp | None, ipv4.ipv4 | None, tcp.tcp | None]:
+    """A packet-in's ethertype and the headers the app acts on; raises if the frame does not parse."""
+    frame = packet.Packet(data)
+    kind = frame.get_protocol(ethernet.ethernet).ethertype
+    return kind, frame.get_protocol(arp.arp), frame.get_protocol(ipv4.ipv4), frame.get_protocol(tcp.tcp)
+
+
+def port_down(msg: Any) -> bool:
+    """Whether a port status message says the port is down: its link, its config, or deleted."""
+    desc, ofp = msg.desc, msg.datapath.ofproto
+    down = bool(desc.state & ofp.OFPPS_LINK_DOWN or desc.config & ofp.OFPPC_PORT_DOWN)
+    return down or msg.reason == ofp.OFPPR_DELETE
+
+
 class FailoverController(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        run_dir = Path(self.CONF.testbed_run_dir)
         self.config = TestbedConfig.from_dict(json.loads(Path(self.CONF.testbed_config).read_text()))
-        self.event_log = EventLog(run_dir / EVENT_LOG)
+        self.event_log = EventLog(Path(self.CONF.testbed_run_dir) / EVENT_LOG)
         self.machine = machine_for(self.config)
         # The machine's clock: monotonic, for a step of the wall clock must not look like a
         # silence of the probes (the event log keeps wall-clock times). A test may set it.
@@ -156,11 +131,10 @@ class FailoverController(app_manager.OSKenApp):
         self.server_on_port = {(plan.switch, plan.port): plan.name for plan in self.config.server_plans}
         self.switches = ServedSwitches(self.fabric)  # the clients' edge holds the VIP flow
         self.fabric_control = FabricControl(self.config)  # on a fabric: its cables, groups, LLDP check
-        self.probe_socket_path = Path(self.CONF.testbed_probe_socket)
         pid_file = Path(self.CONF.testbed_prober_pid_file) if self.CONF.testbed_prober_pid_file else None
-        self.intake = ProbeIntake(self.machine.servers, pid_file, self.event_log.write)
-        self.receiver: ProbeReceiver | None = None
-        self.loop_alive = {name: False for name in LOOPS}
+        self.loops = ProbeLoops(Path(self.CONF.testbed_probe_socket), pid_file, self.machine.servers,
+                                self.config.probe.interval_s, lambda ev: self.send_event(self.name, ev),
+                                self.event_log.write, self.logger)  # the probe socket, its intake, the ticker
         socket_dir = Path(self.CONF.testbed_socket_dir or ".")
         power = self.config.failover.power_fence  # the testbed's power switch is in the socket folder
         self.fence_policy = FencePolicy(power=power)
@@ -168,15 +142,12 @@ class FailoverController(app_manager.OSKenApp):
                                    socket_dir / POWER_SOCKET if power else None)
         self.last_probe: dict[str, EventProbeResult] = {}
         # The prober's wake socket: a reset seen from a server's web port is a word to it.
-        self.server_by_ip = {plan.ip: plan.name for plan in self.config.server_plans}
-        self.words = WordSender(str(socket_dir / WAKE_SOCKET), WORD_GAP_S)
+        self.reset_words = ResetWords(self.config.server_plans, socket_dir / WAKE_SOCKET,
+                                      lambda server: self.machine.servers[server].up, self.event_log.write)
 
     def start(self) -> None:
         super().start()
-        # Bound before the receiving thread starts, so no early probe finds no socket.
-        receiver = self.listen_for_probes()
-        self._spawn_loop("receiver", receiver.step)
-        self._spawn_loop("ticker", self._tick)
+        self.threads.extend(self.loops.start())  # the probe socket bound, its receiver and the ticker
         if self.CONF.testbed_token_file:
             token = Path(self.CONF.testbed_token_file).read_text().strip()
             self.status_server = StatusServer(self.config.network.status_port, token, self._ask)
@@ -187,34 +158,6 @@ class FailoverController(app_manager.OSKenApp):
         """Called from the status server's threads: hand the request to this app's loop."""
         reply = self.send_request(EventStatusRequest(self.name, command))
         return reply.status, reply.body
-
-    def listen_for_probes(self) -> ProbeReceiver:
-        """Bind the probe socket; its datagrams, once checked, become events of this app."""
-        self.receiver = ProbeReceiver(self.probe_socket_path, self.intake, self._probe_arrived,
-                                      self.config.probe.interval_s)
-        return self.receiver
-
-    def _probe_arrived(self, fields: dict[str, Any]) -> None:
-        """Called in the receiving thread: hand the result to this app's event loop."""
-        self.send_event(self.name, EventProbeResult(**fields))
-
-    def _tick(self) -> None:
-        """The ticking thread's step: one probe interval, then an event for this app's loop."""
-        hub.sleep(self.config.probe.interval_s)
-        self.send_event(self.name, EventProbeTick())
-
-    def _spawn_loop(self, name: str, step: Callable[[], None]) -> None:
-        """Run `step` in a thread of its own, for good: see `keep_running`."""
-        self.loop_alive[name] = True
-        self.threads.append(hub.spawn(keep_running, step, lambda why: self._loop_ended(name, why),
-                                      self.config.probe.interval_s))
-
-    def _loop_ended(self, name: str, why: str) -> None:
-        """One of this app's loops ended: say so at once, in /status and in the event log
-        (written from the ending thread: the app's loop may be the one that is stuck)."""
-        self.loop_alive[name] = False
-        self.logger.error("the probe %s ended: %s", name, why)
-        self.event_log.write(LOOPS[name], reason=why)
 
     # -- event handlers -----------------------------------------------------------------
 
@@ -277,10 +220,7 @@ class FailoverController(app_manager.OSKenApp):
             return
         msg = ev.msg
         try:
-            frame = packet.Packet(msg.data)
-            kind = frame.get_protocol(ethernet.ethernet).ethertype
-            request = frame.get_protocol(arp.arp)
-            ip, segment = frame.get_protocol(ipv4.ipv4), frame.get_protocol(tcp.tcp)
+            kind, request, ip, segment = read_frame(msg.data)
         except Exception:  # noqa: BLE001 - a malformed frame is dropped, the app keeps serving
             self.logger.warning("dropped a packet-in that does not parse")
             return
@@ -293,7 +233,7 @@ class FailoverController(app_manager.OSKenApp):
             return
         if ip is not None and segment is not None and segment.bits & flows.RST:
             if self._from_switch(ev):  # only the clients' edge copies resets
-                self._reset_seen(ip.src)
+                self.reset_words.reset_seen(ip.src)
             return
         if request is None:
             return
@@ -306,10 +246,7 @@ class FailoverController(app_manager.OSKenApp):
         switch = self.switches.name_of(ev.msg.datapath)
         if switch is None:
             return
-        desc = ev.msg.desc
-        ofp = ev.msg.datapath.ofproto
-        down = bool(desc.state & ofp.OFPPS_LINK_DOWN or desc.config & ofp.OFPPC_PORT_DOWN)
-        down = down or ev.msg.reason == ofp.OFPPR_DELETE
+        desc, down = ev.msg.desc, port_down(ev.msg)
         server = self.server_on_port.get((switch, desc.port_no))
         if server is not None:
             self.event_log.write("port_status", server=server, up=not down)
@@ -368,9 +305,10 @@ class FailoverController(app_manager.OSKenApp):
 
     def status(self) -> dict[str, Any]:
         """Who holds the VIP and what each server's state rests on (controller/status.py)."""
+        intake = self.loops.intake
         return status_body(self.machine, self.config.network.vip, self.last_probe, self.clock(),
-                           prober_status(self.machine, self.clock(), self.intake.prober_pid, self.loop_alive),
-                           self.intake.counts(), list(self.event_log.recent),
+                           prober_status(self.machine, self.clock(), intake.prober_pid, self.loops.alive),
+                           intake.counts(), list(self.event_log.recent),
                            None if self.fabric.is_single else self.fabric_control.status())
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
@@ -422,22 +360,6 @@ class FailoverController(app_manager.OSKenApp):
             self.event_log.write(kind, **fields)
         for action in plan.actions:
             self.fence.run(action)
-
-    def _reset_seen(self, source_ip: str) -> None:
-        """A server's web port reset a client's connection (a copy from the switch's reset flow):
-        a word to the prober, which probes that server at once; its probe decides. At most one
-        word per server every WORD_GAP_S, and none for a server already down."""
-        server = self.server_by_ip.get(source_ip)
-        if server is None or not self.machine.servers[server].up:
-            return
-        why = "a reset from its web port"
-        try:
-            sent = self.words.send(server, why)
-        except OSError as exc:  # no prober listens (yet): its schedule still finds the failure
-            self.event_log.write("word_lost", server=server, detail=str(exc))
-            return
-        if sent:
-            self.event_log.write("suspected", server=server, reason=why)
 
     def _fence_ended(self, action: FenceAction, ok: bool, detail: str) -> None:
         """Called in a fence attempt's thread: hand its result to this app's event loop."""

@@ -305,9 +305,11 @@ def test_stopping_everything_signals_all_at_once_and_kills_what_stays(tmp_path):
     stubborn = ["bash", "-c", f"trap '' TERM; touch {tmp_path}/ready; while true; do sleep 0.02; done"]
     started = [runner.start(f"slow{k}", ["bash", "-c", together]) for k in range(3)]
     started.append(runner.start("stubborn", stubborn))
-    runner.wait_for("the traps are set", lambda: (tmp_path / "ready").exists(), timeout=10)
-    time.sleep(0.2)  # bash sets a trap before its loop; the slow ones started first
-    runner.stop_all(timeout=3.0)
+    try:
+        runner.wait_for("the traps are set", lambda: (tmp_path / "ready").exists(), timeout=10)
+        time.sleep(0.2)  # bash sets a trap before its loop; the slow ones started first
+    finally:
+        runner.stop_all(timeout=3.0)  # also when the test fails: nothing left running
     assert not any(process.running() for process in started)
     assert json.loads(state.path.read_text())["processes"] == {}
     assert [p.popen.returncode for p in started[:3]] == [0, 0, 0]  # they went on SIGTERM, together

@@ -424,7 +424,7 @@ def test_a_reset_from_a_servers_web_port_is_a_word_to_the_prober_at_most_every_2
     prober.bind(str(tmp_path / WAKE_SOCKET))
     prober.settimeout(1)
     now = [100.0]
-    app.words.clock = lambda: now[0]
+    app.reset_words.sender.clock = lambda: now[0]
     try:
         app.packet_in_handler(reset_packet_in(dp, PRIMARY.ip, tcp.TCP_RST))
         assert json.loads(prober.recv(512)) == {"server": "primary", "why": "a reset from its web port"}
@@ -639,11 +639,11 @@ def listen(app, monkeypatch):
     the receiving loop take one step and the app's loop handle what it queued."""
     monkeypatch.setitem(app_manager.SERVICE_BRICKS, app.name, app)
     register_instance(app)  # the handlers, as os-ken finds them
-    receiver = app.listen_for_probes()
+    receiver = app.loops.listen()
     sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 
     def send(data):
-        sender.sendto(data, str(app.probe_socket_path))
+        sender.sendto(data, str(app.loops.socket_path))
         receiver.step()  # never raises but to end the loop
         handle_events(app)
 
@@ -725,7 +725,7 @@ def test_the_receiving_loop_survives_an_exception_handing_a_result_over(listenin
 
 
 def test_a_probe_loop_that_ends_says_so_in_the_log_and_in_status(app, tmp_path):
-    receiver = app.listen_for_probes()
+    receiver = app.loops.listen()
     receiver.socket.close()  # the loop cannot go on
     release = threading.Event()
 
@@ -733,8 +733,8 @@ def test_a_probe_loop_that_ends_says_so_in_the_log_and_in_status(app, tmp_path):
         release.wait()
         raise LoopEnded("released")
 
-    app._spawn_loop("ticker", ticks_until_released)
-    app._spawn_loop("receiver", receiver.step)
+    app.threads.append(app.loops.spawn("ticker", ticks_until_released))  # the app owns the threads
+    app.threads.append(app.loops.spawn("receiver", receiver.step))
     hub.joinall(app.threads[-1:])
     prober = ask(app, None)[1]["prober"]
     assert (prober["receiver_alive"], prober["ticker_alive"]) == (False, True)
@@ -749,7 +749,7 @@ def test_a_probe_loop_that_ends_says_so_in_the_log_and_in_status(app, tmp_path):
 
 def test_the_ticker_hands_a_tick_to_the_apps_loop(app, monkeypatch):
     monkeypatch.setitem(app_manager.SERVICE_BRICKS, app.name, app)
-    app._tick()
+    app.loops.tick()
     ev, _state = app.events.get_nowait()
     assert isinstance(ev, EventProbeTick)
 
