@@ -87,6 +87,9 @@ class TestbedHost(Host):
 
 topos = {"testbed": TestbedTopo}
 hosts = {"testbed": TestbedHost}
-switches = {"testbed": partial(OVSSwitch, datapath="user", protocols="OpenFlow13", failMode="secure")}
+# batch: every bridge and port made in one ovs-vsctl run from the root namespace, split to fit
+# (topology/network.py says why).
+switches = {"testbed": partial(OVSSwitch, datapath="user", protocols="OpenFlow13", failMode="secure",
+                               batch=True)}
 controllers = {"testbed": partial(project_controller(), ip="127.0.0.1",
                                   port=testbed_config().network.controller_port)}

@@ -78,10 +78,15 @@ def build_network(config: TestbedConfig) -> Mininet:
             project_controller()("c0", ip="127.0.0.1", port=config.network.controller_port)
         )
     fabric = config.fabric
+    # batch: Mininet then creates every bridge and port with ovs-vsctl run from here, split to
+    # fit the command line. Without it (Mininet sets it only for a class it sees itself, not for
+    # a partial) each switch's one ovs-vsctl command goes through its shell's terminal, whose
+    # line ends at 4,096 characters: a switch with about 60 ports (64 clients) was silently
+    # never made, and the run waited for a switch that did not exist.
     switches = {
         name: net.addSwitch(name, dpid=f"{fabric.dpid(name):016x}",
                             cls=partial(OVSSwitch, datapath="user", protocols="OpenFlow13",
-                                        failMode="secure" if sdn else "standalone"))
+                                        failMode="secure" if sdn else "standalone", batch=True))
         for name in fabric.switches
     }
 
