@@ -81,7 +81,8 @@ def sized(shape: str, clients: int, switches: dict[str, int], gap: float | None 
     return {"shape": shape, "clients": clients, "clients_edge": next(iter(switches)),
             "switches": {s: {"flows": n, "groups": 0} for s, n in switches.items()},
             "failover_gap_ms": {"median": gap, "p95": gap and gap * 1.5, "n": 5},
-            "requests_failed": {"median": 4.0}, "setup_s": 6.1, "controller_rss_mb": 60.2}
+            "requests_failed": {"median": 4.0}, "setup_s": 6.1, "controller_rss_mb": 60.2,
+            "latency_p50_before_ms": 1.5, "vip_moves_before_fault": {"max": 0}}
 
 
 @pytest.mark.parametrize(
@@ -125,8 +126,8 @@ def test_the_table_and_the_picture_show_every_size(tmp_path) -> None:
                                            "gap_vs_reference": None}},
                "targets": {"flows": True, "gap": None}}
     table = scale_table(results)
-    assert "| single/2/1 | 1 | 6.1 | 11 / - | 0 | 60.2 | 20 / 30 | 1 | 4 |" in table
-    assert "| two-tier/2/64 | 2 | 6.1 | 83 / 9 | 0 | 60.2 | no failover | - | 4 |" in table
+    assert "| single/2/1 | 1 | 6.1 | 11 / - | 0 | 60.2 | 20 / 30 | 1 | 4 | 1.5 | 0 |" in table
+    assert "| two-tier/2/64 | 2 | 6.1 | 83 / 9 | 0 | 60.2 | no failover | - | 4 | 1.5 | 0 |" in table
     assert "target: flows: met" in table and "target: gap: not measured" in table
     draw_scale(results, tmp_path / "scale.png")
     assert (tmp_path / "scale.png").stat().st_size > 10_000

@@ -26,6 +26,7 @@ datapath fails unless TX checksum offload is off on every host interface.
 
 from __future__ import annotations
 
+import subprocess
 from typing import TYPE_CHECKING
 
 from topology.config import HostPlan, TestbedConfig
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
 
 
 CPU_PERIOD_US = 10_000  # the CFS period of a CPU-limited host
+
+
+class NetworkError(RuntimeError):
+    """The network could not be made as planned; the message says what is missing."""
 
 
 def project_controller() -> type:
@@ -136,8 +141,16 @@ def start_network(net: Mininet, web_port: int = 80) -> None:
             host.cmd(f"sysctl -q -w {key}='{value}'")
             now = " ".join(host.cmd(f"sysctl -n {key}").split())
             if now != value:
-                raise RuntimeError(f"{host.name}: {key} is {now!r} after setting it to {value!r}")
+                raise NetworkError(f"{host.name}: {key} is {now!r} after setting it to {value!r}")
     net.start()
+    # Mininet says nothing when ovs-vsctl fails: a switch it did not make must be said here,
+    # not found 20 s later as a controller that no switch connects to.
+    missing = [switch.name for switch in net.switches
+               if subprocess.run(["ovs-vsctl", "br-exists", switch.name], capture_output=True,
+                                 timeout=10).returncode != 0]
+    if missing:
+        raise NetworkError(f"Mininet did not make the switch(es) {', '.join(missing)} in Open vSwitch "
+                           "(see /var/log/openvswitch/ovs-vswitchd.log)")
 
 
 def host_interfaces(net: Mininet) -> list[str]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.analysis.bench import gap_figures
+from experiments.analysis.metrics import percentile
 from experiments.analysis.scale import (
     DEFAULT_SIZES,
     Size,
@@ -43,7 +44,8 @@ from experiments.testbed.testbed import Testbed
 from topology.config import TestbedConfig
 
 SCENARIO = "primary-crash"
-TRIAL_KEYS = ("failover_gap_ms", "requests_failed", "acked_writes_lost", "availability_pct")
+TRIAL_KEYS = ("failover_gap_ms", "requests_failed", "acked_writes_lost", "availability_pct",
+              "vip_moves_before_fault")
 FLOWS_SETTLE_S = 10.0  # the switches' tables are read once two reads 0.2 s apart agree
 
 
@@ -70,6 +72,14 @@ def measure_idle(config: TestbedConfig, folder: Path) -> dict[str, Any]:
             "controller_rss_mb": round(rss_kb / 1024, 1)}
 
 
+def trial_figures(summary: dict[str, Any], trials: int) -> dict[str, Any]:
+    """A size's figures from its primary-crash run: the gap and the rest of TRIAL_KEYS, and the
+    median latency before the fault (how loaded the testbed of that size is, with no fault)."""
+    per_trial = summary.get("per_trial") or [summary]
+    p50s = [t["latency_ms_before"]["p50"] for t in per_trial if (t.get("latency_ms_before") or {}).get("p50")]
+    return {**gap_figures(summary, trials, TRIAL_KEYS), "latency_p50_before_ms": percentile(p50s, 50)}
+
+
 def run_scale_bench(
     config: TestbedConfig, trials: int, rate: float, out: Path, sizes: Sequence[Size] = DEFAULT_SIZES,
     progress: Callable[[str], None] = print,
@@ -86,7 +96,7 @@ def run_scale_bench(
                                    "clients": size.clients, **measure_idle(cfg, place / "idle")}
         progress(f"bench scale: {size.label}, {SCENARIO}, {trials} trial(s) at {rate:g} req/s")
         run_dir, summary = run_experiment(cfg, SCENARIOS[SCENARIO], place, trials, progress)
-        figures.update({"run_dir": str(run_dir), **gap_figures(summary, trials, TRIAL_KEYS)})
+        figures.update({"run_dir": str(run_dir), **trial_figures(summary, trials)})
         results["sizes"][size.label] = figures
         write_json(folder / files.BENCH_SCALE_JSON, results)  # kept as it grows
     ratios = gap_ratios(results["sizes"], results["reference"])

@@ -35,7 +35,7 @@ from services.runner import ProcessRunner, RunState, StartupError, signals_held
 from services.secrets import RunSecrets
 from services.web import PROJECT_ROOT, WebService
 from topology.config import TestbedConfig
-from topology.network import build_network, host_interfaces, start_network
+from topology.network import NetworkError, build_network, host_interfaces, start_network
 
 
 class Testbed:
@@ -209,7 +209,10 @@ class Testbed:
             self.state.save()
             self.net = build_network(config)
             self.state.record_mininet_shells(self.net)
-        start_network(self.net, self.config.web.port)
+        try:
+            start_network(self.net, self.config.web.port)
+        except NetworkError as exc:
+            raise StartupError(str(exc)) from None
         self.state.interfaces = host_interfaces(self.net)
         self.state.save()
 
