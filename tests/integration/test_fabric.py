@@ -1,5 +1,6 @@
-"""The fabrics (network.topology two-tier and leaf-spine): a server failure still moves the
-VIP, and a cut between switches is rerouted by the switches with no failover at all.
+"""The fabrics (network.topology two-tier and leaf-spine): a server failure (the whole primary,
+its web server, its database, its link) still moves the VIP, and a cut between switches (a
+cable, a whole core, a flapping cable) is rerouted by the switches with no failover at all.
 
 Each run: 8 s of load at 200 req/s, the fault at 2 s, as a user runs it.
 """
@@ -36,7 +37,8 @@ def served_after(requests, t):
 
 
 @pytest.mark.parametrize(("topology", "scenario"),
-                         [("two-tier", "primary-crash"), ("leaf-spine", "web-crash")])
+                         [("two-tier", "primary-crash"), ("leaf-spine", "web-crash"), ("two-tier", "db-crash"),
+                          ("leaf-spine", "link-down")])
 def test_a_failed_primary_moves_the_vip_across_the_fabric(tmp_path, topology, scenario):
     summary, requests, events = run_on(topology, scenario, tmp_path)
     connected = {detail(e)["switch"] for e in events if e["kind"] == "switch_connected"}
@@ -62,6 +64,7 @@ def cables_verified(events) -> set[str]:
 @pytest.mark.parametrize(("topology", "scenario", "cables"), [
     ("two-tier", "core-link-down", {"edge2-core1"}),
     ("leaf-spine", "core-switch-down", {"leaf1-spine1", "leaf2-spine1", "leaf3-spine1"}),
+    ("two-tier", "edge-link-flap", {"edge1-core1"}),  # down and up five times
 ])
 def test_a_cut_between_switches_is_rerouted_without_a_failover(tmp_path, topology, scenario, cables):
     summary, requests, events = run_on(topology, scenario, tmp_path)
