@@ -37,8 +37,8 @@ def served_after(requests, t):
 
 
 @pytest.mark.parametrize(("topology", "scenario"),
-                         [("two-tier", "primary-crash"), ("leaf-spine", "web-crash"), ("two-tier", "db-crash"),
-                          ("leaf-spine", "link-down")])
+                         [("two-tier", "primary-crash"), ("leaf-spine", "web-crash"),
+                          ("two-tier", "db-crash"), ("leaf-spine", "link-down")])
 def test_a_failed_primary_moves_the_vip_across_the_fabric(tmp_path, topology, scenario):
     summary, requests, events = run_on(topology, scenario, tmp_path)
     connected = {detail(e)["switch"] for e in events if e["kind"] == "switch_connected"}
