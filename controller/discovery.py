@@ -83,6 +83,7 @@ class CableCheck:
         self.fabric = fabric
         self.verified: set[str] = set()
         self.miswired: dict[str, str] = {}  # cable -> what was heard on its port instead
+        self.strays: set[tuple[str, int, str]] = set()  # frames heard on a host's port, said once
 
     def ports_to_probe(self, switch: str) -> list[int]:
         """`switch`'s cable ports, where it sends a probe frame when it connects."""
@@ -95,6 +96,9 @@ class CableCheck:
         from_switch = self.fabric.switch_of_dpid(sender[0])
         came = f"{from_switch or f'dpid {sender[0]}'} port {sender[1]}"
         if planned is None:  # on a host's port: a host sent it, or a cable the plan lacks
+            if (switch, port, came) in self.strays:
+                return Heard(None)  # said once: a host repeating it must not fill the event log
+            self.strays.add((switch, port, came))
             return Heard(("cable_miswired", {"switch": switch, "port": port, "heard": came,
                                              "planned": "a host's port"}))
         if self._matches(planned, switch, from_switch, sender[1]):

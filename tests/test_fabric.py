@@ -270,6 +270,7 @@ TWO = FABRICS["two-tier"].fabric
          [("cable_miswired", "edge2-core1"), ("cable_verified", "edge2-core1")],
          [("edge2-core1", True), ("edge2-core1", False)]),  # rewired as planned: let go
         ([("edge2", 1, ("core1", 2))], [("cable_miswired", None)], [None]),  # on the primary's port
+        ([("edge2", 1, ("core1", 2))] * 3, [("cable_miswired", None), None, None], [None] * 3),  # said once
     ],
 )
 def test_the_cable_check_compares_each_probe_frame_with_the_plan(frames, events, cables) -> None:
