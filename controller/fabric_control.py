@@ -48,10 +48,12 @@ class FabricControl:
         if self.probed_at is not None and now - self.probed_at < PROBE_AGAIN_S:
             return []
         self.probed_at = now
+        # A cable whose port is down cannot carry a frame: its port coming up probes it. One
+        # held down only by the check (miswired) is probed on, to see it rewired.
+        ports_down = {cable for cable, end in self.state.ends_down if end != discovery.CHECK_END}
         out = []
         for link in self.fabric.links:
-            if link.name in self.check.verified or link.name in self.state.down and \
-                    link.name not in self.check.miswired:
+            if link.name in self.check.verified or link.name in ports_down:
                 continue
             for switch, port in ((link.edge, link.edge_port), (link.core, link.core_port)):
                 if switch in switches:
