@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from topology.fabric import TOPOLOGIES, Fabric, plan_fabric
+from topology.placement import (HEAD, MachineConfig, PlacementError, check_placement, parse_machines,
+                                parse_placement)
 
 # A host name becomes part of interface names ("<name>-eth0", at most 15 characters) and of
 # shell commands, so it is kept short and made only of characters no shell interprets.
@@ -195,6 +197,15 @@ class TestbedConfig:
     load: LoadConfig = field(default_factory=LoadConfig)
     web: WebConfig = field(default_factory=WebConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    # The other machines that take part, and which server runs on which (topology/placement.py);
+    # none: everything on this one, the head.
+    machines: tuple[MachineConfig, ...] = ()
+    placement: tuple[tuple[str, str], ...] = ()
+
+    def machine_of(self, host: str) -> MachineConfig | None:
+        """The other machine `host` runs on; None when it runs on the head."""
+        wanted = dict(self.placement).get(host, HEAD)
+        return next((m for m in self.machines if m.name == wanted), None)
 
     # -- the network plan, derived from the config so every part agrees on it ----------
 
@@ -260,6 +271,8 @@ class TestbedConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["servers"] = [asdict(s) for s in self.servers]
+        data["machines"] = [asdict(m) for m in self.machines]
+        data["placement"] = dict(self.placement)
         return data
 
     @classmethod
@@ -329,13 +342,18 @@ def _overridden(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
 def _build(data: dict[str, Any]) -> TestbedConfig:
     if not isinstance(data, dict):
         raise ConfigError("config", "must be a table")
-    unknown = set(data) - set(_SECTIONS) - {"servers"}
+    unknown = set(data) - set(_SECTIONS) - {"servers", "machines", "placement"}
     if unknown:
-        allowed = ", ".join(sorted([*_SECTIONS, "servers"]))
+        allowed = ", ".join(sorted([*_SECTIONS, "servers", "machines", "placement"]))
         raise ConfigError(sorted(unknown)[0], f"unknown section; allowed: {allowed}")
     sections = {name: _section(name, kind, data.get(name, {})) for name, kind in _SECTIONS.items()}
     servers = _servers(data["servers"]) if "servers" in data else TestbedConfig.servers
-    config = TestbedConfig(servers=servers, **sections)
+    try:
+        machines = parse_machines(data.get("machines", []))
+        placement = parse_placement(data.get("placement", {}))
+    except PlacementError as exc:
+        raise ConfigError(exc.key, str(exc)) from None
+    config = TestbedConfig(servers=servers, machines=machines, placement=placement, **sections)
     _check(config)
     return config
 
@@ -411,6 +429,10 @@ def _check(c: TestbedConfig) -> None:
     _check_load(c.load)
     _check_web(c.web, c.network)
     _check_database(c.database)
+    try:
+        check_placement(c.placement, c.machines, {s.name: s.cpu for s in c.servers}, c.failover.mechanism)
+    except PlacementError as exc:
+        raise ConfigError(exc.key, str(exc)) from None
 
 
 def _check_subnet(net: NetworkConfig) -> ipaddress.IPv4Network:

@@ -1,0 +1,113 @@
+"""Servers on other machines: the [[machines]] and [placement] parts of the config, and the
+SSH commands the head runs on those machines (services/remote.py), without any machine.
+
+One row per error message of topology/placement.py: what is wrong, the key the error names
+and a fragment of what it says.
+"""
+
+from typing import Any
+
+import pytest
+
+from services.remote import RemoteMachine
+from topology.config import ConfigError, TestbedConfig
+from topology.placement import MachineConfig
+
+M2 = {"name": "m2", "address": "192.168.56.12"}
+M3 = {"name": "m3", "address": "vm3.lab.example", "user": "admin", "port": 2222,
+      "key": "/root/.ssh/id_lab", "known_hosts": "/root/.ssh/known_lab"}
+SECONDARY_FULL_CPU = [{"name": "primary", "ip": "10.0.0.11"}, {"name": "secondary", "ip": "10.0.0.12"}]
+
+
+def built(machines: Any = None, placement: Any = None, servers: Any = None, **sections: Any) -> TestbedConfig:
+    data: dict[str, Any] = {"servers": servers or SECONDARY_FULL_CPU, **sections}
+    if machines is not None:
+        data["machines"] = machines
+    if placement is not None:
+        data["placement"] = placement
+    return TestbedConfig.from_dict(data)
+
+
+def test_without_machines_every_host_runs_on_the_head():
+    config = TestbedConfig()
+    assert config.machines == () and config.placement == ()
+    assert all(config.machine_of(plan.name) is None for plan in config.host_plans)
+
+
+def test_a_placed_server_runs_on_its_machine_and_the_rest_on_the_head():
+    config = built([M2, M3], {"secondary": "m3", "primary": "head"})
+    assert config.machine_of("secondary") == MachineConfig("m3", "vm3.lab.example", "admin", 2222,
+                                                            "/root/.ssh/id_lab", "/root/.ssh/known_lab")
+    assert config.machine_of("primary") is None and config.machine_of("client") is None
+    assert TestbedConfig.from_dict(config.to_dict()) == config  # as the controller reads config.json
+
+
+@pytest.mark.parametrize(("machines", "placement", "key", "says"), [
+    ({"name": "m2"}, None, "machines", "must be a list of [[machines]] tables"),
+    (["m2"], None, "machines[0]", "must be a table with name, address"),
+    ([{"address": "10.1.1.1"}], None, "machines[0].name", "is required"),
+    ([{"name": "m2"}], None, "machines[0].address", "is required"),
+    ([{**M2, "password": "x"}], None, "machines[0].password", "unknown key; allowed: name, address"),
+    ([{**M2, "name": "head"}], None, "machines[0].name", "not 'head' (this machine)"),
+    ([{**M2, "name": "M2"}], None, "machines[0].name", "must be 1-16 lowercase letters"),
+    ([M2, {**M2, "address": "10.1.1.2"}], None, "machines[1].name", "'m2' is listed twice"),
+    ([M2, {"name": "m3", "address": M2["address"]}], None, "machines[1].address", "is already machine m2"),
+    ([{**M2, "address": "-oProxyCommand=x"}], None, "machines[0].address", "neither an IPv4 address"),
+    ([{**M2, "address": "a b"}], None, "machines[0].address", "neither an IPv4 address"),
+    ([{**M2, "address": "300.1.1.1"}], None, "machines[0].address", "neither an IPv4 address"),
+    ([{**M2, "user": "root;ls"}], None, "machines[0].user", "is not a user name"),
+    ([{**M2, "port": 0}], None, "machines[0].port", "must be in 1-65535"),
+    ([{**M2, "port": "22"}], None, "machines[0].port", "must be int, got str"),
+    ([{**M2, "key": "id_ed25519"}], None, "machines[0].key", "must be an absolute path"),
+    ([{**M2, "known_hosts": "~/.ssh/kh"}], None, "machines[0].known_hosts", "must be an absolute path"),
+    ([M2], ["secondary"], "placement", "must be a table of host"),
+    ([M2], {"secondary": 2}, "placement.secondary", "must be str, got int"),
+    ([M2], {"client": "m2"}, "placement.client", "only servers (primary, secondary) can run on another"),
+    ([M2], {"monitor": "m2"}, "placement.monitor", "the switches and the controller stay on the head"),
+    ([M2], {"secondary": "m9"}, "placement.secondary", "no machine 'm9'; add a [[machines]] table"),
+    ([], {"secondary": "m2"}, "placement.secondary", "or use one of: head"),
+])
+def test_bad_machines_and_placements_name_their_key(machines, placement, key, says):
+    with pytest.raises(ConfigError) as raised:
+        built(machines, placement)
+    assert raised.value.key == key and says in str(raised.value), str(raised.value)
+
+
+def test_a_cpu_share_of_the_head_cannot_go_to_another_machine():
+    servers = [{"name": "primary", "ip": "10.0.0.11"}, {"name": "secondary", "ip": "10.0.0.12", "cpu": 0.5}]
+    with pytest.raises(ConfigError, match=r"secondary has cpu = 0.5.*set its cpu = 1.0, or leave it on the head"):
+        built([M2], {"secondary": "m2"}, servers)
+    assert built([M2], {"secondary": "head"}, servers).machine_of("secondary") is None
+
+
+@pytest.mark.parametrize("mechanism", ["vrrp", "proxy"])
+def test_keepalived_and_haproxy_stay_on_one_machine(mechanism):
+    with pytest.raises(ConfigError, match="runs only on one machine"):
+        built([M2], {"secondary": "m2"}, failover={"mechanism": mechanism})
+
+
+# -- the SSH commands -------------------------------------------------------------------------
+
+def test_a_command_runs_on_the_machine_through_its_master_connection(tmp_path):
+    machine = RemoteMachine(MachineConfig(**M3), control_path=tmp_path / "m3.ctl")
+    argv = machine.argv(["nsenter", "--net=/proc/42/ns/net", "mariadb", "-e", "SELECT 'a b'"])
+    assert argv[:3] == ["ssh", "-p", "2222"] and argv[-3:-1] == ["admin@vm3.lab.example", "--"]
+    assert argv[-1] == "exec nsenter --net=/proc/42/ns/net mariadb -e 'SELECT '\"'\"'a b'\"'\"''"
+    options = " ".join(argv)
+    for option in ("-i /root/.ssh/id_lab", "IdentitiesOnly=yes", "BatchMode=yes",
+                   "UserKnownHostsFile=/root/.ssh/known_lab", "StrictHostKeyChecking=yes",
+                   f"ControlPath={tmp_path / 'm3.ctl'}", "ControlMaster=no", "-T"):
+        assert option in options, option
+
+
+def test_the_master_connection_is_the_one_that_is_a_master(tmp_path):
+    master = RemoteMachine(MachineConfig(**M2), control_path=tmp_path / "m2.ctl").master_command()
+    assert "ControlMaster=yes" in master and "ControlMaster=no" not in master
+    assert "-N" in master and "ControlPersist=no" in master and master[-1] == "root@192.168.56.12"
+    with pytest.raises(ValueError, match="no control path"):
+        RemoteMachine(MachineConfig(**M2)).master_command()
+
+
+def test_a_started_process_writes_its_pid_then_becomes_the_command():
+    argv = RemoteMachine(MachineConfig(**M2)).started_argv(["mariadbd", "--defaults-file=/x"], "/tmp/db.pid")
+    assert argv[-1] == "exec sh -c 'echo $$ > \"$0\" && exec \"$@\"' /tmp/db.pid mariadbd --defaults-file=/x"
