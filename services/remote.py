@@ -84,7 +84,8 @@ class RemoteMachine:
                                   errors="replace", timeout=timeout,
                                   stdin=None if input is not None else subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
-            raise RemoteError(f"{self.name}: `{shlex.join(command)}` did not finish in {timeout:g} s") from None
+            raise RemoteError(f"{self.name}: `{shlex.join(command)}` did not finish in {timeout:g} s"
+                              ) from None
         if check and done.returncode != 0:
             said = (done.stderr or done.stdout).strip().splitlines()[-3:]
             if done.returncode == 255:  # ssh's own failure: the machine, not the command

@@ -283,7 +283,8 @@ def test_bad_servers_name_their_key(servers: Any, key: str, says: str) -> None:
     "data, key, says",
     [
         (["network"], "config", "must be a table"),
-        ({"probes": {}}, "probes", "unknown section; allowed: database, failover, load, machines, network, placement, probe"),
+        ({"probes": {}}, "probes",
+         "unknown section; allowed: database, failover, load, machines, network, placement, probe"),
         ({"probe": 3}, "probe", "must be a table"),
     ],
 )

@@ -75,7 +75,7 @@ def test_bad_machines_and_placements_name_their_key(machines, placement, key, sa
 
 def test_a_cpu_share_of_the_head_cannot_go_to_another_machine():
     servers = [{"name": "primary", "ip": "10.0.0.11"}, {"name": "secondary", "ip": "10.0.0.12", "cpu": 0.5}]
-    with pytest.raises(ConfigError, match=r"secondary has cpu = 0.5.*set its cpu = 1.0, or leave it on the head"):
+    with pytest.raises(ConfigError, match=r"secondary has cpu = 0.5.*set its cpu = 1.0, or leave it on"):
         built([M2], {"secondary": "m2"}, servers)
     assert built([M2], {"secondary": "head"}, servers).machine_of("secondary") is None
 

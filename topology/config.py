@@ -27,8 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from topology.fabric import TOPOLOGIES, Fabric, plan_fabric
-from topology.placement import (HEAD, MachineConfig, PlacementError, check_placement, parse_machines,
-                                parse_placement)
+from topology.placement import (
+    HEAD,
+    MachineConfig,
+    PlacementError,
+    check_placement,
+    parse_machines,
+    parse_placement,
+)
 
 # A host name becomes part of interface names ("<name>-eth0", at most 15 characters) and of
 # shell commands, so it is kept short and made only of characters no shell interprets.

@@ -1,7 +1,7 @@
 """keepalived (VRRP) and HAProxy in place of the controller, on the real testbed, run as a user
 runs them (`run SCENARIO --mechanism vrrp|proxy`, the tuned preset): a crashed primary and a
 crashed web server each move the service to the secondary, no acknowledged write is lost, the
-databases end the same, and nothing is left behind. 8 s of load at 200 req/s, the fault at 2 s.
+databases end the same, and nothing is left behind. 6 s of load at 200 req/s, the fault at 2 s.
 """
 
 from pathlib import Path
@@ -39,7 +39,7 @@ def served_after(requests, t):
 @pytest.mark.parametrize("mechanism", ["vrrp", "proxy"])
 @pytest.mark.parametrize("scenario", ["primary-crash", "web-crash"])
 def test_the_service_moves_to_the_secondary_and_keeps_every_acknowledged_write(tmp_path, mechanism, scenario):
-    result, run_dir = run_cli(scenario, tmp_path, "--mechanism", mechanism, "--duration", "8",
+    result, run_dir = run_cli(scenario, tmp_path, "--mechanism", mechanism, "--duration", "6",
                               "--fault-at", str(FAULT_AT))
     assert leftovers() == [] and processes_of(run_dir) == []
     summary, requests, events = read_results(run_dir)
