@@ -11,6 +11,7 @@
     python -m experiments exec client curl -s http://10.0.0.100/    look around a running testbed
     python -m experiments controller                  the controller alone, for `mn --custom`
     python -m experiments topology --topology two-tier  each switch's ports; --picture draws it
+    python -m experiments machines check --config lab.toml   the other machines servers run on
 
 Each command lives in experiments/cli/, its options beside its body. Bad input (an unknown
 option or scenario, a config value out of range) is a one-line error and exit code 2, checked
@@ -24,13 +25,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from experiments.cli import bench, chaos, clean, controller, demo, results, run, topology
+from experiments.cli import bench, chaos, clean, controller, demo, machines, results, run, topology
 from experiments.cli import exec as exec_
 from experiments.cli.common import INTERRUPTED, USAGE_ERROR, Parser, UsageError, stop_signals_handled
 from topology.config import ConfigError
 
 # In the order `--help` lists them.
-GROUPS = (run, bench, chaos, demo, exec_, controller, topology, results, clean)
+GROUPS = (run, bench, chaos, demo, exec_, controller, topology, machines, results, clean)
 
 
 def build_parsers() -> tuple[Parser, dict[str, Parser]]:

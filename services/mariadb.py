@@ -24,14 +24,13 @@ each run (services/secrets.py), never on a command line.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import pymysql
 
-from services.files import owned_dir
+from services.files import LocalFiles, RemoteFiles
 from services.gtid import format_gtid, parse_gtid
 from services.secrets import RunSecrets
 from topology.config import DatabaseConfig, HostPlan
@@ -184,7 +183,7 @@ class MariaDB:
 
     def __init__(
         self, plan: HostPlan, server_id: int, server_count: int, run_dir: Path, socket_dir: Path,
-        settings: DatabaseConfig | None = None,
+        settings: DatabaseConfig | None = None, files: LocalFiles | RemoteFiles | None = None,
     ) -> None:
         self.settings = settings or DatabaseConfig()
         self.plan = plan
@@ -195,49 +194,18 @@ class MariaDB:
         self.socket = socket_path(socket_dir, plan.name)
         self.pid_file = self.dir / "mariadb.pid"
         self.tmpdir = self.dir / "tmp"
-        self.config_file = run_dir / plan.name / "mariadb" / "my.cnf"
+        self.files = files or LocalFiles()  # its folders and files are made on its machine
+        self.machine = getattr(self.files, "machine", None)
+        # The config as the run keeps it; on another machine, mariadbd reads its copy there.
+        self.record_file = run_dir / plan.name / "mariadb" / "my.cnf"
+        self.config_file = self.record_file if self.machine is None else self.dir / "my.cnf"
 
     @property
     def name(self) -> str:
         return f"mariadb-{self.plan.name}"
 
     def render_config(self) -> str:
-        # No `log-error`: the error log goes to stderr, which the process runner keeps.
-        return f"""[mariadbd]
-user = {DATABASE_USER}
-datadir = {self.datadir}
-socket = {self.socket}
-pid-file = {self.pid_file}
-bind-address = {self.plan.ip}
-port = 3306
-skip-name-resolve
-# Every database starts read-only: the controller makes the one holding the VIP writable.
-read-only = ON
-server-id = {self.server_id}
-gtid-domain-id = {self.server_id}
-log-bin = {self.dir / "binlog"}
-log-slave-updates
-binlog-format = ROW
-gtid-strict-mode = ON
-auto-increment-increment = {self.server_count}
-auto-increment-offset = {self.server_id}
-# A replica notices a dead primary within seconds, not the default minute.
-slave-net-timeout = 5
-# The testbed crashes processes, never the machine: what a killed mariadbd wrote is safe in
-# the OS page cache, so a commit need not wait for the disk. Waiting for it (the default)
-# ties every write to the fsync latency of a shared virtual disk, which stalls for hundreds of
-# milliseconds at times and then looks like a dead server.
-innodb-flush-log-at-trx-commit = 2
-sync-binlog = 0
-innodb-buffer-pool-size = 64M
-innodb-log-file-size = 16M
-max-connections = 300
-# A private tmpdir: mariadbd deletes every `#sql*` file in its tmpdir when it starts, so with a
-# shared /tmp one server starting removes the temporary tables of another one's bootstrap, and
-# mariadb-install-db then fails ("Unknown table 'mysql.tmp_user_sys'": 4 of 120 installs run three
-# at a time, 0 of 120 with private tmpdirs).
-tmpdir = {self.tmpdir}
-""" + semi_sync_config(self.settings)
+        return render_my_cnf(self)
 
     def write_config(self) -> None:
         """The config in the run folder, and the folders the server writes, owned by `mysql`.
@@ -245,16 +213,18 @@ tmpdir = {self.tmpdir}
         Its own folder is 0711: the web service (another account) reaches the socket in it by
         name, and can list or read nothing there (the binary logs are 0660, the datadir 0700).
         """
-        owned_dir(self.dir, DATABASE_USER, 0o711)
-        owned_dir(self.tmpdir, DATABASE_USER, 0o700)
-        self.config_file.parent.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(self.render_config())
+        self.files.make_dir(self.dir, DATABASE_USER, 0o711)
+        self.files.make_dir(self.tmpdir, DATABASE_USER, 0o700)
+        text = self.render_config()
+        self.record_file.parent.mkdir(parents=True, exist_ok=True)
+        self.record_file.write_text(text)
+        if self.config_file != self.record_file:
+            self.files.write(self.config_file, text, "root", 0o644)
 
     def keep_binlogs(self) -> None:
         """Copy the binary logs into the run folder, beside the config (after the server has
         stopped): what each server wrote, for `mariadb-binlog`, once its folder is gone."""
-        for path in sorted(self.dir.glob("binlog.*")):
-            shutil.copy2(path, self.config_file.parent / path.name)
+        self.files.copy_out(self.dir, "binlog.*", self.record_file.parent)
 
     def install_command(self) -> list[str]:
         """Create an empty datadir whose root account logs in only through the socket."""
@@ -424,3 +394,43 @@ tmpdir = {self.tmpdir}
             checksum = self.query(f"CHECKSUM TABLE `{APP_SCHEMA}`.`{table}`")[0][1]
             result[table] = (int(count), int(checksum or 0))
         return result
+
+
+def render_my_cnf(db: MariaDB) -> str:
+    """The server's my.cnf. No `log-error`: the error log goes to stderr, which the process
+    runner keeps."""
+    return f"""[mariadbd]
+user = {DATABASE_USER}
+datadir = {db.datadir}
+socket = {db.socket}
+pid-file = {db.pid_file}
+bind-address = {db.plan.ip}
+port = 3306
+skip-name-resolve
+# Every database starts read-only: the controller makes the one holding the VIP writable.
+read-only = ON
+server-id = {db.server_id}
+gtid-domain-id = {db.server_id}
+log-bin = {db.dir / "binlog"}
+log-slave-updates
+binlog-format = ROW
+gtid-strict-mode = ON
+auto-increment-increment = {db.server_count}
+auto-increment-offset = {db.server_id}
+# A replica notices a dead primary within seconds, not the default minute.
+slave-net-timeout = 5
+# The testbed crashes processes, never the machine: what a killed mariadbd wrote is safe in
+# the OS page cache, so a commit need not wait for the disk. Waiting for it (the default)
+# ties every write to the fsync latency of a shared virtual disk, which stalls for hundreds of
+# milliseconds at times and then looks like a dead server.
+innodb-flush-log-at-trx-commit = 2
+sync-binlog = 0
+innodb-buffer-pool-size = 64M
+innodb-log-file-size = 16M
+max-connections = 300
+# A private tmpdir: mariadbd deletes every `#sql*` file in its tmpdir when it starts, so with a
+# shared /tmp one server starting removes the temporary tables of another one's bootstrap, and
+# mariadb-install-db then fails ("Unknown table 'mysql.tmp_user_sys'": 4 of 120 installs run three
+# at a time, 0 of 120 with private tmpdirs).
+tmpdir = {db.tmpdir}
+""" + semi_sync_config(db.settings)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from services.files import write_atomic
+from topology.remote import RemoteError, RemoteMachine
 
 
 class StartupError(RuntimeError):
@@ -165,10 +166,18 @@ class RunState:
     interfaces: list[str] = field(default_factory=list)
     cgroups: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)  # temporary folders (sockets, secrets)
+    # The run's folders on other machines: {"machine": name, "path": ...}.
+    remote_folders: list[dict[str, str]] = field(default_factory=list)
 
     def add_process(self, name: str, pid: int, argv: list[str] | None = None) -> None:
         """Record the process `pid` (started by this run) as `name`, and save at once."""
         self.processes[name] = process_record(pid, argv)
+        self.save()
+
+    def add_remote(self, name: str, remote: dict[str, Any]) -> None:
+        """Add to the record of `name` (the local ssh that runs it) the process it started on
+        another machine (`RemoteMachine.started_process`), and save at once."""
+        self.processes[name]["remote"] = remote
         self.save()
 
     def record_mininet_shells(self, net: Any) -> None:
@@ -179,9 +188,24 @@ class RunState:
         them is stopped if the run is killed with SIGKILL, so the clean-up must know them.
         """
         for node in [*net.controllers, *net.switches, *net.hosts]:
-            if getattr(node, "shell", None) is not None and node.pid:
+            if getattr(node, "shell", None) is None or not node.pid:
+                continue
+            machine = getattr(node, "machine", None)
+            if machine is None:
                 self.shells[node.name] = process_record(node.pid)
+            else:  # the local ssh that holds the shell, and the shell on its machine
+                self.shells[node.name] = {**process_record(node.shell.pid),
+                                          "remote": machine.shell_record(node.pid)}
+        for link in getattr(net, "links", []):  # an SSH tunnel to another machine is an ssh here
+            tunnel = getattr(link, "tunnel", None)
+            if isinstance(tunnel, subprocess.Popen):
+                self.shells[f"tunnel {link.intf1.name}"] = process_record(tunnel.pid, list(tunnel.args))
         self.save()
+
+    def nothing_left(self) -> bool:
+        """Whether everything listed is gone (the temporary folders aside)."""
+        return not (self.processes or self.shells or self.bridges or self.interfaces or self.cgroups
+                    or self.remote_folders)
 
     def save(self) -> None:
         data = {
@@ -195,15 +219,25 @@ class RunState:
             "interfaces": self.interfaces,
             "cgroups": self.cgroups,
             "folders": self.folders,
+            "remote_folders": self.remote_folders,
         }
         write_atomic(self.path, json.dumps(data, indent=2))
+
+
+@dataclass(frozen=True)
+class RemoteProcess:
+    """A process on another machine: its machine, and its PID (and process group) there."""
+
+    machine: RemoteMachine
+    pid: int
 
 
 @dataclass
 class ManagedProcess:
     name: str
-    popen: subprocess.Popen
+    popen: subprocess.Popen  # on another machine: the local ssh that runs it (its output, its end)
     log_path: Path
+    remote: RemoteProcess | None = None
 
     @property
     def pid(self) -> int:
@@ -259,11 +293,14 @@ def in_host(host: Any, cmd: list[str]) -> list[str]:
 class ProcessRunner:
     """Starts processes on hosts, records their PIDs, waits on conditions and stops them."""
 
-    def __init__(self, run_dir: Path, state: RunState) -> None:
+    def __init__(self, run_dir: Path, state: RunState, remote_dir: Path | None = None) -> None:
         self.log_dir = run_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.state = state
         self.processes: dict[str, ManagedProcess] = {}
+        # On another machine, the folder of the run there, where a started process writes its PID.
+        self.remote_dir = remote_dir
+        self.connections: list[str] = []  # SSH master connections: stopped last (stop_connections)
 
     def start(
         self,
@@ -272,10 +309,15 @@ class ProcessRunner:
         host: Any = None,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        machine: RemoteMachine | None = None,
     ) -> ManagedProcess:
-        """Start `cmd` in `host` (a Mininet host) or, with no host, in the root namespace."""
+        """Start `cmd` in `host` (a Mininet host) or, with no host, in the root namespace (of
+        `machine`, or of this one). A host on another machine runs it there."""
         if name in self.processes and self.processes[name].running():
             raise RuntimeError(f"process {name} is already running")
+        machine = machine or getattr(host, "machine", None)
+        if machine is not None:
+            return self._start_remote(name, cmd, machine, host, env, cwd)
         log_path = self.log_dir / f"{name}.log"
         # An interrupt waits until the process is known, so that stopping the run stops it too.
         with signals_held(), open(log_path, "ab") as log:
@@ -292,14 +334,56 @@ class ProcessRunner:
             self.state.add_process(name, popen.pid, in_host(host, cmd))
         return process
 
+    def _start_remote(self, name: str, cmd: list[str], machine: RemoteMachine, host: Any,
+                      env: dict[str, str] | None, cwd: Path | None) -> ManagedProcess:
+        """`start` on another machine: ssh runs it there, its output comes into the local log,
+        and it says its PID there (recorded beside the local ssh's)."""
+        if self.remote_dir is None:
+            raise StartupError(f"{name}: no folder for the run on {machine.name}")
+        command = [*(["nsenter", f"--net=/proc/{host.pid}/ns/net"] if host is not None else []), *cmd]
+        if env or cwd:  # ssh passes no environment: `env` sets it there
+            settings = [f"{key}={value}" for key, value in (env or {}).items()]
+            command = ["env", *(["-C", str(cwd)] if cwd else []), *settings, *command]
+        pid_file = str(self.remote_dir / f"{name}.pid")
+        argv = machine.started_argv(command, pid_file)
+        log_path = self.log_dir / f"{name}.log"
+        with signals_held(), open(log_path, "ab") as log:
+            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+            process = ManagedProcess(name, popen, log_path)
+            self.processes[name] = process
+            self.state.add_process(name, popen.pid, argv)
+            try:
+                remote = machine.started_process(pid_file, lambda: popen.poll() is None, command)
+            except RemoteError as error:
+                raise StartupError(f"{name} on {machine.name}: {error}; see {log_path}") from None
+            process.remote = RemoteProcess(machine, remote["pid"])
+            self.state.add_remote(name, remote)
+        return process
+
+    def start_connection(self, name: str, cmd: list[str]) -> ManagedProcess:
+        """Start a connection to another machine (`start` here) that `stop_all` leaves running:
+        what runs there, and the network's hosts and links there, are stopped through it."""
+        process = self.start(name, cmd)
+        self.connections.append(name)
+        return process
+
+    def stop_connections(self, timeout: float = 5.0) -> None:
+        for name in reversed(self.connections):
+            self.stop(name, timeout)
+        self.connections = []
+
     def run(self, name: str, cmd: list[str], host: Any = None, timeout: float = 60.0) -> None:
         """Run a one-shot command (recorded like any other) and fail clearly if it fails."""
         self.run_all({name: cmd}, host=host, timeout=timeout)
 
-    def run_all(self, commands: dict[str, list[str]], host: Any = None, timeout: float = 60.0) -> None:
-        """Run one-shot commands at the same time (each recorded like any other) and fail
-        clearly on the first that fails; the others are waited for or stopped first."""
-        started = {name: self.start(name, cmd, host=host) for name, cmd in commands.items()}
+    def run_all(self, commands: dict[str, list[str]], host: Any = None, timeout: float = 60.0,
+                machines: dict[str, RemoteMachine | None] | None = None) -> None:
+        """Run one-shot commands at the same time (each recorded like any other, each on its
+        machine of `machines`, else here) and fail clearly on the first that fails; the others
+        are waited for or stopped first."""
+        started = {name: self.start(name, cmd, host=host, machine=(machines or {}).get(name))
+                   for name, cmd in commands.items()}
         deadline = time.monotonic() + timeout
         failure: StartupError | None = None
         for name, process in started.items():
@@ -325,6 +409,12 @@ class ProcessRunner:
     def signal(self, name: str, sig: int) -> None:
         """Send `sig` to the process group of `name` (the process and its children)."""
         process = self.processes[name]
+        if process.remote is not None:
+            # The process itself, there; its local ssh ends when it does. SIGKILL always goes: a
+            # group may outlive its leader, and the ssh may end a moment before the group.
+            if process.running() or sig == signal.SIGKILL:
+                process.remote.machine.signal_group(process.remote.pid, signal.Signals(sig).name[3:])
+            return
         if process.running():
             try:
                 os.killpg(process.pid, sig)
@@ -345,6 +435,8 @@ class ProcessRunner:
                 self.signal(name, signal.SIGKILL)
                 process.popen.wait(5)
         # A group may outlive its leader (a gunicorn worker whose master was SIGKILLed).
+        if process.remote is not None:
+            self.signal(name, signal.SIGKILL)
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -357,7 +449,7 @@ class ProcessRunner:
         last started first), then SIGKILL to any still there after `timeout`. At once, because
         each takes a moment to go (gunicorn lets its workers finish, mariadbd flushes): one
         after the other, the end of every trial waited for the sum of them."""
-        names = list(reversed(self.processes))
+        names = [name for name in reversed(self.processes) if name not in self.connections]
         for name in names:
             if self.processes[name].running():
                 self.signal(name, signal.SIGCONT)  # a stopped process cannot act on SIGTERM

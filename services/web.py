@@ -14,7 +14,7 @@ import pwd
 import sys
 from pathlib import Path
 
-from services.files import owned_dir, write_owned
+from services.files import LocalFiles, RemoteFiles
 from services.mariadb import MariaDB
 from topology.config import HostPlan, WebConfig
 
@@ -28,8 +28,10 @@ class WebService:
     """Gives gunicorn's command and environment for one server host, and writes its secret."""
 
     def __init__(self, plan: HostPlan, web: WebConfig, db: MariaDB, secret_dir: Path,
-                 bind_all: bool = False, probe_wake: Path | None = None) -> None:
+                 bind_all: bool = False, probe_wake: Path | None = None,
+                 files: LocalFiles | RemoteFiles | None = None) -> None:
         self.plan = plan
+        self.files = files or LocalFiles()  # its folder is made on its machine
         # The prober's wake socket, to say at once that the database is lost (`probe.agent`).
         self.probe_wake = probe_wake
         # Under keepalived the VIP is an address of the master itself: it must be served too.
@@ -49,8 +51,8 @@ class WebService:
 
     def write_secret(self, app_password: str) -> None:
         """The database password, readable by the web account only (and root)."""
-        owned_dir(self.secret_dir, WEB_USER, 0o500)
-        write_owned(self.secret_dir / "app.password", app_password, WEB_USER)
+        self.files.make_dir(self.secret_dir, WEB_USER, 0o500)
+        self.files.write(self.secret_dir / "app.password", app_password, WEB_USER, 0o400)
 
     def start_command(self) -> list[str]:
         group = grp.getgrgid(pwd.getpwnam(WEB_USER).pw_gid).gr_name

@@ -6,8 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# openssh-server: the sshd of a second machine simulated on this one (servers on other machines,
+# experiments/testbed/simulated_machine.py); like every package here, never started as a service.
 PACKAGES=(mininet openvswitch-switch mariadb-server mariadb-client cgroup-tools ethtool
           iproute2 iputils-ping curl procps python3-venv vagrant wrk tmux keepalived haproxy chromium
+          openssh-server openssh-client
           python3-wheel)
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,5 +1,5 @@
 """Servers on other machines: the [[machines]] and [placement] parts of the config, and the
-SSH commands the head runs on those machines (services/remote.py), without any machine.
+SSH commands the head runs on those machines (topology/remote.py), without any machine.
 
 One row per error message of topology/placement.py: what is wrong, the key the error names
 and a fragment of what it says.
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from services.remote import RemoteMachine
 from topology.config import ConfigError, TestbedConfig
 from topology.placement import MachineConfig
+from topology.remote import RemoteMachine
 
 M2 = {"name": "m2", "address": "192.168.56.12"}
 M3 = {"name": "m3", "address": "vm3.lab.example", "user": "admin", "port": 2222,
@@ -20,7 +20,7 @@ SECONDARY_FULL_CPU = [{"name": "primary", "ip": "10.0.0.11"}, {"name": "secondar
 
 
 def built(machines: Any = None, placement: Any = None, servers: Any = None, **sections: Any) -> TestbedConfig:
-    data: dict[str, Any] = {"servers": servers or SECONDARY_FULL_CPU, **sections}
+    data: dict[str, Any] = {"servers": servers or SECONDARY_FULL_CPU, "probe": {"agent": False}, **sections}
     if machines is not None:
         data["machines"] = machines
     if placement is not None:
@@ -80,6 +80,12 @@ def test_a_cpu_share_of_the_head_cannot_go_to_another_machine():
     assert built([M2], {"secondary": "head"}, servers).machine_of("secondary") is None
 
 
+def test_the_web_services_word_cannot_cross_machines():
+    says = "secondary on m2 cannot reach the prober's wake socket on the head: set probe.agent = false"
+    with pytest.raises(ConfigError, match=says):
+        built([M2], {"secondary": "m2"}, probe={"agent": True})
+
+
 @pytest.mark.parametrize("mechanism", ["vrrp", "proxy"])
 def test_keepalived_and_haproxy_stay_on_one_machine(mechanism):
     with pytest.raises(ConfigError, match="runs only on one machine"):
@@ -111,3 +117,55 @@ def test_the_master_connection_is_the_one_that_is_a_master(tmp_path):
 def test_a_started_process_writes_its_pid_then_becomes_the_command():
     argv = RemoteMachine(MachineConfig(**M2)).started_argv(["mariadbd", "--defaults-file=/x"], "/tmp/db.pid")
     assert argv[-1] == "exec sh -c 'echo $$ > \"$0\" && exec \"$@\"' /tmp/db.pid mariadbd --defaults-file=/x"
+
+
+# -- the checks before a run ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("samples", "offset", "uncertainty"), [
+    # (sent here, read there, answered here): the shortest round trip wins.
+    ([(100.000, 100.0005, 100.001)], 0.0, 0.5),
+    ([(100.000, 100.0305, 100.001)], 30.0, 0.5),
+    ([(100.000, 99.990, 100.020), (101.000, 100.9805, 101.001)], -20.0, 0.5),
+    ([(100.000, 100.300, 100.200), (101.0, 101.1, 101.2)], 200.0, 100.0),  # equally slow: the first
+])
+def test_the_clock_offset_is_read_from_the_quickest_round_trip(samples, offset, uncertainty):
+    from experiments.testbed.machines import clock_offset
+
+    measured, sure = clock_offset(samples)
+    assert measured == pytest.approx(offset, abs=1e-6) and sure == pytest.approx(uncertainty, abs=1e-6)
+
+
+@pytest.mark.parametrize(("there", "programs", "accounts", "offset", "says"), [
+    ("abc", [], [], (1.0, 0.2), []),
+    ("abc", [], [], (-49.0, 0.2), []),
+    ("old", [], [], (1.0, 0.2), ["is not this one's (code old, here abc): copy this project there"]),
+    ("", [], [], (1.0, 0.2), ["(code missing, here abc)"]),
+    ("abc", ["mnexec", "mariadbd"], [], (1.0, 0.2), ["not installed there: mnexec, mariadbd: run `make"]),
+    ("abc", [], ["hatb-web"], (1.0, 0.2), ["no account hatb-web there"]),
+    ("abc", [], [], (75.0, 0.2), ["its clock is +75 ms from this one's (at most 50)"]),
+    ("abc", [], [], None, ["its clock could not be read"]),
+    ("x", ["ip"], ["mysql"], (-90.0, 1.0),
+     ["is not this one's", "not installed there: ip", "no account mysql", "its clock is -90 ms"]),
+])
+def test_a_machine_takes_part_only_with_the_same_code_programs_accounts_and_clock(
+        there, programs, accounts, offset, says):
+    from experiments.testbed.machines import judge
+
+    check = judge("m2", "abc", there, programs, accounts, offset)
+    assert len(check.problems) == len(says)
+    for problem, fragment in zip(check.problems, says, strict=True):
+        assert fragment in problem, problem
+    if not says:
+        assert check.summary() == f"m2: ready; clock {offset[0]:+.1f} ms (+/- 0.2)"
+
+
+def test_the_fingerprint_changes_with_the_code(tmp_path):
+    from experiments.testbed.machines import project_fingerprint
+
+    for folder in ("topology", "services", "controller", "experiments"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.py").write_text("x = 1\n")
+    before = project_fingerprint(tmp_path)
+    assert project_fingerprint(tmp_path) == before
+    (tmp_path / "services" / "a.py").write_text("x = 2\n")
+    assert project_fingerprint(tmp_path) != before

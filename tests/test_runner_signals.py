@@ -127,6 +127,9 @@ class SignalledRunner:
         self.command_code = command.wait(10)
         self.stopped = True  # the signal did not cut the teardown short
 
+    def stop_connections(self) -> None:
+        pass  # no other machine
+
 
 def signalled_testbed(tmp_path, signum: int):
     from experiments.testbed.testbed import Testbed

@@ -1,4 +1,5 @@
-"""The Vagrantfile is valid: `vagrant validate` accepts it.
+"""The Vagrantfiles are valid: `vagrant validate` accepts the one-machine Vagrantfile and the
+three machines of vagrant/cluster/Vagrantfile.
 
 `vagrant validate` runs on a copy of the Vagrantfile, with HOME and VAGRANT_HOME in a temp
 folder (nothing is written to the real home) and every proxy pointed at a closed port, so
@@ -20,17 +21,20 @@ pytestmark = pytest.mark.machine  # vagrant, which make setup installs
 
 ROOT = Path(__file__).resolve().parent.parent
 VAGRANTFILE = ROOT / "Vagrantfile"
+CLUSTER = Path("vagrant") / "cluster" / "Vagrantfile"  # its synced folder is the project, ../..
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, a connection fails at once
 VALIDATE_TIMEOUT_S = 60
 
 
-def test_vagrant_validate_passes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("vagrantfile", [Path("Vagrantfile"), CLUSTER], ids=["one-machine", "cluster"])
+def test_vagrant_validate_passes(tmp_path: Path, vagrantfile: Path) -> None:
     vagrant = shutil.which("vagrant")
     if vagrant is None:
         pytest.fail("vagrant is not installed: run `make setup` (it installs it)", pytrace=False)
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(VAGRANTFILE, project / "Vagrantfile")
+    copy = tmp_path / "project" / vagrantfile
+    copy.parent.mkdir(parents=True)
+    shutil.copy(ROOT / vagrantfile, copy)
+    project = copy.parent
     home = tmp_path / "home"
     home.mkdir()
     # Nothing from the caller's own Vagrant settings (another Vagrantfile, provider, home).
@@ -56,6 +60,18 @@ def test_vagrant_validate_passes(tmp_path: Path) -> None:
     assert "validated successfully" in output, output
     # It used the temp home, so the real one was left alone.
     assert (home / ".vagrant.d").is_dir(), "vagrant did not use VAGRANT_HOME"
+    if vagrantfile == CLUSTER:
+        assert (project / ".vagrant" / "sdn-ha-cluster.pub").is_file(), "no key made for the head"
+
+
+def test_the_cluster_places_each_server_on_a_machine_of_its_own() -> None:
+    from topology.config import load_config
+
+    config = load_config(ROOT / "config" / "cluster.toml")
+    text = (ROOT / CLUSTER).read_text()
+    for machine in config.machines:
+        assert f'"{machine.name}" => "{machine.address}"' in text, machine  # the VM the config names
+    assert {config.machine_of(s.name).name for s in config.servers} == {"server1", "server2"}
 
 
 def test_every_vagrant_ssh_forwards_the_dashboards_port_to_the_hosts_loopback() -> None:

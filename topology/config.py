@@ -436,7 +436,8 @@ def _check(c: TestbedConfig) -> None:
     _check_web(c.web, c.network)
     _check_database(c.database)
     try:
-        check_placement(c.placement, c.machines, {s.name: s.cpu for s in c.servers}, c.failover.mechanism)
+        check_placement(c.placement, c.machines, {s.name: s.cpu for s in c.servers}, c.failover.mechanism,
+                        c.probe.agent)
     except PlacementError as exc:
         raise ConfigError(exc.key, str(exc)) from None
 

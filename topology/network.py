@@ -18,6 +18,9 @@ switch runs in fail-mode standalone, a plain learning switch; with HAProxy, the 
 has the VIP as its address.
 The secondary (and any server with `cpu` below 1) is a `CPULimitedHost`: the weaker machine
 of the published experiment.
+A server the config places on another machine (`[placement]`) is a Mininet Cluster Edition
+`RemoteHost` there, its link to its switch a GRE or SSH tunnel between the machines, as that
+machine's `tunnel` says (topology/cluster.py).
 
 Two things this machine needs (see ../shared/ENVIRONMENT.md): the kernel has no
 openvswitch module, so the switch uses the userspace datapath; and TCP through that
@@ -29,7 +32,9 @@ from __future__ import annotations
 import subprocess
 from typing import TYPE_CHECKING
 
+from topology.cluster import gre_link_class, head_switch_class, remote_host_class, ssh_link_class
 from topology.config import HostPlan, TestbedConfig
+from topology.remote import RemoteMachine
 
 if TYPE_CHECKING:
     from mininet.net import Mininet
@@ -59,8 +64,9 @@ def project_controller() -> type:
     return ProjectController
 
 
-def build_network(config: TestbedConfig) -> Mininet:
-    """Create (but do not start) the Mininet network described by `config`."""
+def build_network(config: TestbedConfig, machines: dict[str, RemoteMachine] | None = None) -> Mininet:
+    """Create (but do not start) the Mininet network described by `config`; `machines` reach
+    the other machines its placement names (by name)."""
     # Imported here so that the config and the pure parts stay importable without Mininet.
     from functools import partial
 
@@ -88,15 +94,21 @@ def build_network(config: TestbedConfig) -> Mininet:
     # a partial) each switch's one ovs-vsctl command goes through its shell's terminal, whose
     # line ends at 4,096 characters: a switch with about 60 ports (64 clients) was silently
     # never made, and the run waited for a switch that did not exist.
+    placed = {plan.name: config.machine_of(plan.name) for plan in config.host_plans}
+    switch_class = head_switch_class() if any(placed.values()) else OVSSwitch
     switches = {
         name: net.addSwitch(name, dpid=f"{fabric.dpid(name):016x}",
-                            cls=partial(OVSSwitch, datapath="user", protocols="OpenFlow13",
+                            cls=partial(switch_class, datapath="user", protocols="OpenFlow13",
                                         failMode="secure" if sdn else "standalone", batch=True))
         for name in fabric.switches
     }
 
     def add_host(plan: HostPlan, cpu: float = 1.0) -> None:
         params = {"ip": f"{plan.ip}/{config.prefix_len}", "mac": plan.mac}
+        machine = placed[plan.name]
+        if machine is not None:  # the config allows only a cpu of 1 there (its own)
+            _add_remote_host(net, plan, (machines or {})[machine.name], switches[plan.switch], params)
+            return
         if cpu < 1.0:
             # Mininet applies `cpu` (a share of the whole machine) when it configures the host.
             # A short CFS period makes it a slower machine, not one that stalls: with the
@@ -112,6 +124,16 @@ def build_network(config: TestbedConfig) -> Mininet:
     for link in fabric.links:
         net.addLink(switches[link.edge], switches[link.core], port1=link.edge_port, port2=link.core_port)
     return net
+
+
+def _add_remote_host(net: Mininet, plan: HostPlan, machine: RemoteMachine, switch: object,
+                     params: dict[str, str]) -> None:
+    """A host on another machine, its link to its switch a GRE tunnel between the machines."""
+    from functools import partial
+
+    host = net.addHost(plan.name, cls=partial(remote_host_class(), machine=machine), **params)
+    tunnel = gre_link_class() if machine.config.tunnel == "gre" else ssh_link_class()
+    net.addLink(host, switch, port2=plan.port, cls=tunnel)
 
 
 # Every host opens a new connection per request (the load generator, the prober, HAProxy), and

@@ -12,6 +12,7 @@ switch a GRE tunnel):
     port = 22
     key = "/root/.ssh/id_ed25519"   # "" for ssh's own choice
     known_hosts = ""            # a known_hosts file of its own; "" for ssh's (~/.ssh/known_hosts)
+    tunnel = "gre"              # the server's link to its switch: "gre", or "ssh" (PermitTunnel there)
 
     [placement]
     secondary = "m2"            # every host not named here runs on the head
@@ -35,7 +36,8 @@ MACHINE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                          r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-MACHINE_KEYS = ("name", "address", "user", "port", "key", "known_hosts")
+MACHINE_KEYS = ("name", "address", "user", "port", "key", "known_hosts", "tunnel")
+TUNNELS = ("gre", "ssh")
 
 
 class PlacementError(ValueError):
@@ -56,6 +58,9 @@ class MachineConfig:
     port: int = 22
     key: str = ""  # the SSH private key file; "" leaves the choice to ssh
     known_hosts: str = ""  # the file of its host key; "" is ssh's own (~/.ssh/known_hosts)
+    # How a host there is linked to its switch here: a GRE tunnel (the kernel's ip_gre at both
+    # ends), or an SSH one (tap devices, `PermitTunnel` in its sshd).
+    tunnel: str = "gre"
 
     def destination(self) -> str:
         return f"{self.user}@{self.address}"
@@ -83,6 +88,7 @@ def parse_machines(values: Any) -> tuple[MachineConfig, ...]:
             port=_of_type(f"{key}.port", entry.get("port", 22), int),
             key=_of_type(f"{key}.key", entry.get("key", ""), str),
             known_hosts=_of_type(f"{key}.known_hosts", entry.get("known_hosts", ""), str),
+            tunnel=_of_type(f"{key}.tunnel", entry.get("tunnel", "gre"), str),
         )
         _check_machine(key, machine, machines)
         machines.append(machine)
@@ -97,9 +103,9 @@ def parse_placement(values: Any) -> tuple[tuple[str, str], ...]:
 
 
 def check_placement(placement: tuple[tuple[str, str], ...], machines: tuple[MachineConfig, ...],
-                    servers: dict[str, float], mechanism: str) -> None:
+                    servers: dict[str, float], mechanism: str, agent: bool) -> None:
     """Each placed host is a server, each machine is listed, and what does not work elsewhere
-    is said. `servers` maps each server's name to its `cpu`."""
+    is said. `servers` maps each server's name to its `cpu`; `agent` is `probe.agent`."""
     names = {m.name for m in machines}
     for host, machine in placement:
         key = f"placement.{host}"
@@ -120,6 +126,10 @@ def check_placement(placement: tuple[tuple[str, str], ...], machines: tuple[Mach
         if mechanism != "sdn":
             raise PlacementError(key, f"failover.mechanism {mechanism!r} runs only on one machine; servers "
                                  "on other machines need the controller (mechanism \"sdn\")")
+        if agent:
+            # The web service says a lost database on a UNIX socket of the prober, on the head.
+            raise PlacementError(key, f"{host} on {machine} cannot reach the prober's wake socket on the "
+                                 "head: set probe.agent = false (a lost database is then found by probes)")
     if len({host for host, _ in placement}) != len(placement):
         raise PlacementError("placement", "names a host twice")
 
@@ -138,6 +148,8 @@ def _check_machine(key: str, machine: MachineConfig, before: list[MachineConfig]
                              f"{next(m.name for m in before if m.address == machine.address)}")
     if not USER_RE.match(machine.user):
         raise PlacementError(f"{key}.user", f"{machine.user!r} is not a user name")
+    if machine.tunnel not in TUNNELS:
+        raise PlacementError(f"{key}.tunnel", f"{machine.tunnel!r} must be one of: {', '.join(TUNNELS)}")
     if not 1 <= machine.port <= 65535:
         raise PlacementError(f"{key}.port", f"must be in 1-65535, got {machine.port}")
     for name, path in (("key", machine.key), ("known_hosts", machine.known_hosts)):

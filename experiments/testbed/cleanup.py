@@ -12,7 +12,10 @@ run's own process) is gone, and removes what it lists and nothing else:
   time, same command line): a PID is reused once its process has gone;
 - the OVS bridge, the switch-side interfaces (veth pairs) and the CPU cgroups, by name;
 - temporary folders, only `hatb-*` folders right under the system temp folder, whatever the
-  file says.
+  file says;
+- on another machine of the run (its config's [placement]), reached with SSH as the run's
+  config.json says: its processes (by the same identity, with that machine's boot id) and its
+  `hatb-*` folder.
 
 Nothing is ever matched by name among the machine's processes (no `mn -c`, `pkill`,
 `killall`): other people's runs and programs on the same machine are left alone. After
@@ -38,6 +41,8 @@ from typing import Any
 from experiments.results import files
 from experiments.testbed import registry
 from services.runner import boot_id, cmdline, is_recorded_process, process_group, start_time
+from topology.config import ConfigError, TestbedConfig
+from topology.remote import RemoteError, RemoteMachine
 
 STATE_FILE = files.STATE
 TEMP_PREFIX = "hatb-"  # what experiments.testbed.testbed names its temporary folder
@@ -48,6 +53,7 @@ CGROUP_WAIT_S = 2.0
 # What a state file lists, and as what: processes by name, the rest as lists of names.
 LISTS: dict[str, type] = {
     "processes": dict, "shells": dict, "bridges": list, "interfaces": list, "cgroups": list, "folders": list,
+    "remote_folders": list,
 }
 # Interface and bridge names: at most 15 characters (IFNAMSIZ), and never an option ("-...")
 # or a path ("/", ".."), so that a damaged state file cannot turn into another command.
@@ -108,9 +114,12 @@ def _clean_state_file(path: Path, dry_run: bool, problems: list[str]) -> list[st
     # Processes first: they hold the hosts' namespaces and sit in the cgroups.
     # Start times count from boot: a file of an earlier boot lists only processes long gone.
     same_boot = not data.get("boot_id") or data["boot_id"] == boot_id()
+    machines = _machines(where, listed, problems)
     for key, kind in (("processes", "process"), ("shells", "Mininet shell")):
-        lines, kept[key] = _kill_processes(listed[key], kind, same_boot, dry_run, where, problems)
+        lines, kept[key] = _kill_all(listed[key], kind, same_boot, machines, dry_run, where, problems)
         removed += lines
+    lines, kept["remote_folders"] = _remove_remote_folders(listed, machines, dry_run, where, problems)
+    removed += lines
     for key, remove in (
         ("bridges", _remove_bridge),
         ("interfaces", _remove_interface),
@@ -216,6 +225,98 @@ def _kill_processes(
     return lines, kept
 
 
+# -- on other machines --------------------------------------------------------------------------
+
+def _machines(where: Path, listed: dict[str, Any], problems: list[str]) -> dict[str, RemoteMachine]:
+    """The run's other machines, from its config.json, when its records name any."""
+    named = any(isinstance(r, dict) and "remote" in r for key in ("processes", "shells")
+                for r in listed[key].values()) or listed["remote_folders"]
+    if not named:
+        return {}
+    try:
+        config = TestbedConfig.from_file(where / files.CONFIG)
+    except ConfigError as exc:
+        _problem(problems, f"{where}: its records name other machines, but {exc}; those are left alone")
+        return {}
+    return {machine.name: RemoteMachine(machine) for machine in config.machines}
+
+
+def _kill_all(records: dict[str, Any], kind: str, same_boot: bool, machines: dict[str, RemoteMachine],
+              dry_run: bool, where: Path, problems: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """Kill each record's process on its other machine, then here; returns (lines, kept)."""
+    lines, kept_there = _kill_remote(records, kind, machines, dry_run, where, problems)
+    here, kept = _kill_processes(records, kind, same_boot, dry_run, where, problems)
+    kept.update({name: records[name] for name in kept_there})
+    return lines + here, kept
+
+
+def _kill_remote(records: dict[str, Any], kind: str, machines: dict[str, RemoteMachine], dry_run: bool,
+                 where: Path, problems: list[str]) -> tuple[list[str], list[str]]:
+    """SIGKILL the process group, on its machine, of each record's remote part that is still
+    the one recorded; returns (lines, names of the records to keep)."""
+    lines: list[str] = []
+    kept: list[str] = []
+    for name, record in records.items():
+        remote = record.get("remote") if isinstance(record, dict) else None
+        if not isinstance(remote, dict):
+            continue
+        machine = machines.get(remote.get("machine"))
+        what = f"{kind} {name} (pid {remote.get('pid')} on {remote.get('machine')} and its process group)"
+        try:
+            if machine is None:
+                raise RemoteError(f"no machine {remote.get('machine')!r} in the run's config.json")
+            if not machine.is_recorded(remote):
+                continue
+            if dry_run:
+                lines.append(f"would kill {what}")
+                continue
+            machine.signal_group(remote["pid"], "KILL")
+            lines.append(f"killed {what}")
+        except RemoteError as exc:
+            _problem(problems, f"{where}: {what}: {exc}")
+            kept.append(name)
+    return lines, kept
+
+
+def _remove_remote_folders(listed: dict[str, Any], machines: dict[str, RemoteMachine], dry_run: bool,
+                           where: Path, problems: list[str]) -> tuple[list[str], list[Any]]:
+    """Remove each listed remote folder on its machine; returns (lines, entries to keep)."""
+    lines, kept = [], []
+    for entry in listed["remote_folders"]:
+        try:
+            line = _remove_remote_folder(entry, machines, dry_run)
+        except CleanError as exc:
+            _problem(problems, f"{where}: {exc}")
+            if exc.keep:
+                kept.append(entry)
+            continue
+        if line:
+            lines.append(line)
+    return lines, kept
+
+
+def _remove_remote_folder(entry: Any, machines: dict[str, RemoteMachine], dry_run: bool) -> str:
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+        raise CleanError(f"remote folder {entry!r}: not one this project records; left alone", keep=False)
+    folder = Path(os.path.normpath(entry["path"]))
+    if folder.parent != Path("/tmp") or not TEMP_NAME.fullmatch(folder.name):
+        raise CleanError(f"folder {folder} on {entry.get('machine')}: not a {TEMP_PREFIX}* folder in /tmp; "
+                         "left alone", keep=False)
+    machine = machines.get(entry.get("machine"))
+    if machine is None:
+        raise CleanError(f"folder {folder}: no machine {entry.get('machine')!r} in the run's config.json")
+    where = f"folder {folder} on {machine.name}"
+    try:
+        if machine.run(["test", "-d", str(folder)], check=False).returncode != 0:
+            return ""
+        if dry_run:
+            return f"would delete {where}"
+        machine.run(["rm", "-rf", "--one-file-system", "--", str(folder)])
+    except RemoteError as exc:
+        raise CleanError(f"{where}: {exc}") from None
+    return f"deleted {where}"
+
+
 # -- bridges, interfaces, cgroups, folders ------------------------------------------------------
 # Each returns the line to print, "" when there was nothing to remove, or raises CleanError.
 
@@ -258,9 +359,11 @@ def _remove_interface(name: Any, dry_run: bool) -> str:
         if not Path("/sys/class/net", name).exists():
             return ""
         raise CleanError(f"interface {name}: cannot read it ({shown.stderr.strip()})") from None
-    # Mininet's links are veth pairs; anything else of that name is not ours.
-    if kind != "veth":
-        raise CleanError(f"interface {name}: not a veth ({kind}), so not one of ours; left alone", keep=False)
+    # Mininet's links are veth pairs, or GRE tunnels to another machine; anything else of that
+    # name is not ours.
+    if kind not in ("veth", "gretap"):
+        raise CleanError(f"interface {name}: not a veth or gretap ({kind}), so not one of ours; left alone",
+                         keep=False)
     if dry_run:
         return f"would delete interface {name}"
     deleted = _run(["ip", "link", "del", "dev", name])

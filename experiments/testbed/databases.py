@@ -14,6 +14,7 @@ from typing import Any
 from services.mariadb import MariaDB
 from services.runner import ProcessRunner
 from services.secrets import RunSecrets
+from topology.remote import RemoteError
 
 
 def start_databases(
@@ -23,7 +24,8 @@ def start_databases(
     for db in databases.values():
         db.write_config()
     # All at once: each takes about a second and a quarter, mostly waiting on its own bootstrap.
-    runner.run_all({f"install-{db.name}": db.install_command() for db in databases.values()}, timeout=120)
+    runner.run_all({f"install-{db.name}": db.install_command() for db in databases.values()}, timeout=120,
+                   machines={f"install-{db.name}": db.machine for db in databases.values()})
     for name, db in databases.items():
         runner.start(db.name, db.start_command(), host=host(name))
     dbs = list(databases.values())
@@ -53,5 +55,5 @@ def keep_binlogs(databases: Iterable[MariaDB]) -> None:
     for db in databases:
         try:
             db.keep_binlogs()
-        except OSError as error:
+        except (OSError, RemoteError) as error:
             print(f"warning: {db.name}'s binary logs were not kept: {error}", file=sys.stderr)

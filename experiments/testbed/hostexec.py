@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from experiments.testbed.cleanup import STATE_FILE, TEMP_PREFIX, active_owner
 from services.mariadb import socket_path
 from services.runner import is_recorded_process
 from topology.config import TestbedConfig
+from topology.remote import RemoteMachine
 
 # Client programs that get `--socket` of the host's own database. The environment variable
 # MYSQL_UNIX_PORT is not enough: Debian's /etc/mysql config names the system socket, and wins.
@@ -67,11 +69,19 @@ def host_command(state_path: Path, data: dict[str, Any], host: str, command: lis
         raise ExecError(f"host {host} is not running any more (the testbed is stopping?)")
     if not command:
         raise ExecError("give the command to run, e.g. `exec client curl -s http://10.0.0.100/`")
-    if host in [server.name for server in config.servers] and Path(command[0]).name in MARIADB_CLIENTS:
-        temp = [Path(f) for f in data.get("folders", []) if Path(f).name.startswith(TEMP_PREFIX)]
-        if temp:
-            command = [command[0], f"--socket={socket_path(temp[0], host)}", *command[1:]]
-    return ["nsenter", f"--net=/proc/{shell['pid']}/ns/net", "--", *command]
+    temp = [Path(f) for f in data.get("folders", []) if Path(f).name.startswith(TEMP_PREFIX)]
+    is_server = host in [server.name for server in config.servers]
+    if is_server and Path(command[0]).name in MARIADB_CLIENTS and temp:
+        # The same path on the host's own machine (topology/placement.py).
+        command = [command[0], f"--socket={socket_path(temp[0], host)}", *command[1:]]
+    machine = config.machine_of(host)
+    if machine is None:
+        return ["nsenter", f"--net=/proc/{shell['pid']}/ns/net", "--", *command]
+    # On another machine: the same, there, through the run's SSH connection to it if it is up.
+    control = temp[0] / f"ssh-{machine.name}.ctl" if temp else None
+    remote = RemoteMachine(machine, control_path=control if control and control.exists() else None)
+    pid = shell["remote"]["pid"]
+    return remote.argv(["nsenter", f"--net=/proc/{pid}/ns/net", "--", *command], tty=sys.stdin.isatty())
 
 
 def exec_in_host(results_root: Path, host: str, command: list[str]) -> None:

@@ -25,6 +25,7 @@ from experiments.testbed.control import ControllerClient
 from experiments.testbed.daemons import LoadGenerator
 from experiments.testbed.databases import keep_binlogs, start_databases
 from experiments.testbed.faults import Faults
+from experiments.testbed.machines import Machines
 from experiments.testbed.mechanisms import MECHANISMS, Mechanism
 from experiments.testbed.progress import Progress
 from experiments.testbed.registry import earlier_run_alive, register, unregister
@@ -52,6 +53,7 @@ class Testbed:
         self.socket_dir: Path | None = None
         self.state: RunState | None = None
         self.runner: ProcessRunner | None = None
+        self.machines: Machines | None = None  # the other machines the placement names
         self.net: Any = None
         self.databases: dict[str, MariaDB] = {}
         self.webs: dict[str, WebService] = {}
@@ -77,13 +79,14 @@ class Testbed:
         # The databases' and the web workers' accounts pass through it to their own folders
         # in it, by name: they can list nothing, and the secrets folder in it is root's.
         self.socket_dir.chmod(0o711)
-        self.runner = ProcessRunner(self.dir, self.state)
+        self.runner = ProcessRunner(self.dir, self.state, remote_dir=self.socket_dir)
         self.faults = Faults(self)
         self.mechanism = MECHANISMS[self.config.failover.mechanism](self)
         self.secrets_dir = self.socket_dir / "secrets"
+        self.machines = Machines(self.config, self.socket_dir, self.state).prepare()
         self.databases = {
             plan.name: MariaDB(plan, i + 1, len(self.config.servers), self.dir, self.socket_dir,
-                               self.config.database)
+                               self.config.database, files=self.machines.files_of(plan.name))
             for i, plan in enumerate(self.config.server_plans)
         }
         self.events = ExperimentLog(self.dir / files.EXPERIMENT_EVENTS,
@@ -93,6 +96,8 @@ class Testbed:
         if self.socket_dir is None:
             return
         shutil.rmtree(self.socket_dir, ignore_errors=True)
+        if self.machines is not None:
+            self.machines.remove_folders()
         if self.state is not None:
             self.state.folders = []
             self.state.save()
@@ -129,12 +134,13 @@ class Testbed:
         self.control = ControllerClient(self.config.network.status_port, secrets.controller_token)
         self._say(f"starting the testbed: network, databases, web servers, {self.mechanism.mover} "
                   "(about 20 s)")
+        self.machines.connect(self.runner, self.record)
         self.mechanism.before_network()
         self._start_network()
         self.mechanism.after_network()
         switches = ", ".join(self.config.fabric.switches)
         self._say(f"network up: {switches} and {len(self.config.host_plans)} hosts")
-        self._start_databases(secrets)
+        start_databases(self.runner, self.databases, self.host, secrets)
         self._say("databases up, replicating master-master")
         self._start_web(secrets)
         self._say("web servers answer")
@@ -180,13 +186,13 @@ class Testbed:
                 # and still count as done: what is left stays listed, for `make clean`.
                 self.state.cgroups = remove_cgroups(self.state.cgroups)
                 self.state.save()
+            if self.runner is not None:  # the other machines' hosts and links went through them
+                self.runner.stop_connections()
             keep_binlogs(self.databases.values())
             self._remove_socket_dir()  # the databases' datadirs with it
             if self.events is not None:
                 self.events.file.flush()
-            if self.state is not None and not (self.state.processes or self.state.shells
-                                               or self.state.bridges or self.state.interfaces
-                                               or self.state.cgroups):
+            if self.state is not None and self.state.nothing_left():
                 unregister(self.registry_entry)  # nothing of this run is left
 
     # -- the parts, in start order ------------------------------------------------------
@@ -207,7 +213,7 @@ class Testbed:
             self.state.interfaces += [i for link in config.fabric.links for i in link.interfaces]
             self.state.cgroups = [s.name for s in config.servers if s.cpu < 1.0]
             self.state.save()
-            self.net = build_network(config)
+            self.net = build_network(config, self.machines.remote)
             self.state.record_mininet_shells(self.net)
         try:
             start_network(self.net, self.config.web.port)
@@ -216,15 +222,13 @@ class Testbed:
         self.state.interfaces = host_interfaces(self.net)
         self.state.save()
 
-    def _start_databases(self, secrets: RunSecrets) -> None:
-        start_databases(self.runner, self.databases, self.host, secrets)
-
     def _start_web(self, secrets: RunSecrets) -> None:
         for plan in self.config.server_plans:
             web = self.webs[plan.name] = WebService(plan, self.config.web, self.databases[plan.name],
                                                     self.socket_dir / f"web-{plan.name}",
                                                     bind_all=self.mechanism.web_on_vip,
-                                                    probe_wake=self.mechanism.probe_wake(self.socket_dir))
+                                                    probe_wake=self.mechanism.probe_wake(self.socket_dir),
+                                                    files=self.machines.files_of(plan.name))
             web.write_secret(secrets.app_password)
             self.start_web(plan.name, wait=False)
         for name in self.webs:
