@@ -42,11 +42,11 @@ def test_bench_loadgen_sends_every_request_on_schedule(tmp_path):
 
 
 def test_bench_scale_measures_each_size_and_the_flows_do_not_grow_with_clients(tmp_path):
-    sizes = ("single/2/1", "leaf-spine-2x1/3/1", "leaf-spine-2x1/3/4")
+    sizes = ("leaf-spine-2x1/3/1", "leaf-spine-2x1/3/4")
     result, folder = run_experiments(tmp_path, "bench", "scale", "--trials", "1", "--rate", "200",
                                      "--sizes", *sizes)
     results = json.loads((folder / "bench-scale.json").read_text())
-    assert list(results["sizes"]) == list(sizes) and results["reference"] == "single/2/1"
+    assert list(results["sizes"]) == list(sizes) and results["reference"] == "leaf-spine-2x1/3/1"
     for label, figures in results["sizes"].items():
         assert figures["setup_s"] > 0 and figures["controller_rss_mb"] > 10, label
         assert figures["failover_gap_ms"]["n"] == 1, label  # the VIP moved in the one trial

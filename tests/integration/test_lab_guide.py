@@ -363,6 +363,10 @@ def check_13(done: list[Done], section: str) -> None:
         result = summary(run_dir)
         assert result["vip_moves"] == 0 and result["vip_moves_before_fault"] == 0, run_dir
         assert result["acked_writes_lost"] == 0 and result["interruption_ms"] is not None, result
+        # Rerouted, not failed over: the primary served all along (tests/integration/test_fabric.py
+        # leaves this case to this exercise).
+        assert set(result["served_by_before"]) == set(result["served_by_after"]) == {"primary"}, result
+        assert result["db_consistent"] is True and result["availability_pct"] > 99, result
         assert {e["link"] for e in events(run_dir) if e["kind"] == "cable_verified"} == {
             f"edge{i}-core{j}" for i in (1, 2, 3) for j in (1, 2)}, run_dir
         cut = [e for e in events(run_dir) if e["kind"] == "link_status"]
