@@ -60,6 +60,7 @@ def test_a_placed_server_runs_on_its_machine_and_the_rest_on_the_head():
     ([{**M2, "port": "22"}], None, "machines[0].port", "must be int, got str"),
     ([{**M2, "key": "id_ed25519"}], None, "machines[0].key", "must be an absolute path"),
     ([{**M2, "known_hosts": "~/.ssh/kh"}], None, "machines[0].known_hosts", "must be an absolute path"),
+    ([{**M2, "tunnel": "vxlan"}], None, "machines[0].tunnel", "'vxlan' must be one of: gre, ssh"),
     ([M2], ["secondary"], "placement", "must be a table of host"),
     ([M2], {"secondary": 2}, "placement.secondary", "must be str, got int"),
     ([M2], {"client": "m2"}, "placement.client", "only servers (primary, secondary) can run on another"),

@@ -49,7 +49,7 @@ class ControllerDaemon:
 
     def ready(self) -> bool:
         """The OpenFlow port accepts a connection."""
-        return _listening("127.0.0.1", self.config.network.controller_port)
+        return listening("127.0.0.1", self.config.network.controller_port)
 
 
 @dataclass(frozen=True)
@@ -144,10 +144,11 @@ def controller_ports_in_use(config: TestbedConfig) -> list[int]:
     """The controller's ports that something already listens on (an earlier run's controller
     left running, say): its readiness check would be answered by a stranger."""
     ports = (config.network.controller_port, config.network.status_port)
-    return [port for port in ports if _listening("127.0.0.1", port)]
+    return [port for port in ports if listening("127.0.0.1", port)]
 
 
-def _listening(host: str, port: int) -> bool:
+def listening(host: str, port: int) -> bool:
+    """Whether something accepts a TCP connection on `host`:`port`."""
     try:
         with socket.create_connection((host, port), timeout=0.5):
             return True

@@ -16,15 +16,16 @@ starts, sshd, is stopped by its recorded PID (its process group).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 
+from experiments.testbed.daemons import listening
 from services.runner import process_record
 from topology.placement import MachineConfig
 
@@ -94,7 +95,7 @@ class SimulatedMachine:
         if self.folder.is_relative_to("/tmp"):
             raise SimulatedMachineError(f"{self.folder}: its folder must be outside /tmp, which it replaces "
                                         "with its own (e.g. /var/tmp/sdn-ha-m2)")
-        if _listening(self.address, self.port):
+        if listening(self.address, self.port):
             raise SimulatedMachineError(f"something already listens on {self.address}:{self.port}; "
                                         "stop it, or give another --port")
         self._make_keys()
@@ -107,9 +108,10 @@ class SimulatedMachine:
             self.process = subprocess.Popen(["unshare", "--mount", "--propagation", "private",
                                              "sh", "-c", script], stdin=subprocess.DEVNULL,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        (self.folder / "sshd.json").write_text(str(process_record(self.process.pid)))
+        # What it started, for a look after a crash (it is stopped by the object that started it).
+        (self.folder / "sshd.json").write_text(json.dumps(process_record(self.process.pid)) + "\n")
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not _listening(self.address, self.port):
+        while not listening(self.address, self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 log_text = (self.folder / "sshd.log").read_text(errors="replace")[-1500:]
                 self.stop()
@@ -141,10 +143,3 @@ class SimulatedMachine:
         kind, key = (self.folder / "host_key.pub").read_text().split()[:2]
         (self.folder / "known_hosts").write_text(f"[{self.address}]:{self.port} {kind} {key}\n")
 
-
-def _listening(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=0.5):
-            return True
-    except OSError:
-        return False

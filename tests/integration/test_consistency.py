@@ -159,12 +159,5 @@ def test_compare_replication_under_partition_crash_shows_what_async_loses(tmp_pa
     assert leftovers() == []
 
 
-def test_asynchronous_replication_loses_what_the_replica_never_got_and_says_so(tmp_path):
-    _, run_dir = run_cli("partition-crash", tmp_path, "--duration", "8", "--fault-at", "3")
-    summary, _, _ = read_results(run_dir)
-    # A second of writes acknowledged by the primary while replication was cut: all lost.
-    assert summary["acked_writes_lost"] > 20
-    assert summary["diverged_transactions"]["primary"] >= summary["acked_writes_lost"]
-    assert summary["db_consistent"] is False
-    assert "replication_error" not in summary
-    assert leftovers() == []
+# Asynchronous replication under partition-crash (a second of writes acknowledged by the primary
+# alone, all lost, all diverged) is checked in the lab guide's exercise 9, which runs it.

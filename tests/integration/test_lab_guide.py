@@ -215,6 +215,12 @@ def check_1(done: list[Done], section: str) -> None:
 def check_2(done: list[Done], section: str) -> None:
     link_down, web_crash, probes_only = run_dirs(done)
     assert summary(link_down)["scenario"] == "link-down" and summary(web_crash)["scenario"] == "web-crash"
+    # The link going down is the switch's port event (tests/integration/test_scenarios.py leaves
+    # this scenario to this exercise): one move, within a second, at once.
+    down = [e for e in events(link_down) if e["kind"] == "server_down"]
+    assert down and "switch port went down" in down[0]["reason"], down
+    assert [e["server"] for e in events(link_down) if e["kind"] == "vip_moved"] == ["secondary"]
+    assert 0 < summary(link_down)["failover_gap_ms"] < 1000 and summary(link_down)["availability_pct"] > 95
     for run_dir in (link_down, web_crash, probes_only):
         assert "secondary" in summary(run_dir)["served_by_after"], run_dir
     probe = json.loads((probes_only / "config.json").read_text())["probe"]
@@ -292,6 +298,11 @@ def check_9(done: list[Done], section: str) -> None:
     # The lesson: a short semi-sync time-out falls back and loses acknowledged writes like async;
     # a commit that waits longer than the partition loses none (the client gave up instead).
     assert asynchronous["acked_writes_lost"] > 0 and semi_sync["acked_writes_lost"] > 0
+    # Under async, a second of writes the primary acknowledged alone, all lost and all diverged
+    # (tests/integration/test_consistency.py leaves this run to this exercise).
+    assert asynchronous["acked_writes_lost"] > 20, asynchronous
+    assert asynchronous["diverged_transactions"]["primary"] >= asynchronous["acked_writes_lost"]
+    assert asynchronous["db_consistent"] is False and "replication_error" not in asynchronous
     assert semi_sync["semi_sync_fell_back"] >= 1
     assert patient["acked_writes_lost"] == 0, patient
     assert patient["unknown_writes"] + patient["failed_writes"] > 0, patient
@@ -308,7 +319,13 @@ def check_10(done: list[Done], section: str) -> None:
     for run_dir, mechanism in ((vrrp, "vrrp tuned"), (proxy, "proxy tuned")):
         result = summary(run_dir)
         assert result["mechanism"] == mechanism and "secondary" in result["served_by_after"], run_dir
-        assert result["acked_writes_lost"] == 0, run_dir
+        assert result["acked_writes_lost"] == 0 and result["db_consistent"] is True, run_dir
+        # The follower moved the VIP once and made the databases follow (the web-crash cells of
+        # tests/integration/test_mechanisms.py, which leaves them to this exercise).
+        follower = [(e["kind"], e.get("server")) for e in events(run_dir) if e.get("source") == "follower"]
+        assert [p for p in follower if p[0] in ("vip_installed", "vip_moved")] == [
+            ("vip_installed", "primary"), ("vip_moved", "secondary")], follower
+        assert ("db_writable", "secondary") in follower, follower
     follower = [e["kind"] for e in events(vrrp)]
     assert "vrrp_state" in follower and "vip_moved" in follower, follower
     table = (LAB / "ex10-compare.md").read_text()
@@ -340,9 +357,12 @@ def check_11(done: list[Done], section: str) -> None:
 def check_12(done: list[Done], section: str) -> None:
     flap, chaos = run_dirs(done)
     assert summary(flap)["both_writable_ms"] == 0 and summary(flap)["vip_moves"] == 1, summary(flap)
+    # One move, to the secondary, however often the link comes back (test_scenarios.py leaves it here).
+    assert [e["server"] for e in events(flap) if e["kind"] == "vip_moved"] == ["secondary"]
+    assert summary(flap)["served_by_after"].keys() == {"secondary"}, summary(flap)
     result = summary(chaos)
     assert result["passed"] is True and result["violations"] == [], result["violations"]
-    assert result["faults_injected"] >= 5, "too few faults for 60 s: the nemesis is stuck"
+    assert result["faults_injected"] >= 3, "too few faults for 40 s: the nemesis is stuck"
     assert all(f["whole_again"] for f in result["faults"]), result["faults"]
     assert all(count > 0 for count in result["checked"].values()), result["checked"]
     assert result["both_writable_ms"] == 0 and result["acked_writes_lost"] == 0

