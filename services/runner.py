@@ -17,11 +17,13 @@ reused once its process has gone: a later clean-up must never kill a stranger.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -426,17 +428,25 @@ class ProcessRunner:
         process = self.processes.get(name)
         if process is None:
             return
-        if process.running():
-            self.signal(name, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-            self.signal(name, signal.SIGTERM)
-            try:
-                process.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
+        try:
+            if process.running():
+                self.signal(name, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+                self.signal(name, signal.SIGTERM)
+                try:
+                    process.popen.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.signal(name, signal.SIGKILL)
+                    process.popen.wait(5)
+            # A group may outlive its leader (a gunicorn worker whose master was SIGKILLed).
+            if process.remote is not None:
                 self.signal(name, signal.SIGKILL)
-                process.popen.wait(5)
-        # A group may outlive its leader (a gunicorn worker whose master was SIGKILLed).
-        if process.remote is not None:
-            self.signal(name, signal.SIGKILL)
+        except RemoteError as error:
+            # Its machine does not answer: the rest of the stop goes on, and the record stays in
+            # the state file, for `make clean` once the machine answers again.
+            print(f"warning: {name} on {process.remote.machine.name} may still run: {error}", file=sys.stderr)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)  # its local ssh, at least
+            return
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -452,8 +462,9 @@ class ProcessRunner:
         names = [name for name in reversed(self.processes) if name not in self.connections]
         for name in names:
             if self.processes[name].running():
-                self.signal(name, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-                self.signal(name, signal.SIGTERM)
+                with contextlib.suppress(RemoteError):  # `stop` says it, and keeps the record
+                    self.signal(name, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+                    self.signal(name, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for name in names:
             self.stop(name, timeout=max(0.0, deadline - time.monotonic()))

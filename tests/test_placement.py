@@ -170,3 +170,23 @@ def test_the_fingerprint_changes_with_the_code(tmp_path):
     assert project_fingerprint(tmp_path) == before
     (tmp_path / "services" / "a.py").write_text("x = 2\n")
     assert project_fingerprint(tmp_path) != before
+
+
+def test_a_process_whose_machine_does_not_answer_stays_recorded_when_stopped(tmp_path, capsys):
+    """Its machine does not answer: the stop goes on, and says so, and keeps the record for
+    `make clean` (ssh to a port where nothing listens fails at once)."""
+    import subprocess
+
+    from services.runner import ManagedProcess, ProcessRunner, RemoteProcess, RunState
+
+    state = RunState(tmp_path / "state.json")
+    runner = ProcessRunner(tmp_path, state)
+    local_ssh = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    state.add_process("web-secondary", local_ssh.pid, ["sleep", "30"])
+    unreachable = RemoteMachine(MachineConfig("m2", "127.0.0.1", port=9))
+    runner.processes["web-secondary"] = ManagedProcess("web-secondary", local_ssh, tmp_path / "web.log",
+                                                       RemoteProcess(unreachable, 4242))
+    runner.stop_all(timeout=1)
+    assert local_ssh.wait(5) is not None  # the local ssh is stopped all the same
+    assert "web-secondary" in state.processes  # kept, for `make clean`
+    assert "web-secondary on m2 may still run: m2: cannot reach root@127.0.0.1" in capsys.readouterr().err

@@ -198,8 +198,13 @@ class RemoteMachine:
                 and lines[1].strip() == record.get("boot_id"))
 
     def signal_group(self, pid: int, signal_name: str) -> bool:
-        """Send SIG`signal_name` to the process group `pid` there; False if it has gone."""
-        return self.run(["kill", f"-{signal_name}", "--", f"-{pid}"], check=False).returncode == 0
+        """Send SIG`signal_name` to the process group `pid` there; False if it has gone,
+        RemoteError if the machine cannot be reached (so it may well not have gone)."""
+        done = self.run(["kill", f"-{signal_name}", "--", f"-{pid}"], check=False)
+        if done.returncode == 255:
+            raise RemoteError(f"{self.name}: cannot reach {self.config.destination()} to signal "
+                              f"process group {pid}: {done.stderr.strip()[-200:] or 'no answer'}")
+        return done.returncode == 0
 
 
 def stat_start_time(stat_line: str) -> int | None:
