@@ -79,8 +79,10 @@ def monitor(tmp_path: Path) -> Iterator[StartMonitor]:
     """Starts monitors writing tmp_path/replication.csv; stops any still running at the end."""
     started: list[ReplicationMonitor] = []
 
-    def start(databases: dict[str, MariaDB], holder: Holder, semi_sync: bool = False) -> ReplicationMonitor:
-        started.append(ReplicationMonitor(databases, holder, tmp_path / "replication.csv", semi_sync))
+    def start(databases: dict[str, MariaDB], holder: Holder, semi_sync: bool = False,
+              cut_off: Callable[[], set[str]] = set) -> ReplicationMonitor:
+        out = tmp_path / "replication.csv"
+        started.append(ReplicationMonitor(databases, holder, out, semi_sync, cut_off))
         started[-1].start()
         return started[-1]
 
@@ -146,6 +148,19 @@ def test_no_heartbeat_while_no_one_holds_the_vip(servers: dict[str, MariaDB], mo
     running.stop()
     assert [heartbeats(db) for db in servers.values()] == [{}, {}]
     assert lag_rows(tmp_path / "replication.csv") == []
+
+
+def test_no_heartbeat_on_a_server_whose_link_is_down(servers: dict[str, MariaDB], monitor: StartMonitor,
+                                                     tmp_path: Path) -> None:
+    """Before the VIP leaves a cut-off server, the monitor (on its local socket) could still
+    write there what no client could, and what never replicates."""
+    cut: set[str] = {"primary"}
+    running = monitor(servers, Holder("primary"), cut_off=lambda: cut)
+    time.sleep(HEARTBEAT_S * 4)
+    assert [heartbeats(db) for db in servers.values()] == [{}, {}]
+    cut.clear()  # the link is back
+    assert wait_for(lambda: heartbeats(servers["primary"]).get("primary", 0) >= 1)
+    running.stop()
 
 
 def test_the_lag_is_the_time_until_the_other_database_applied_the_heartbeat(

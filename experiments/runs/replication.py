@@ -40,8 +40,13 @@ class ReplicationMonitor:
         active: Callable[[], str | None],
         out: Path,
         semi_sync: bool = False,
+        cut_off: Callable[[], set[str]] = set,
     ) -> None:
         self.databases = databases
+        # The servers whose link is down now. The monitor reaches a database through its local
+        # socket, not the network: a heartbeat written on a cut-off server in the moment before
+        # the VIP leaves it would be a write no client could make, and would never replicate.
+        self.cut_off = cut_off
         self.semi_sync = semi_sync
         self.semi_sync_on: dict[str, bool] = {}  # per server: at the start, then while it holds the VIP
         self.fallbacks: list[tuple[float, str]] = []  # when a primary fell back to asynchronous
@@ -101,7 +106,7 @@ class ReplicationMonitor:
         seq = 0
         while not self.stopping.wait(HEARTBEAT_S):
             source = self.active()
-            if source is None:
+            if source is None or source in self.cut_off():
                 continue
             seq += 1
             try:

@@ -165,7 +165,8 @@ def drive_sampled(
     config, trial_dir = testbed.config, testbed.dir
     semi_sync = config.database.replication == "semi-sync"
     monitor = ReplicationMonitor(testbed.databases, testbed.mechanism.active_server,
-                                 trial_dir / files.REPLICATION, semi_sync)
+                                 trial_dir / files.REPLICATION, semi_sync,
+                                 cut_off=lambda: testbed.faults.links_down)
     monitor.start()
     writers = ReadOnlySampler(testbed.databases, trial_dir / files.READ_ONLY)
     writers.start()

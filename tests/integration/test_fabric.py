@@ -48,14 +48,9 @@ def test_a_failed_primary_moves_the_vip_across_the_fabric(tmp_path, topology, sc
     assert served_after(requests, 0) - {"secondary"} == {"primary"}
     assert served_after(requests, summary["fault_at"] + 1.0) == {"secondary"}
     assert summary["acked_writes_lost"] == 0, summary
-    if scenario == "link-down":
-        # Cut off, the old primary can still take the replication monitor's heartbeat (it
-        # writes through the local socket) before it is fenced: a row the secondary never gets
-        # (asynchronous), so the databases differ in that table only; the clients' rows agree.
-        items = {tuple(tables["items"]) for tables in summary["table_checksums"].values()}
-        assert len(items) == 1, summary["table_checksums"]
-    else:
-        assert summary["db_consistent"] is True, summary
+    # A cut-off primary gets no heartbeat of the replication monitor either (which reaches it by
+    # its local socket): the databases end the same after a link-down too.
+    assert summary["db_consistent"] is True, summary
     assert summary["vip_moves_before_fault"] == 0
     assert cables_verified(events) == ALL_CABLES[topology]  # by LLDP, each as planned
 

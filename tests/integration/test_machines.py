@@ -7,6 +7,8 @@ two: a file the head forgot to send, or a socket it looked for in its own /tmp, 
 import json
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -15,7 +17,9 @@ import pytest
 
 from experiments.testbed.simulated_machine import SimulatedMachine
 from services.runner import ProcessRunner, RunState
-from tests.integration.conftest import leftovers, read_results, run_cli
+from tests.integration.conftest import ROOT, leftovers, read_results, run_cli
+from tests.integration.test_interrupt import wait_for_file_text
+from tests.integration.test_kill9 import clean
 from topology.remote import RemoteMachine
 
 FAULT_AT = 2.0
@@ -59,12 +63,18 @@ def test_the_runner_starts_signals_and_stops_a_process_there(machine, tmp_path):
         remote.run(["rm", "-rf", folder])
 
 
-@pytest.mark.parametrize("scenario", ["primary-crash", "web-crash"])
-def test_the_vip_moves_to_a_secondary_on_another_machine(machine, tmp_path, scenario):
-    config = tmp_path / "two-machines.toml"
+def two_machine_config(machine, folder: Path) -> Path:
+    """The config of a testbed whose secondary runs on `machine` (as the README shows it)."""
+    config = folder / "two-machines.toml"
     config.write_text(machine.toml() + '\n[placement]\nsecondary = "m2"\n\n[probe]\nagent = false\n\n'
                       '[[servers]]\nname = "primary"\nip = "10.0.0.11"\n\n'
                       '[[servers]]\nname = "secondary"\nip = "10.0.0.12"\n')
+    return config
+
+
+@pytest.mark.parametrize("scenario", ["primary-crash", "web-crash"])
+def test_the_vip_moves_to_a_secondary_on_another_machine(machine, tmp_path, scenario):
+    config = two_machine_config(machine, tmp_path)
     result, run_dir = run_cli(scenario, tmp_path / "out", "--config", str(config), "--duration", "6",
                               "--fault-at", str(FAULT_AT))
     summary, requests, events = read_results(run_dir)
@@ -75,3 +85,33 @@ def test_the_vip_moves_to_a_secondary_on_another_machine(machine, tmp_path, scen
     # The secondary's database ran there: its binary logs came back from its /tmp.
     assert list((run_dir / "secondary" / "mariadb").glob("binlog.*")), "no binary logs of the secondary"
     assert leftovers() == [] and remote_tmp(machine) == []
+
+
+def test_clean_removes_what_a_killed_run_left_on_the_other_machine(machine, tmp_path):
+    """SIGKILL mid-load: the secondary's processes and folder are left there; `clean` reaches
+    that machine as the run's config.json says and removes them, and nothing else."""
+    config = two_machine_config(machine, tmp_path)
+    out = tmp_path / "out"
+    with open(tmp_path / "run.log", "w") as log:
+        argv = [sys.executable, "-m", "experiments", "run", "baseline", "--config", str(config),
+                "--duration", "30", "--out", str(out)]
+        run = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            events = wait_for_file_text(out, "experiment-events.jsonl", "load_started", timeout=90)
+            run.send_signal(signal.SIGKILL)
+            run.wait(10)
+            state = json.loads((events.parent / "state.json").read_text())
+            there = [r["remote"] for r in state["processes"].values() if "remote" in r]
+            remote = RemoteMachine(machine.config())
+            assert there and all(remote.is_recorded(r) for r in there), state["processes"]
+            assert remote_tmp(machine) != []  # the run's folder there
+            cleaned = clean(out)
+            assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+            assert "on m2 and its process group" in cleaned.stdout and " on m2" in cleaned.stdout
+            assert not any(remote.is_recorded(r) for r in there)
+            assert leftovers() == [] and remote_tmp(machine) == []
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+            clean(out)
