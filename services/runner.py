@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from services.files import write_atomic
-from topology.remote import RemoteError, RemoteMachine
+from topology.remote import BOOT_ID_PATH, RemoteError, RemoteMachine, stat_fields
 
 
 class StartupError(RuntimeError):
@@ -80,9 +80,6 @@ def signals_held(in_children: bool = False) -> Iterator[None]:
 
 # -- what identifies a process ----------------------------------------------------------------
 
-BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
-
-
 def boot_id() -> str:
     """This boot's random id: start times count from boot, so they only compare within one boot."""
     try:
@@ -94,12 +91,9 @@ def boot_id() -> str:
 def _stat_fields(pid: int) -> list[str] | None:
     """The fields of /proc/PID/stat from field 3 (state) on; None if there is no such process."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        return stat_fields(Path(f"/proc/{pid}/stat").read_text())
     except OSError:
         return None
-    # Field 2 is the command name in parentheses, and may itself hold spaces or ")".
-    end = text.rfind(")")
-    return text[end + 2:].split() if end != -1 else None
 
 
 def start_time(pid: int) -> int | None:
@@ -197,7 +191,7 @@ class RunState:
                 self.shells[node.name] = process_record(node.pid)
             else:  # the local ssh that holds the shell, and the shell on its machine
                 self.shells[node.name] = {**process_record(node.shell.pid),
-                                          "remote": machine.shell_record(node.pid)}
+                                          "remote": machine.process_record(node.pid)}
         for link in getattr(net, "links", []):  # an SSH tunnel to another machine is an ssh here
             tunnel = getattr(link, "tunnel", None)
             if isinstance(tunnel, subprocess.Popen):
@@ -318,8 +312,19 @@ class ProcessRunner:
         if name in self.processes and self.processes[name].running():
             raise RuntimeError(f"process {name} is already running")
         machine = machine or getattr(host, "machine", None)
+        argv = in_host(host, cmd)
+        pid_file = None
         if machine is not None:
-            return self._start_remote(name, cmd, machine, host, env, cwd)
+            # There: ssh runs it (its output comes into the local log) and it says its PID there.
+            if self.remote_dir is None:
+                raise StartupError(f"{name}: no folder for the run on {machine.name}")
+            if env or cwd:  # ssh passes no environment: `env` sets it there
+                settings = [f"{key}={value}" for key, value in (env or {}).items()]
+                argv = ["env", *(["-C", str(cwd)] if cwd else []), *settings, *argv]
+            pid_file = str(self.remote_dir / f"{name}.pid")
+            command = argv
+            argv = machine.started_argv(command, pid_file)
+            env = cwd = None  # both are set there, by `env`
         log_path = self.log_dir / f"{name}.log"
         # An interrupt waits until the process is known, so that stopping the run stops it too.
         with signals_held(), open(log_path, "ab") as log:
@@ -330,37 +335,17 @@ class ProcessRunner:
                 "env": {**os.environ, **(env or {})},
                 "cwd": str(cwd) if cwd else None,
             }
-            popen = subprocess.Popen(in_host(host, cmd), start_new_session=True, **params)
-            process = ManagedProcess(name, popen, log_path)
-            self.processes[name] = process
-            self.state.add_process(name, popen.pid, in_host(host, cmd))
-        return process
-
-    def _start_remote(self, name: str, cmd: list[str], machine: RemoteMachine, host: Any,
-                      env: dict[str, str] | None, cwd: Path | None) -> ManagedProcess:
-        """`start` on another machine: ssh runs it there, its output comes into the local log,
-        and it says its PID there (recorded beside the local ssh's)."""
-        if self.remote_dir is None:
-            raise StartupError(f"{name}: no folder for the run on {machine.name}")
-        command = [*(["nsenter", f"--net=/proc/{host.pid}/ns/net"] if host is not None else []), *cmd]
-        if env or cwd:  # ssh passes no environment: `env` sets it there
-            settings = [f"{key}={value}" for key, value in (env or {}).items()]
-            command = ["env", *(["-C", str(cwd)] if cwd else []), *settings, *command]
-        pid_file = str(self.remote_dir / f"{name}.pid")
-        argv = machine.started_argv(command, pid_file)
-        log_path = self.log_dir / f"{name}.log"
-        with signals_held(), open(log_path, "ab") as log:
-            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+            popen = subprocess.Popen(argv, start_new_session=True, **params)
             process = ManagedProcess(name, popen, log_path)
             self.processes[name] = process
             self.state.add_process(name, popen.pid, argv)
-            try:
-                remote = machine.started_process(pid_file, lambda: popen.poll() is None, command)
-            except RemoteError as error:
-                raise StartupError(f"{name} on {machine.name}: {error}; see {log_path}") from None
-            process.remote = RemoteProcess(machine, remote["pid"])
-            self.state.add_remote(name, remote)
+            if machine is not None:
+                try:
+                    remote = machine.started_process(pid_file, lambda: popen.poll() is None, command)
+                except RemoteError as error:
+                    raise StartupError(f"{name} on {machine.name}: {error}; see {log_path}") from None
+                process.remote = RemoteProcess(machine, remote["pid"])
+                self.state.add_remote(name, remote)
         return process
 
     def start_connection(self, name: str, cmd: list[str]) -> ManagedProcess:

@@ -43,6 +43,7 @@ def remote_host_class() -> type:
 
 def head_switch_class() -> type:
     from mininet.node import OVSSwitch
+    from mininet.util import quietRun
 
     class HeadSwitch(OVSSwitch):
         """An OVS switch on the head that may hold the head's end of a GRE tunnel."""
@@ -53,9 +54,7 @@ def head_switch_class() -> type:
 
         def rcmd(self, *cmd: str, **_params: Any) -> str:
             """A command in the head's root namespace (a switch has no namespace of its own)."""
-            argv = cmd[0].split() if len(cmd) == 1 else list(cmd)
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-            return done.stdout + done.stderr
+            return quietRun(cmd[0] if len(cmd) == 1 else list(cmd))
 
     return HeadSwitch
 

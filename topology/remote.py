@@ -94,29 +94,30 @@ class RemoteMachine:
     def run(self, command: list[str], timeout: float = 15.0, input: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess:
         """Run `command` in this machine's root namespace; RemoteError if it fails (`check`)."""
+        return self._run(command, timeout, input, check, text=True)
+
+    def run_bytes(self, command: list[str], timeout: float = 60.0) -> bytes:
+        """Run `command` there and return its output as bytes (a tar stream, say)."""
+        return self._run(command, timeout, None, True, text=False).stdout
+
+    def _run(self, command: list[str], timeout: float, input: str | None, check: bool,
+             text: bool) -> subprocess.CompletedProcess:
         try:
-            done = subprocess.run(self.argv(command), input=input, capture_output=True, text=True,
-                                  errors="replace", timeout=timeout,
+            done = subprocess.run(self.argv(command), input=input, capture_output=True, text=text,
+                                  errors="replace" if text else None, timeout=timeout,
                                   stdin=None if input is not None else subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise RemoteError(f"{self.name}: `{shlex.join(command)}` did not finish in {timeout:g} s"
                               ) from None
         if check and done.returncode != 0:
-            said = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            err = done.stderr if text else done.stderr.decode(errors="replace")
+            said = (err or (done.stdout if text else "")).strip().splitlines()[-3:]
             if done.returncode == 255:  # ssh's own failure: the machine, not the command
                 raise RemoteError(f"{self.name}: cannot reach {self.config.destination()} port "
                                   f"{self.config.port} with ssh: {' '.join(said) or 'no answer'}")
             raise RemoteError(f"{self.name}: `{shlex.join(command)}` exited {done.returncode}: "
                               f"{' '.join(said) or 'no output'}")
         return done
-
-    def write_file(self, path: Path | str, text: str, mode: int = 0o644) -> None:
-        """Write `text` into `path` on this machine (its folder must exist), with `mode`."""
-        script = f'umask 077 && cat > "$0.part" && chmod {mode:o} "$0.part" && mv "$0.part" "$0"'
-        self.run(["sh", "-c", script, str(path)], input=text)
-
-    def read_file(self, path: Path | str) -> str:
-        return self.run(["cat", str(path)]).stdout
 
     def clock_samples(self, count: int, clock: Callable[[], float] = time.time
                       ) -> list[tuple[float, float, float]]:
@@ -144,58 +145,50 @@ class RemoteMachine:
             reader.wait()
         return samples[1:]
 
-    def run_bytes(self, command: list[str], timeout: float = 60.0) -> bytes:
-        """Run `command` there and return its output as bytes (a tar stream, say)."""
-        try:
-            done = subprocess.run(self.argv(command), capture_output=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise RemoteError(f"{self.name}: `{shlex.join(command)}` did not finish in {timeout:g} s"
-                              ) from None
-        if done.returncode != 0:
-            said = done.stderr.decode(errors="replace").strip()[-300:]
-            raise RemoteError(f"{self.name}: `{shlex.join(command)}` exited {done.returncode}: {said}")
-        return done.stdout
-
     def started_process(self, pid_file: str, alive: Callable[[], bool], argv: list[str],
                         timeout: float = 10.0) -> dict[str, Any]:
         """The record of the process a `started_argv` command started there, once it has
         written its PID (`alive`: whether its local ssh still runs, else it never will)."""
-        script = 'p=$(cat "$0") && echo "$p" && cat /proc/"$p"/stat && cat ' + str(BOOT_ID_PATH)
         deadline = time.monotonic() + timeout
         while True:
-            done = self.run(["sh", "-c", script, pid_file], check=False)
-            lines = done.stdout.splitlines()
-            if done.returncode == 0 and len(lines) == 3 and lines[0].isdigit():
-                return {"machine": self.name, "pid": int(lines[0]), "start_time": stat_start_time(lines[1]),
-                        "boot_id": lines[2].strip(), "cmdline": argv}
+            written = self.run(["cat", pid_file], check=False).stdout.strip()
+            if written.isdigit():
+                return {**self.process_record(int(written)), "cmdline": argv}
             if not alive():
                 raise RemoteError(f"{self.name}: the process ended before it said its PID")
             if time.monotonic() > deadline:
                 raise RemoteError(f"{self.name}: no PID in {pid_file} after {timeout:g} s")
             time.sleep(0.02)
 
-    def shell_record(self, pid: int) -> dict[str, Any]:
-        """The record of a process that runs there already (a Mininet host's shell)."""
-        script = 'cat /proc/"$0"/stat /proc/"$0"/cmdline && echo && cat ' + str(BOOT_ID_PATH)
-        lines = self.run(["sh", "-c", script, str(pid)]).stdout.splitlines()
-        argv = lines[1].strip("\0").split("\0") if len(lines) > 2 else []
-        return {"machine": self.name, "pid": pid, "start_time": stat_start_time(lines[0]),
-                "boot_id": lines[-1].strip(), "cmdline": argv}
+    def process_record(self, pid: int) -> dict[str, Any]:
+        """What identifies the process `pid` there (services/runner.py's `process_record`, with
+        that machine's name and boot id); RemoteError if there is no such process."""
+        identity = self._identity(pid)
+        if identity is None:
+            raise RemoteError(f"{self.name}: no process {pid}")
+        fields, argv, boot = identity
+        return {"machine": self.name, "pid": pid, "start_time": int(fields[22 - 3]), "boot_id": boot,
+                "cmdline": argv}
 
     def is_recorded(self, record: dict[str, Any]) -> bool:
-        """Whether the very process `record` (from `started_process`) still runs there."""
+        """Whether the very process `record` (from `process_record`) still runs there."""
         pid = record.get("pid")
-        if not isinstance(pid, int) or pid <= 0:
+        identity = self._identity(pid) if isinstance(pid, int) and pid > 0 else None
+        if identity is None:
             return False
-        script = 'cat /proc/"$0"/stat && cat ' + str(BOOT_ID_PATH)
+        fields, _, boot = identity
+        return (fields[0] not in ("Z", "X") and int(fields[22 - 3]) == record.get("start_time")
+                and boot == record.get("boot_id"))
+
+    def _identity(self, pid: int) -> tuple[list[str], list[str], str] | None:
+        """The /proc/PID/stat fields (`stat_fields`), the command line and the boot id there."""
+        script = 'cat /proc/"$0"/stat && cat /proc/"$0"/cmdline && echo && cat ' + str(BOOT_ID_PATH)
         done = self.run(["sh", "-c", script, str(pid)], check=False)
         lines = done.stdout.splitlines()
-        if done.returncode != 0 or len(lines) != 2:
-            return False
-        state = lines[0][lines[0].rfind(")") + 2:].split()[:1]
-        return (state not in (["Z"], ["X"]) and stat_start_time(lines[0]) == record.get("start_time")
-                and lines[1].strip() == record.get("boot_id"))
+        fields = stat_fields(lines[0]) if done.returncode == 0 and len(lines) == 3 else None
+        if fields is None or len(fields) <= 22 - 3:
+            return None
+        return fields, [arg for arg in lines[1].split("\0") if arg], lines[2].strip()
 
     def signal_group(self, pid: int, signal_name: str) -> bool:
         """Send SIG`signal_name` to the process group `pid` there; False if it has gone,
@@ -207,8 +200,10 @@ class RemoteMachine:
         return done.returncode == 0
 
 
-def stat_start_time(stat_line: str) -> int | None:
-    """Field 22 of a /proc/PID/stat line (the start time, in clock ticks since boot)."""
-    fields = stat_line[stat_line.rfind(")") + 2:].split()
-    return int(fields[22 - 3]) if len(fields) > 22 - 3 else None
+def stat_fields(text: str) -> list[str] | None:
+    """The fields of a /proc/PID/stat line from field 3 (state) on; None if it is not one.
 
+    Field 2 is the command name in parentheses, and may itself hold spaces or ")".
+    """
+    end = text.rfind(")")
+    return text[end + 2:].split() if end != -1 else None

@@ -40,6 +40,7 @@ from typing import Any
 
 from experiments.results import files
 from experiments.testbed import registry
+from services.files import RemoteFiles
 from services.runner import boot_id, cmdline, is_recorded_process, process_group, start_time
 from topology.config import ConfigError, TestbedConfig
 from topology.remote import RemoteError, RemoteMachine
@@ -311,7 +312,7 @@ def _remove_remote_folder(entry: Any, machines: dict[str, RemoteMachine], dry_ru
             return ""
         if dry_run:
             return f"would delete {where}"
-        machine.run(["rm", "-rf", "--one-file-system", "--", str(folder)])
+        RemoteFiles(machine).remove(folder)
     except RemoteError as exc:
         raise CleanError(f"{where}: {exc}") from None
     return f"deleted {where}"

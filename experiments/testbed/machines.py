@@ -91,9 +91,8 @@ class Machines:
     def remove_folders(self) -> None:
         """Remove the run's folder on each machine; one that cannot be stays listed, for `make clean`."""
         for folder in list(self.state.remote_folders):
-            machine = RemoteMachine(next(m for m in self.config.machines if m.name == folder["machine"]))
             try:
-                RemoteFiles(machine).remove(Path(folder["path"]))
+                RemoteFiles(self.remote[folder["machine"]]).remove(Path(folder["path"]))
             except RemoteError as error:
                 print(f"warning: {folder['path']} on {folder['machine']} was not removed: {error}",
                       file=sys.stderr)
