@@ -188,6 +188,15 @@ class ProbeRules:
         state.up = False
         return Decision(SERVER_DOWN, state.name, reason)
 
+    def answered_late(self, state: ServerState, latency_ms: float | None) -> None:
+        """A probe that had timed out was answered after all: the server is busy, not dead, so
+        the time-outs in its run of failures are forgiven (those that failed for certain are
+        not). A late answer is no pass: it counts nothing towards `rise`; its latency joins the
+        recent answers, so a server this slow is not taken for a fast one that froze (`hung`)."""
+        state.failures = state.definite_failures
+        if latency_ms is not None:
+            state.answered_ms = [*state.answered_ms[-(ANSWER_HISTORY - 1):], latency_ms]
+
     def hung(self, state: ServerState) -> bool:
         """A server that answered quickly, every time, and then answers nothing `hang_fall` times
         in a row is frozen, not busy: a busy one slows down before it stops answering in time."""
@@ -257,12 +266,13 @@ class FailoverMachine:
     def probe(
         self, server: str, ok: bool, now: float, detail: str = "", gtid: str | None = None,
         timed_out: bool = False, replication: str | None = None, replication_error: str = "",
-        confirming: str = "", latency_ms: float | None = None,
+        confirming: str = "", latency_ms: float | None = None, late: bool = False,
     ) -> list[Decision]:
         """A health probe of `server` passed (`ok`) or failed (`timed_out`, or answered with an
         error) at `now`; `gtid` is the database's GTID position reported by a passed probe,
         `replication` how it replicates (None: it did not say); `confirming` the suspicion a
-        probe out of schedule was asked to confirm ("" for a scheduled probe)."""
+        probe out of schedule was asked to confirm ("" for a scheduled probe); `late`: the
+        answer, passed, of a probe already reported as timed out."""
         state = self.servers[server]
         # That a result arrived is recorded even before the VIP is placed: it decides nothing.
         state.heard_at, state.silent = now, False
@@ -274,7 +284,9 @@ class FailoverMachine:
             self.prober_silent = False
             self.back_at = now  # the others' silence counts from here, as at the first result
             decisions.append(Decision(PROBER_BACK, None, "probe results arrive again"))
-        if ok and state.port_up:
+        if late:
+            decided = self.rules.answered_late(state, latency_ms) if ok else None
+        elif ok and state.port_up:
             decided = self.rules.passed(state, now, gtid, replication, replication_error, latency_ms)
         elif not ok:
             decided = self.rules.failed(state, detail, timed_out, confirming)

@@ -96,6 +96,7 @@ def parse_report(data: bytes) -> dict[str, Any]:
         "replication": _field(message, "replication", str, None, nullable=True),
         "replication_error": _field(message, "replication_error", str, ""),
         "confirming": _field(message, "confirming", str, ""),
+        "late": _field(message, "late", bool, False),
     }
     if fields["replication"] not in (None, *REPLICATION_STATES):
         raise ProbeDropped(BAD_FIELD, "replication")
@@ -103,6 +104,8 @@ def parse_report(data: bytes) -> dict[str, Any]:
         _number(message, "time")
     if fields["ok"] and fields["timed_out"]:
         raise ProbeDropped(BAD_FIELD, "ok and timed_out")
+    if fields["late"] and not fields["ok"]:
+        raise ProbeDropped(BAD_FIELD, "late and not ok")  # only a late answer that passed is sent
     return fields
 
 

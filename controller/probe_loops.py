@@ -35,8 +35,10 @@ class EventProbeResult(event.EventBase):
         self, server: str, ok: bool, latency_ms: float, detail: str,
         gtid: str | None = None, read_only: bool | None = None, timed_out: bool = False,
         replication: str | None = None, replication_error: str = "", confirming: str = "",
+        late: bool = False,
     ) -> None:
         super().__init__()
+        self.late = late  # the answer of a probe already reported as timed out
         self.confirming = confirming  # a probe out of schedule: the suspicion it was to confirm
         self.replication = replication  # how its database replicates (services/mariadb.py)
         self.replication_error = replication_error

@@ -16,6 +16,12 @@ time, server, ok, latency_ms, detail, confirming), so a run shows what the contr
 With `probe.recheck`, a scheduled probe that fails for certain (refused, an error status) is
 itself such a word: the server is probed again at once.
 
+With `probe.late_s`, a probe that timed out is reported as such at `probe.timeout_s`, but its
+connection is still read for the answer, up to `late_s` after it started, in its own thread;
+an answer that passes then is reported again, `late`. A server saturated by its load answers
+late; a frozen or cut-off one never does: the controller forgives a busy server's time-outs
+(controller/failover.py) and so does not take a second of saturation for a failure.
+
 With `--wake SOCKET` it also listens there for a word that a server may have failed (from the
 controller, which saw the server's port reset a client's connection, or from the web service,
 which lost its database): `{"server": ..., "why": ...}`. That server is probed at once, out of
@@ -37,6 +43,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from services.mariadb import REPLICATION_STATES
@@ -49,6 +56,7 @@ WAKE_GAP_S = 0.005  # the least time between two probes of one server that a wor
 WHY_CHARS = 80  # of a suspicion's reason, in the report
 
 TIMED_OUT = "timeout"  # the detail of a probe not answered within probe.timeout_s
+LATE = "late"  # the detail of its answer, passed, within probe.late_s
 
 
 def probe_once(ip: str, port: int, timeout: float) -> tuple[bool, float, str, dict]:
@@ -73,6 +81,54 @@ def probe_once(ip: str, port: int, timeout: float) -> tuple[bool, float, str, di
         conn.close()
 
 
+class ProbeAttempt:
+    """One probe given `late_s` to answer in a thread of its own, of which the probing loop
+    waits only `timeout_s` (`result`). If it gave up, an answer that passes later is handed
+    to `on_late`: the server was busy, not dead."""
+
+    def __init__(self, ip: str, port: int, timeout_s: float, late_s: float,
+                 on_late: Callable[[float], None]) -> None:
+        self.timeout_s = timeout_s
+        self.on_late = on_late
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.outcome: tuple[bool, float, str, dict] | None = None
+        self.abandoned = False
+        threading.Thread(target=self._run, args=(ip, port, max(timeout_s, late_s)), daemon=True).start()
+
+    def _run(self, ip: str, port: int, deadline_s: float) -> None:
+        outcome = probe_once(ip, port, deadline_s)
+        with self.lock:
+            self.outcome = outcome
+            late = self.abandoned
+        self.done.set()
+        if late and outcome[0]:
+            self.on_late(outcome[1])
+
+    def result(self) -> tuple[bool, float, str, dict]:
+        """The probe's outcome within `timeout_s`: a later one is a time-out here."""
+        self.done.wait(self.timeout_s)
+        with self.lock:
+            outcome = self.outcome
+            if outcome is None:
+                self.abandoned = True
+                return False, self.timeout_s * 1000, TIMED_OUT, {}
+        ok, latency_ms, detail, health = outcome
+        if latency_ms > self.timeout_s * 1000:  # answered, but after the time-out
+            return False, latency_ms, TIMED_OUT, {}
+        return outcome
+
+
+def probe(server: HostPlan, config: TestbedConfig, on_late: Callable[[float], None]
+          ) -> tuple[bool, float, str, dict]:
+    """Probe `server` once within `probe.timeout_s`, leaving a late answer to `on_late` when
+    `probe.late_s` is on."""
+    if not config.probe.late_s:
+        return probe_once(server.ip, config.web.port, config.probe.timeout_s)
+    return ProbeAttempt(server.ip, config.web.port, config.probe.timeout_s, config.probe.late_s,
+                        on_late).result()
+
+
 class ProbeRecorder:
     """The probes' CSV, shared by the probing threads; flushed about every half second."""
 
@@ -95,11 +151,13 @@ class ProbeRecorder:
 
 
 def probe_message(server: str, ok: bool, latency_ms: float, detail: str, health: dict, now: float,
-                  confirming: str = "") -> dict:
+                  confirming: str = "", late: bool = False) -> dict:
     """The report of one probe, as the controller reads it (`EventProbeResult.from_datagram`):
     the GTID position and the database's mode come from a passed probe's body; `confirming`
-    is the suspicion a probe out of schedule was asked to confirm ("" for a scheduled one)."""
+    is the suspicion a probe out of schedule was asked to confirm ("" for a scheduled one);
+    `late`: the passed answer of a probe reported before as timed out."""
     return {
+        "late": late,
         "server": server,
         "ok": ok,
         "latency_ms": round(latency_ms, 3),
@@ -158,11 +216,16 @@ def probe_loop(
     server: HostPlan, config: TestbedConfig, report: socket.socket, target: str, recorder: ProbeRecorder,
     wake: Wake | None = None,
 ) -> None:
+    def answered_late(latency_ms: float) -> None:
+        message = probe_message(server.name, True, latency_ms, LATE, {}, time.time(), late=True)
+        send_report(report, target, message)
+        recorder.record(message)
+
     next_at = time.monotonic()
     confirming = ""
     while True:
         started = time.monotonic()
-        ok, latency_ms, detail, health = probe_once(server.ip, config.web.port, config.probe.timeout_s)
+        ok, latency_ms, detail, health = probe(server, config, answered_late)
         message = probe_message(server.name, ok, latency_ms, detail, health, time.time(), confirming)
         send_report(report, target, message)
         recorder.record(message)

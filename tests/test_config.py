@@ -51,7 +51,7 @@ def test_every_recorded_config_json_loads(path: Path) -> None:
     "overrides",
     [
         # the bounds themselves are allowed
-        {"probe.interval_s": 10, "probe.timeout_s": 9.9},
+        {"probe.interval_s": 10, "probe.timeout_s": 9.9, "probe.late_s": 10},
         {"probe.fall": 100, "probe.timeout_fall": 1000, "probe.rise": 100},
         {"failover.hold_down_s": 3600},
         {"failover.hold_down_s": 0},
@@ -181,6 +181,8 @@ TOP_OF_IPV4 = {"network.subnet": "255.255.0.0/16", "network.client_ip": "255.255
         ({"probe.timeout_fall": 1001}, "probe.timeout_fall", "and at most 1000"),
         ({"probe.rise": 0}, "probe.rise", "must be between 1 and 100"),
         ({"probe.rise": 101}, "probe.rise", "must be between 1 and 100"),
+        ({"probe.late_s": 0.03}, "probe.late_s", "must be 0 (off) or above probe.timeout_s (0.035)"),
+        ({"probe.late_s": 11}, "probe.late_s", "and at most 10 seconds"),
         # failover
         ({"failover.failback": "sometimes"}, "failover.failback", "must be one of never, auto"),
         ({"failover.hold_down_s": -1}, "failover.hold_down_s", "must be between 0 and 3600 seconds"),

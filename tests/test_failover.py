@@ -55,6 +55,9 @@ def step(machine, now, what, *args):
     if what == "answered":  # a passed probe that took `latency_ms` to answer
         server, latency_ms = args
         return machine.probe(server, True, now, gtid="1-1-10", latency_ms=latency_ms)
+    if what == "late":  # the passed answer, `latency_ms` after it was sent, of a timed-out probe
+        server, latency_ms = args
+        return machine.probe(server, True, now, "late", latency_ms=latency_ms, late=True)
     if what == "confirm":  # a probe out of schedule, asked for by a suspicion
         server, value = args
         return machine.probe(server, value is True, now, gtid="1-1-10", timed_out=value == "timeout",
@@ -198,6 +201,27 @@ CASES = {
     "without hang_fall, time-outs count to timeout_fall only": (
         dict(timeout_fall=20, hang_fall=0, fast_answer_ms=10.0),
         timed(*[("answered", P, 3.0)] * ANSWER_HISTORY, *[("probe", P, "timeout")] * 19), [], P,
+    ),
+    "a busy server's late answers forgive its time-outs: no timeout_fall run, no failover": (
+        dict(fall=3, timeout_fall=6),
+        timed(*[("probe", P, "timeout")] * 5, ("late", P, 60.0), *[("probe", P, "timeout")] * 5,
+              ("late", P, 70.0), *[("probe", P, "timeout")] * 5),
+        [], P,
+    ),
+    "a late answer forgives only time-outs: refusals still count to fall": (
+        dict(fall=3, timeout_fall=6),
+        timed(*fails(P, 2), ("late", P, 60.0), *fails(P, 1)),
+        [(0.15, SERVER_DOWN, P), (0.15, VIP_MOVED, S)], S,
+    ),
+    "a late answer is no pass: a down server does not rise on late answers": (
+        dict(fall=1, rise=2), timed(*fails(P, 1), ("late", P, 60.0), ("late", P, 60.0)),
+        [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S)], S,
+    ),
+    "a fast server answering late once is slow, not hung: hang_fall waits for a second of fast answers": (
+        dict(timeout_fall=20, hang_fall=4, fast_answer_ms=10.0),
+        timed(*[("answered", P, 3.0)] * ANSWER_HISTORY, ("probe", P, "timeout"), ("late", P, 40.0),
+              *[("probe", P, "timeout")] * 4),
+        [], P,
     ),
     "a confirming probe that fails for certain marks the server down at once": (
         dict(fall=3), timed(("confirm", P, False)), [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S)], S,

@@ -140,7 +140,7 @@ def test_the_probers_own_report_is_read_field_by_field():
     assert parse_report(GOOD_TEXT.encode()) == {
         "server": "primary", "ok": True, "latency_ms": 2.0, "detail": "", "gtid": "1-1-7,2-2-3",
         "read_only": False, "timed_out": False, "replication": "running", "replication_error": "",
-        "confirming": "",
+        "confirming": "", "late": False,
     }
 
 
@@ -151,7 +151,7 @@ def test_the_probers_own_report_is_read_field_by_field():
         ({"server": "secondary", "ok": False, "latency_ms": 35},
          {"server": "secondary", "ok": False, "latency_ms": 35.0, "detail": "", "gtid": None,
           "read_only": None, "timed_out": False, "replication": None, "replication_error": "",
-          "confirming": ""}),
+          "confirming": "", "late": False}),
         # A field the controller does not know is no reason to drop a report.
         ({**GOOD, "extra": [1, 2]}, parse_report(GOOD_TEXT.encode())),
         # A fresh database's position is empty.

@@ -18,7 +18,9 @@ import pytest
 from controller.app import EventProbeResult
 from controller.probe_intake import ProbeIntake, open_probe_socket, receive_datagram
 from controller.prober import (
+    LATE,
     TIMED_OUT,
+    ProbeAttempt,
     ProbeRecorder,
     next_probe,
     probe_message,
@@ -28,13 +30,15 @@ from controller.prober import (
 
 HEALTH = {"status": "ok", "gtid": "1-1-7,2-2-3", "read_only": False, "replication": "running",
           "replication_error": ""}
-NOTHING = {"gtid": None, "read_only": None, "replication": None, "replication_error": "", "confirming": ""}
+NOTHING = {"gtid": None, "read_only": None, "replication": None, "replication_error": "", "confirming": "",
+           "late": False}
 
 # What a probe found (ok, latency, detail, the /health body), and the report's fields.
 REPORTS = [
     (True, 2.34567, "", HEALTH,
      {"ok": True, "latency_ms": 2.346, "detail": "", "timed_out": False, "gtid": "1-1-7,2-2-3",
-      "read_only": False, "replication": "running", "replication_error": "", "confirming": ""}),
+      "read_only": False, "replication": "running", "replication_error": "", "confirming": "",
+      "late": False}),
     (False, 35.0, TIMED_OUT, {},
      {"ok": False, "latency_ms": 35.0, "detail": TIMED_OUT, "timed_out": True, **NOTHING}),
     # A refusal or an error status is a definite failure, not a time-out.
@@ -114,6 +118,22 @@ def test_every_report_the_prober_sends_passes_the_controllers_checks(tmp_path, o
     assert fields == {"server": "primary", **expected}
 
 
+@pytest.mark.parametrize("ok, dropped_as", [(True, None), (False, "bad_field")])
+def test_a_late_answer_is_taken_only_as_a_pass(tmp_path, ok, dropped_as):
+    listener = open_probe_socket(tmp_path / "probes.sock")
+    dropped = []
+    intake = ProbeIntake(["primary"], None, lambda kind, **fields: dropped.append(fields))
+    message = probe_message("primary", ok, 80.0, LATE, {}, time.time(), late=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as report:
+        assert send_report(report, str(tmp_path / "probes.sock"), message)
+    fields = intake.admit(receive_datagram(listener))
+    listener.close()
+    if dropped_as is None:
+        assert (fields["ok"], fields["late"], fields["timed_out"], dropped) == (True, True, False, [])
+    else:
+        assert fields is None and [d.get("reason") for d in dropped] == [dropped_as]
+
+
 def test_reports_keep_their_order_one_datagram_each(controller_socket):
     listener, path = controller_socket
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as report:
@@ -186,6 +206,31 @@ def test_probe_once_passes_only_on_a_timely_200(web, mode, timeout, expected):
     ok, latency_ms, detail, health = probe_once("127.0.0.1", web.server_address[1], timeout)
     assert (ok, detail, health) == expected
     assert latency_ms > 0
+
+
+@pytest.mark.parametrize(
+    "mode, late_s, expected_late",
+    [
+        ("slow", 2.0, True),  # answered in 0.5 s: a time-out at 0.1 s, then a late answer
+        ("slow", 0.3, False),  # not even within late_s: nothing more
+        ("error", 2.0, False),  # within the time-out, and failed: no late answer of course
+    ],
+)
+def test_an_attempt_times_out_and_then_reports_a_late_answer(web, mode, late_s, expected_late):
+    web.mode = mode
+    late = []
+    answered = threading.Event()
+
+    def on_late(latency_ms):
+        late.append(latency_ms)
+        answered.set()
+
+    attempt = ProbeAttempt("127.0.0.1", web.server_address[1], 0.1, late_s, on_late)
+    ok, latency_ms, detail, _health = attempt.result()
+    assert (ok, detail) == (False, TIMED_OUT if mode == "slow" else "HTTP 503")
+    assert answered.wait(3) is expected_late
+    if expected_late:
+        assert late[0] >= 500
 
 
 def test_probe_once_of_a_closed_port_is_a_refusal():

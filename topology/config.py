@@ -140,6 +140,9 @@ class ProbeConfig:
     # Time-outs in a row that mark down a server whose last second of passed probes all answered
     # within a third of `timeout_s`: it froze, a busy one slows first. 0: off (timeout_fall only).
     hang_fall: int = 0
+    # A probe that timed out is still read for its answer this long (0: abandoned at once): an
+    # answer that comes late shows the server busy, not dead, and forgives its time-outs.
+    late_s: float = 1.0
     # sdn only: faster words that a server failed, each confirmed by a probe at once. `passive`:
     # the switch copies to the controller every TCP reset a server's web port sends a client;
     # `agent`: the web service says when it loses its database.
@@ -589,6 +592,9 @@ def _check_probe(p: ProbeConfig) -> None:
     if not 0 <= p.hang_fall <= p.timeout_fall:
         raise ConfigError("probe.hang_fall",
                           f"must be 0 (off) or at most probe.timeout_fall ({p.timeout_fall})")
+    if p.late_s != 0 and not p.timeout_s < p.late_s <= PROBE_INTERVAL_MAX_S:
+        raise ConfigError("probe.late_s", f"must be 0 (off) or above probe.timeout_s ({p.timeout_s}) "
+                          f"and at most {PROBE_INTERVAL_MAX_S:g} seconds")
 
 
 def _check_failover(f: FailoverConfig) -> None:
