@@ -14,7 +14,11 @@ The rules:
   as any time-out. A probe that timed out is weaker evidence than one the server answered
   with a refusal or an error: a busy server answers late, a dead one refuses at once. So
   time-outs alone mark a server down only after `timeout_fall` of them in a row (a hung
-  server), and they break no run of definite failures. A server is marked up again after
+  server), and they break no run of definite failures. The answer that comes late to a probe
+  that timed out shows the server busy, not dead: it forgives the time-outs of its run (not
+  its refusals) and counts nothing towards `rise`. With `hang_fall`, that many time-outs in a
+  row suffice for a server silent HANG_FACTOR times longer than its slowest answer of the last
+  second: frozen, for a busy server's answers slow down first. A server is marked up again after
   `rise` successful probes in a row (a port coming back up is not enough: the service on it
   must answer).
 - When the server holding the VIP goes down, the VIP moves at once to the first server, in
@@ -92,7 +96,12 @@ COMMANDS = ("failover", "failback")
 # more than the replication lag here (p99 a few ms), far less than a lagging server's delay.
 REPLICATION_ALLOWANCE_S = 0.1
 GTID_HISTORY = 32  # passed probes remembered per server: over a second at the default interval
-ANSWER_HISTORY = 25  # passed probes' latencies remembered per server, for the hang rule: 1 s
+ANSWER_HISTORY = 25  # answers' latencies remembered per server, for the hang rule: 1 s
+# A run of time-outs is a hang once the server has been silent this many times longer than its
+# slowest answer of the last second (late answers included): a busy server's answers slow
+# down before they stop coming in time; a frozen one's stop from one probe to the next. (The
+# factor TCP puts on the variation of its round trips for its retransmission time-out.)
+HANG_FACTOR = 4
 # On top of the probe rules' own time (see `silence_budget_s`): the pauses of a loaded 2-core
 # machine, where the prober's and the controller's threads can both be scheduled late. Several
 # probe intervals at the default, and short enough that a dead prober is seen within ~1 s.
@@ -144,10 +153,11 @@ class ProbeRules:
     fall: int
     rise: int
     timeout_fall: int
-    # A hang seen sooner (0: off): `hang_fall` time-outs in a row suffice for a server whose
-    # last passed probes all answered within `fast_answer_ms` (see `hung`).
+    # A hang seen sooner (0: off): `hang_fall` time-outs in a row suffice for a server silent
+    # for HANG_FACTOR times its slowest recent answer (see `hung`); `interval_ms` is how far
+    # apart the probes are, so a run of n time-outs is about n x interval_ms of silence.
     hang_fall: int = 0
-    fast_answer_ms: float | None = None
+    interval_ms: float | None = None
 
     def passed(self, state: ServerState, now: float, gtid: str | None, replication: str | None,
                replication_error: str, latency_ms: float | None) -> Decision | None:
@@ -181,8 +191,8 @@ class ProbeRules:
         elif state.failures >= self.timeout_fall:
             reason = f"{self.timeout_fall} probes in a row failed or timed out"
         elif self.hung(state):
-            reason = (f"{state.failures} probes in a row timed out after answering within "
-                      f"{self.fast_answer_ms:g} ms: hung")
+            reason = (f"{state.failures} probes in a row timed out, {HANG_FACTOR} times longer than "
+                      f"its slowest answer of the last second ({max(state.answered_ms):g} ms): hung")
         else:
             return None
         state.up = False
@@ -198,11 +208,14 @@ class ProbeRules:
             state.answered_ms = [*state.answered_ms[-(ANSWER_HISTORY - 1):], latency_ms]
 
     def hung(self, state: ServerState) -> bool:
-        """A server that answered quickly, every time, and then answers nothing `hang_fall` times
-        in a row is frozen, not busy: a busy one slows down before it stops answering in time."""
-        return (self.hang_fall > 0 and self.fast_answer_ms is not None and state.failures >= self.hang_fall
-                and state.definite_failures == 0 and len(state.answered_ms) == ANSWER_HISTORY
-                and max(state.answered_ms) <= self.fast_answer_ms)
+        """A server that answered every probe of the last second, and then answers nothing
+        `hang_fall` times in a row, for HANG_FACTOR times longer than the slowest of those
+        answers, is frozen, not busy: a busy one slows down (its late answers count) before it
+        stops answering in time."""
+        if not (self.hang_fall > 0 and self.interval_ms and state.failures >= self.hang_fall
+                and state.definite_failures == 0 and len(state.answered_ms) == ANSWER_HISTORY):
+            return False
+        return max(state.answered_ms) * HANG_FACTOR <= state.failures * self.interval_ms
 
 
 class FailoverMachine:
@@ -219,13 +232,13 @@ class FailoverMachine:
         timeout_fall: int | None = None,
         silence_budget_s: float | None = None,
         hang_fall: int = 0,
-        fast_answer_ms: float | None = None,
+        interval_ms: float | None = None,
     ) -> None:
         if len(servers) < 1:
             raise ValueError("at least one server is needed")
         self.order = list(servers)
         self.servers = {name: ServerState(name) for name in servers}
-        self.rules = ProbeRules(fall, rise, timeout_fall or fall, hang_fall, fast_answer_ms)
+        self.rules = ProbeRules(fall, rise, timeout_fall or fall, hang_fall, interval_ms)
         self.failback = failback
         self.hold_down_s = hold_down_s
         self.active = active or self.order[0]
@@ -471,6 +484,5 @@ def machine_for(config: TestbedConfig) -> FailoverMachine:
         hold_down_s=failover.hold_down_s,
         silence_budget_s=silence_budget_s(probe.interval_s, probe.timeout_s, probe.timeout_fall),
         hang_fall=probe.hang_fall,
-        # A server whose passed probes all took under a third of the time-out answers fast.
-        fast_answer_ms=probe.timeout_s * 1000 / 3,
+        interval_ms=probe.interval_s * 1000,
     )

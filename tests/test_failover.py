@@ -74,9 +74,9 @@ def step(machine, now, what, *args):
 
 
 def run(steps, servers=(P, S), fall=3, rise=2, failback="never", hold_down_s=0.0, timeout_fall=6,
-        placed=True, silence_budget_s=None, hang_fall=0, fast_answer_ms=None):
+        placed=True, silence_budget_s=None, hang_fall=0, interval_ms=50.0):
     params = dict(fall=fall, rise=rise, failback=failback, hold_down_s=hold_down_s, timeout_fall=timeout_fall,
-                  silence_budget_s=silence_budget_s, hang_fall=hang_fall, fast_answer_ms=fast_answer_ms)
+                  silence_budget_s=silence_budget_s, hang_fall=hang_fall, interval_ms=interval_ms)
     machine = placed_machine(servers, **params) if placed else FailoverMachine(servers, **params)
     seen = []
     for now, (what, *args) in steps:
@@ -188,18 +188,34 @@ CASES = {
         [(0.05, SERVER_DOWN, P), (0.05, VIP_MOVED, S)], S,
     ),
     "a fast server that stops answering is hung after hang_fall time-outs, not timeout_fall": (
-        dict(timeout_fall=20, hang_fall=4, fast_answer_ms=10.0),
+        dict(timeout_fall=20, hang_fall=4),
         timed(*[("answered", P, 3.0)] * ANSWER_HISTORY, *[("probe", P, "timeout")] * 4),
         [(HUNG_AT, SERVER_DOWN, P), (HUNG_AT, VIP_MOVED, S)], S,
     ),
+    "the silence must outlast HANG_FACTOR times the slowest answer: 4 x 55 ms, more than 4 time-outs": (
+        dict(timeout_fall=20, hang_fall=4),
+        timed(*[("answered", P, 3.0)] * (ANSWER_HISTORY - 1), ("answered", P, 55.0),
+              *[("probe", P, "timeout")] * 4),
+        [], P,
+    ),
+    "... and after one more time-out (250 ms of silence) it is a hang": (
+        dict(timeout_fall=20, hang_fall=4),
+        timed(*[("answered", P, 3.0)] * (ANSWER_HISTORY - 1), ("answered", P, 55.0),
+              *[("probe", P, "timeout")] * 5),
+        [(round(HUNG_AT + 0.05, 3), SERVER_DOWN, P), (round(HUNG_AT + 0.05, 3), VIP_MOVED, S)], S,
+    ),
     "a server that was slowing down gets the whole timeout_fall: busy, not hung": (
-        dict(timeout_fall=20, hang_fall=4, fast_answer_ms=10.0),
-        timed(*[("answered", P, 3.0)] * (ANSWER_HISTORY - 1), ("answered", P, 25.0),
+        dict(timeout_fall=20, hang_fall=4),
+        timed(*[("answered", P, 3.0)] * (ANSWER_HISTORY - 1), ("answered", P, 300.0),
               *[("probe", P, "timeout")] * 19),
         [], P,
     ),
+    "a server not yet probed for a second is not judged hung": (
+        dict(timeout_fall=20, hang_fall=4),
+        timed(*[("answered", P, 3.0)] * (ANSWER_HISTORY - 1), *[("probe", P, "timeout")] * 19), [], P,
+    ),
     "without hang_fall, time-outs count to timeout_fall only": (
-        dict(timeout_fall=20, hang_fall=0, fast_answer_ms=10.0),
+        dict(timeout_fall=20, hang_fall=0),
         timed(*[("answered", P, 3.0)] * ANSWER_HISTORY, *[("probe", P, "timeout")] * 19), [], P,
     ),
     "a busy server's late answers forgive its time-outs: no timeout_fall run, no failover": (
@@ -217,10 +233,10 @@ CASES = {
         dict(fall=1, rise=2), timed(*fails(P, 1), ("late", P, 60.0), ("late", P, 60.0)),
         [(0.0, SERVER_DOWN, P), (0.0, VIP_MOVED, S)], S,
     ),
-    "a fast server answering late once is slow, not hung: hang_fall waits for a second of fast answers": (
-        dict(timeout_fall=20, hang_fall=4, fast_answer_ms=10.0),
-        timed(*[("answered", P, 3.0)] * ANSWER_HISTORY, ("probe", P, "timeout"), ("late", P, 40.0),
-              *[("probe", P, "timeout")] * 4),
+    "a late answer counts as the server's slowest: a saturated server is not hung": (
+        dict(timeout_fall=20, hang_fall=4),
+        timed(*[("answered", P, 3.0)] * ANSWER_HISTORY, ("probe", P, "timeout"), ("late", P, 400.0),
+              *[("probe", P, "timeout")] * 19),
         [], P,
     ),
     "a confirming probe that fails for certain marks the server down at once": (

@@ -137,8 +137,8 @@ class ProbeConfig:
     fall: int = 2  # failed probes in a row (refused, reset, an error status) before down
     timeout_fall: int = 20  # failed or timed-out probes in a row before down
     rise: int = 3
-    # Time-outs in a row that mark down a server whose last second of passed probes all answered
-    # within a third of `timeout_s`: it froze, a busy one slows first. 0: off (timeout_fall only).
+    # Time-outs in a row that mark down a server silent four times longer than its slowest answer
+    # of the last second: it froze, a busy one slows first. 0: off (timeout_fall only).
     hang_fall: int = 0
     # A probe that timed out is still read for its answer this long (0: abandoned at once): an
     # answer that comes late shows the server busy, not dead, and forgives its time-outs.
