@@ -102,6 +102,8 @@ def one_error_line(capsys) -> str:
          "--resume /nonexistent: no bench results to continue there"),
         (["bench", "scale", "--sizes", "big"], "size 'big': write TOPOLOGY/SERVERS/CLIENTS"),
         (["bench", "failover", "--sizes", "single/2/1"], "--sizes applies to `bench scale` only"),
+        (["bench", "failover", "--baselines", "0"], "--baselines: the rate must be between 1 and 5000"),
+        (["bench", "scale", "--baselines"], "--baselines applies to `bench failover` only"),
         (["topology", "--topology", "ring"], "argument --topology: invalid choice: 'ring'"),
         (["topology", "--picture", "net.svg"], "--picture net.svg: give a file name ending in .png"),
         (["topology", "--picture", "/nonexistent/net.png"], "the folder /nonexistent does not exist"),

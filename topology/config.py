@@ -139,7 +139,7 @@ class ProbeConfig:
     rise: int = 3
     # Time-outs in a row that mark down a server silent four times longer than its slowest answer
     # of the last second: it froze, a busy one slows first. 0: off (timeout_fall only).
-    hang_fall: int = 0
+    hang_fall: int = 3
     # A probe that timed out is still read for its answer this long (0: abandoned at once): an
     # answer that comes late shows the server busy, not dead, and forgives its time-outs.
     late_s: float = 1.0

@@ -23,6 +23,7 @@ GAP_TARGETS = [
 FAILED_TARGETS = [("web-crash", 5), ("db-crash", 5)]
 # The long runs without a fault: not one false failover, and this availability over 10 minutes.
 LONG_AVAILABILITY_TARGET = 99.99
+BASELINE_RATE = 1000.0  # req/s of the runs without a fault, unless `--baselines RATE` says
 
 
 THROUGHPUT_TARGET = 0.95  # VIP throughput as a share of the direct throughput

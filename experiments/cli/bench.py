@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from experiments.analysis.bench import BASELINE_RATE
 from experiments.analysis.scale import DEFAULT_SIZES, Size, SizeError, parse_size, size_config
 from experiments.cli.common import (
     Commands,
@@ -47,9 +48,11 @@ def add_commands(commands: Commands) -> None:
                        help="only these scenarios (default: primary-crash web-crash db-crash link-down "
                        "primary-hang; "
                        "mechanisms: those and primary-hang flap controller-restart)")
-    bench.add_argument("--baselines", action="store_true",
+    bench.add_argument("--baselines", nargs="?", type=finite_float, const=BASELINE_RATE, default=None,
+                       metavar="RATE",
                        help="failover only: also five runs of 60 s and one of 10 minutes without a fault at "
-                       "1000 req/s (about 16 minutes): no false failover, and the long one's availability")
+                       "RATE req/s (default 1000; about 16 minutes): no false failover, and the long "
+                       "one's availability")
     bench.add_argument("--mechanisms", nargs="+", metavar="CELL", default=None,
                        help="mechanisms only: the cells to run, each sdn or MECHANISM:PRESET "
                        "(default: sdn vrrp:defaults vrrp:tuned proxy:defaults proxy:tuned)")
@@ -90,6 +93,8 @@ def check_options(args: argparse.Namespace) -> None:
     for option, attribute, what in ONLY_FOR:
         if getattr(args, attribute) not in (None, False) and args.what != what:
             raise UsageError(f"{option} applies to `bench {what}` only")
+    if args.baselines is not None and not 1 <= args.baselines <= 5000:
+        raise UsageError("--baselines: the rate must be between 1 and 5000 requests per second")
     if args.resume is not None:
         from experiments.runs.mechanisms_bench import ResumeError, resumed_results
 
@@ -137,7 +142,7 @@ def run_bench_of(args: argparse.Namespace, config: TestbedConfig, sizes: tuple[S
         from experiments.runs.bench import BENCH_SCENARIOS, run_bench
 
         folder, results = run_bench(config, args.trials, args.rate, args.out,
-                                    tuple(args.scenarios or BENCH_SCENARIOS), baselines=args.baselines)
+                                    tuple(args.scenarios or BENCH_SCENARIOS), baselines_rate=args.baselines)
         print(bench_table(results))
     return folder
 

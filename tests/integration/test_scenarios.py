@@ -75,7 +75,8 @@ def test_a_hung_primary_is_powered_off_before_the_secondary_is_made_writable(tmp
     summary, requests, events = run_scenario("primary-hang", tmp_path, duration=8)
     assert moves(events) == ["secondary"]
     timeouts = [e for e in events if e["kind"] == "server_down" and e["server"] == "primary"]
-    assert "timed out" in timeouts[0]["detail"]  # only time-outs could tell
+    # Only time-outs could tell, and the hang rule did (probe.hang_fall), not timeout_fall's run.
+    assert "timed out" in timeouts[0]["detail"] and "hung" in timeouts[0]["detail"], timeouts[0]
     # Its frozen database cannot be fenced: the power switch cuts it off first (STONITH), then
     # the secondary is promoted; so it never wakes up writable beside the secondary.
     kinds = [(e["kind"], e.get("server")) for e in events]
