@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from experiments.testbed.scenarios import HANG_S
 from tests.integration.conftest import ROOT, leftovers
 
 GUIDE = Path(ROOT) / "docs" / "lab-guide.md"
@@ -398,8 +399,40 @@ def check_13(done: list[Done], section: str) -> None:
     assert (LAB / "ex13-compare.md").is_file()
 
 
+def check_14(done: list[Done], section: str) -> None:
+    no_passive, no_agent, hang, no_hang_rule = run_dirs(done)
+    for run_dir, key, value in ((no_passive, "passive", False), (no_agent, "agent", False),
+                                (hang, "hang_fall", 3), (no_hang_rule, "hang_fall", 0)):
+        probe = json.loads((run_dir / "config.json").read_text())["probe"]
+        assert probe[key] == value, (run_dir, probe)  # the sed line worked, or the default is as said
+        assert summary(run_dir)["vip_moves"] == 1 and summary(run_dir)["acked_writes_lost"] == 0, run_dir
+
+    def decided(run_dir: Path) -> str:
+        (down,) = [e for e in events(run_dir) if e["kind"] == "server_down" and e["server"] == "primary"]
+        return down["reason"]
+
+    # Without the switch's copies no reset is a word: the scheduled probe, checked again at once.
+    assert not any(e["kind"] == "suspected" for e in events(no_passive)), no_passive
+    assert "a probe confirmed a failed probe" in decided(no_passive), decided(no_passive)
+    assert "lost its database" not in decided(no_agent), decided(no_agent)
+    # The hang path taken as set up (tests/integration/test_scenarios.py checks it too), and
+    # timeout_fall's run without it: from the recorded decision and stages.
+    assert "hung" in decided(hang) and "20 probes in a row" in decided(no_hang_rule), (decided(hang),
+                                                                                      decided(no_hang_rule))
+    stages = [summary(d)["failover_stages_ms"] for d in (hang, no_hang_rule)]
+    assert stages[0]["controller decided"] < stages[1]["controller decided"], stages
+    with open(hang / "probes.csv") as f:
+        late = [r for r in csv.DictReader(f) if r["server"] == "primary" and r["detail"] == "late"
+                and 0.1 < float(r["time"]) - summary(hang)["fault_at"] < HANG_S]
+    assert late == [], late  # as the guide says: a frozen server never answers late (until it thaws)
+    table = (LAB / "ex14-compare.md").read_text()
+    for row in ("detection (ms)", "failover gap (ms)", "failed"):
+        assert row in table, f"ex14-compare.md has no row {row!r}"
+
+
 CHECKS = {1: check_1, 2: check_2, 3: check_3, 4: check_4, 5: check_5, 6: check_6, 7: check_7, 8: check_8,
-          9: check_9, 10: check_10, 11: check_11, 12: check_12, 13: check_13}
+          9: check_9, 10: check_10, 11: check_11, 12: check_12, 13: check_13,
+          14: check_14}
 
 
 def test_the_guide_lists_each_exercise_once_with_what_to_run_predict_and_look_at():
