@@ -273,15 +273,11 @@ class FailoverController(app_manager.OSKenApp):
 
     @set_ev_cls(EventProbeResult)
     def probe_result_handler(self, ev: EventProbeResult) -> None:
-        if ev.late:  # a timed-out probe answered after all: busy, not dead; the status keeps
-            # showing the scheduled probes, and a mode read that late says nothing of now
-            self.apply(self.machine.probe(ev.server, True, self.clock(), ev.detail,
-                                          latency_ms=ev.latency_ms, late=True))
-            return
-        self.last_probe[ev.server] = ev
+        if not ev.late:  # a timed-out probe answered after all (no GTID, no mode) is not shown
+            self.last_probe[ev.server] = ev
         self.apply(self.machine.probe(ev.server, ev.ok, self.clock(), ev.detail, ev.gtid, ev.timed_out,
                                       ev.replication, ev.replication_error, ev.confirming,
-                                      ev.latency_ms if ev.ok else None))
+                                      ev.latency_ms if ev.ok else None, ev.late))
         # Only a passed probe reports the database's mode.
         read_only = ev.read_only if ev.ok else None
         self.apply_fence(self.fence_policy.probe(ev.server, read_only, self.machine.holder, time.monotonic()))

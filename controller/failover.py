@@ -270,8 +270,7 @@ class FailoverMachine:
         server. Only the first answer after a connect places the VIP."""
         if self.vip_placed:
             return []
-        known = [server for server in holders if server in self.servers]
-        if known:
+        if known := [server for server in holders if server in self.servers]:
             return self.adopt(known[0], now)
         self.vip_placed = True
         return [Decision(VIP_INSTALLED, self.active, "the switch has no VIP flow")]
@@ -284,8 +283,8 @@ class FailoverMachine:
         """A health probe of `server` passed (`ok`) or failed (`timed_out`, or answered with an
         error) at `now`; `gtid` is the database's GTID position reported by a passed probe,
         `replication` how it replicates (None: it did not say); `confirming` the suspicion a
-        probe out of schedule was asked to confirm ("" for a scheduled probe); `late`: the
-        answer, passed, of a probe already reported as timed out."""
+        probe out of schedule was asked to confirm ("" for a scheduled probe); `late`: a probe
+        reported as timed out answered after all."""
         state = self.servers[server]
         # That a result arrived is recorded even before the VIP is placed: it decides nothing.
         state.heard_at, state.silent = now, False
@@ -297,8 +296,8 @@ class FailoverMachine:
             self.prober_silent = False
             self.back_at = now  # the others' silence counts from here, as at the first result
             decisions.append(Decision(PROBER_BACK, None, "probe results arrive again"))
-        if late:
-            decided = self.rules.answered_late(state, latency_ms) if ok else None
+        if late:  # only one that passed is sent (controller/probe_intake.py)
+            decided = self.rules.answered_late(state, latency_ms)
         elif ok and state.port_up:
             decided = self.rules.passed(state, now, gtid, replication, replication_error, latency_ms)
         elif not ok:
