@@ -22,7 +22,7 @@ from experiments.results import files
 from experiments.results.records import ExperimentLog
 from experiments.testbed.cleanup import remove_cgroups
 from experiments.testbed.control import ControllerClient
-from experiments.testbed.daemons import LoadGenerator
+from experiments.testbed.daemons import LoadGenerator, ProberDaemon
 from experiments.testbed.databases import keep_binlogs, start_databases
 from experiments.testbed.faults import Faults
 from experiments.testbed.machines import Machines
@@ -174,6 +174,10 @@ class Testbed:
                 self.power_switch.stop()
                 self.power_switch = None
             if self.runner is not None:
+                # The prober first: servers stopping while it still probes read as failures,
+                # and the controller moved the VIP back as the run ended (a link-down's primary
+                # being back up by then).
+                self.runner.stop(ProberDaemon.name)
                 self.runner.stop_all()
             if self.net is not None:
                 self.net.stop()
