@@ -119,6 +119,9 @@ class SignalledRunner:
         self.stopped = False
         self.command_code: int | None = None
 
+    def stop(self, name: str) -> None:
+        pass  # the prober, stopped first: nothing to stop here
+
     def stop_all(self) -> None:
         command = subprocess.Popen(["cat"], stdin=subprocess.PIPE)
         os.kill(command.pid, self.signum)
