@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -128,6 +129,64 @@ def process_record(pid: int, argv: list[str] | None = None) -> dict[str, Any]:
     right after the start, the command line can still be empty (the exec is under way).
     """
     return {"pid": pid, "start_time": start_time(pid), "cmdline": list(argv) if argv else cmdline(pid)}
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (its children, theirs...), as /proc lists them now."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = Path(f"/proc/{current}/task/{task}/children").read_text()
+                todo += [int(child) for child in children.split()]
+            except OSError:
+                pass
+    return found
+
+
+class ExitWatch:
+    """A process and its descendants, watched from now on: `wait` says when the last has exited.
+
+    A pidfd (pidfd_open) turns readable once its process has exited, every thread of it, with
+    its memory freed and its files closed: for a killed web server, the moment its listening
+    socket is gone and the kernel starts refusing connections. Nothing is polled meanwhile.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.fds: list[int] = []
+        for member in descendants(pid):
+            try:
+                self.fds.append(os.pidfd_open(member))
+            except OSError:
+                pass  # gone already
+
+    def wait(self, timeout: float) -> float | None:
+        """When (epoch seconds) the last watched process exited; None if one outlived `timeout`.
+        Closes the watch."""
+        deadline = time.monotonic() + timeout
+        poller = select.poll()
+        for fd in self.fds:
+            poller.register(fd, select.POLLIN)
+        left = set(self.fds)
+        try:
+            while left:
+                wait_ms = (deadline - time.monotonic()) * 1000
+                if wait_ms <= 0:
+                    return None
+                for fd, _ in poller.poll(wait_ms):
+                    left.discard(fd)
+                    poller.unregister(fd)
+            return time.time()
+        finally:
+            for fd in self.fds:
+                os.close(fd)
+            self.fds = []
 
 
 def is_recorded_process(record: dict[str, Any]) -> bool:
@@ -407,6 +466,14 @@ class ProcessRunner:
                 os.killpg(process.pid, sig)
             except ProcessLookupError:
                 pass
+
+    def watch_exit(self, name: str) -> ExitWatch | None:
+        """Watch `name` and its children from now on (before a SIGKILL: when did it die?); None
+        for a process on another machine, or one already gone."""
+        process = self.processes[name]
+        if process.remote is not None or not process.running():
+            return None
+        return ExitWatch(process.pid)
 
     def stop(self, name: str, timeout: float = 5.0) -> None:
         """Stop `name`: SIGTERM to its group, SIGKILL if it has not gone after `timeout`."""

@@ -25,10 +25,15 @@ def event(ms: float, kind: str, **fields) -> dict:
 
 # A cut link: the switch reports it, the controller moves the VIP, the switch confirms.
 LINK_DOWN = [event(-500, "vip_installed", server=P), event(-500, "flows_installed", active=P),
+             event(0.1, "kernel_saw", server=P, detail="link down"),
              event(1.5, "port_status", server=P, up=False), event(1.8, "server_down", server=P),
              event(3.0, "vip_moved", server=S, previous=P), event(3.6, "flows_installed", active=S)]
-# A dead web server: no port goes down; two probes fail, then the controller decides.
-WEB_CRASH = [event(38.0, "server_down", server=P), event(39.0, "vip_moved", server=S, previous=P),
+# A dead web server: no port goes down; its processes exit, two probes fail, then the
+# controller decides. (A kernel_saw of another server, or from before the fault, is not it.)
+WEB_CRASH = [event(-100, "kernel_saw", server=P, detail="web-primary exited"),
+             event(1.2, "kernel_saw", server=S, detail="web-secondary exited"),
+             event(1.6, "kernel_saw", server=P, detail="web-primary exited"),
+             event(38.0, "server_down", server=P), event(39.0, "vip_moved", server=S, previous=P),
              event(39.5, "flows_installed", active=S)]
 PROBES = [{"time": T0 - 0.02, "server": P, "ok": 1}, {"time": T0 + 0.001, "server": S, "ok": 1},
           {"time": T0 + 0.002, "server": P, "ok": 0, "confirming": "a reset from its web port"},
@@ -38,12 +43,12 @@ REQUESTS = [request(-2, 1.0, P), request(0.5, None), request(2.0, None), request
 
 
 @pytest.mark.parametrize(("events", "probes", "expected"), [
-    (LINK_DOWN, [], {"switch reported": 1.5, "suspected": None, "first probe failed": None,
-                     "controller decided": 1.8, "flow sent": 3.0, "switch confirmed": 3.6,
-                     "first request to new": 4.0, "first success": 7.5}),
-    (WEB_CRASH, PROBES, {"switch reported": None, "suspected": 2.0, "first probe failed": 2.0,
-                         "controller decided": 38.0, "flow sent": 39.0, "switch confirmed": 39.5,
-                         "first request to new": 4.0, "first success": 7.5}),
+    (LINK_DOWN, [], {"kernel saw it": 0.1, "switch reported": 1.5, "suspected": None,
+                     "first probe failed": None, "controller decided": 1.8, "flow sent": 3.0,
+                     "switch confirmed": 3.6, "first request to new": 4.0, "first success": 7.5}),
+    (WEB_CRASH, PROBES, {"kernel saw it": 1.6, "switch reported": None, "suspected": 2.0,
+                         "first probe failed": 2.0, "controller decided": 38.0, "flow sent": 39.0,
+                         "switch confirmed": 39.5, "first request to new": 4.0, "first success": 7.5}),
     # the VIP never moved: nothing after the decision happened
     ([event(1.8, "server_down", server=P)], [], {**dict.fromkeys(STAGES), "controller decided": 1.8}),
 ])

@@ -4,6 +4,10 @@ A failover passes through these stages, each read from what the trial recorded (
 is this machine's, in epoch seconds):
 
     fault injected          the experiment's `fault` event (time 0)
+    kernel saw it           the kernel had the fault (`kernel_saw`): the cable's interface down,
+                            or the killed server process gone with every child, its memory
+                            freed and its sockets closed (experiments/testbed/faults.py); the
+                            first of them in a whole crash
     switch reported         the controller heard the switch's port go down (`port_status`, down)
     suspected               a word that the server failed: the switch copied a reset from its web
                             port (`suspected`), or a probe out of schedule confirmed the server's
@@ -29,8 +33,8 @@ from typing import Any
 
 from experiments.analysis.metrics import RequestRecord
 
-STAGES = ("switch reported", "suspected", "first probe failed", "controller decided", "flow sent",
-          "switch confirmed", "first request to new", "first success")
+STAGES = ("kernel saw it", "switch reported", "suspected", "first probe failed", "controller decided",
+          "flow sent", "switch confirmed", "first request to new", "first success")
 
 
 def _first(times: Iterable[float], after: float) -> float | None:
@@ -56,6 +60,7 @@ def failover_stages_ms(
     served = [r for r in records if new is not None and r.served_by == new and r.sent_at >= fault_at]
     confirming = [p["time"] for p in probes if p["server"] == server and p.get("confirming")]
     at: dict[str, float | None] = {
+        "kernel saw it": _first(of("kernel_saw", server=server), fault_at),
         "switch reported": _first(of("port_status", server=server, up=False), fault_at),
         "suspected": _first([*of("suspected", server=server), *confirming], fault_at),
         "first probe failed": _first((float(p["time"]) for p in probes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -220,15 +221,22 @@ class ExperimentLog:
     def __init__(self, path: Path, on_record: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         self.file = open(path, "a", buffering=1)
         self.on_record = on_record  # told of each event once it is written (a run's progress lines)
+        self.lock = threading.Lock()
 
-    def record(self, kind: str, **fields: object) -> float:
-        """Write an event now; returns its time (epoch seconds)."""
-        now = time.time()
-        event = {"time": now, "source": "experiment", "kind": kind, **fields}
-        self.file.write(json.dumps(event) + "\n")
+    def record(self, kind: str, at: float | None = None, **fields: object) -> float:
+        """Write an event; returns its time (epoch seconds): now, or `at` for what a witness
+        saw a moment ago (a killed process's end). Threads may record at once; an event
+        recorded after `close` (a witness outliving its run) is dropped."""
+        with self.lock:
+            now = time.time() if at is None else at
+            if self.file.closed:
+                return now
+            event = {"time": now, "source": "experiment", "kind": kind, **fields}
+            self.file.write(json.dumps(event) + "\n")
         if self.on_record is not None:
             self.on_record(kind, event)
         return now
 
     def close(self) -> None:
-        self.file.close()
+        with self.lock:
+            self.file.close()

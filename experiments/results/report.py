@@ -543,7 +543,8 @@ def stage_steps(stages: Mapping[str, Any]) -> list[tuple[str, float]]:
 
 def _how_to_read_stages(stages: Mapping[str, Any]) -> str:
     text = ("Each bar is one stage of the failover, from the stage before it to its own time after the "
-            "fault: the switch reporting the port down (or the first failed probe), the controller's "
+            "fault: the kernel having it (the cable's interface down, the killed process gone), the "
+            "switch reporting the port down (or the first failed probe), the controller's "
             "decision, the flow sent and confirmed by the switch, the first request the new server "
             "answered and its first success. ")
     steps = stage_steps(stages)

@@ -7,24 +7,49 @@ how a server is brought back whole.
 Each primitive does one thing to the real parts (a signal to a recorded process, a link set
 down, a flow in the switch) and remembers what it left (links down, servers frozen), so
 that `recover` and `bring_back` undo exactly that.
+
+What the kernel saw of a fault is recorded as it happens, as a `kernel_saw` event: a cable
+cut the moment the interface is down (set in this process, with no `ip` command to start),
+a killed process the moment it and its children have exited (memory freed, sockets closed:
+only then does a dead web server's kernel refuse connections). That is the first stage of a
+failover's budget (experiments/analysis/stages.py), and its floor on this machine.
 """
 
 from __future__ import annotations
 
+import fcntl
 import signal
-import subprocess
+import socket
+import struct
+import threading
 from typing import Any, Protocol
 
 import pymysql
 
 from experiments.testbed.ovs import ofctl
 from services.mariadb import MariaDB
-from services.runner import ProcessRunner
+from services.runner import ExitWatch, ProcessRunner
 from services.web import WebService
 from topology.config import TestbedConfig
 
 FAULT_COOKIE = "0xfa17"  # marks the flows a fault adds to the switch (never the controller's)
 CONTROLLER_STOP_WAIT_S = 5.0
+EXIT_WITNESS_S = 5.0  # how long a killed process is watched for its end
+
+# ioctl(2) numbers of <linux/sockios.h> and the flag of <linux/if.h>.
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def set_interface_up(name: str, up: bool) -> None:
+    """Set an interface of this network namespace up or down, as `ip link set` does, in this
+    process: starting an `ip` command would add 2 to 5 ms of fork and exec to the fault."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH22x", name.encode(), 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+        flags = flags | IFF_UP if up else flags & ~IFF_UP
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH22x", name.encode(), flags))
 
 
 class RunningTestbed(Protocol):
@@ -58,15 +83,36 @@ class Faults:
     def crash(self, server: str) -> None:
         """The whole server dies: web server and database killed, link down (the link last, so
         the switch's port-down event comes when nothing on the server answers any more)."""
-        self.kill_web(server)
-        self.kill_database(server)
+        killed = [self._kill(server, self.testbed.webs[server].name),
+                  self._kill(server, self.testbed.databases[server].name)]
         self.link_down(server)
+        for watch in killed:
+            self._witness(watch)
 
     def kill_web(self, server: str) -> None:
-        self.runner.signal(self.testbed.webs[server].name, signal.SIGKILL)
+        self._witness(self._kill(server, self.testbed.webs[server].name))
 
     def kill_database(self, server: str) -> None:
-        self.runner.signal(self.testbed.databases[server].name, signal.SIGKILL)
+        self._witness(self._kill(server, self.testbed.databases[server].name))
+
+    def _kill(self, server: str, name: str) -> tuple[ExitWatch, str, str] | None:
+        """SIGKILL to `name`'s group, watched (a watch of when the last of them exited)."""
+        watch = self.runner.watch_exit(name)
+        self.runner.signal(name, signal.SIGKILL)
+        return None if watch is None else (watch, server, name)
+
+    def _witness(self, killed: tuple[ExitWatch, str, str] | None) -> None:
+        """Record the end of a killed group when it comes, from a thread of its own: started
+        after the fault's every act, since a thread's start waits for it to run, which the
+        dying processes' freeing of their memory can hold up for milliseconds."""
+        if killed is not None:
+            threading.Thread(target=self._record_exit, args=killed, name=f"exit of {killed[2]}",
+                             daemon=True).start()
+
+    def _record_exit(self, watch: ExitWatch, server: str, name: str) -> None:
+        gone_at = watch.wait(EXIT_WITNESS_S)
+        if gone_at is not None:
+            self.testbed.record("kernel_saw", server=server, detail=f"{name} exited", at=gone_at)
 
     def hang(self, server: str) -> None:
         """Freeze `server`'s web server and database (SIGSTOP): alive, but answering nothing."""
@@ -149,11 +195,13 @@ class Faults:
         self._set_link(server, "up")
 
     def _set_link(self, server: str, state: str) -> None:
-        # `ip` straight on the switch's interface (root namespace): a fault is injected in a
-        # few milliseconds, not the tens that a round trip through Mininet's shells costs.
+        # The switch's interface first, straight from this process (root namespace): the
+        # switch sees the cut within microseconds of the fault, not after a command's start or
+        # the tens of milliseconds of a round trip through Mininet's shells (the host's side).
         plan = self.testbed.config.server(server)
-        switch_side = f"{plan.switch}-eth{plan.port}"
-        subprocess.run(["ip", "link", "set", "dev", switch_side, state], check=True)
+        set_interface_up(f"{plan.switch}-eth{plan.port}", state == "up")
+        if state == "down":
+            self.testbed.record("kernel_saw", server=server, detail="link down")
         host = self.testbed.host(server)
         host.cmd(f"ip link set dev {host.defaultIntf().name} {state}")
 
@@ -172,7 +220,7 @@ class Faults:
         if name not in links:
             raise ValueError(f"no cable {name!r}: the fabric's cables are {', '.join(links) or 'none'}")
         for interface in links[name].interfaces:
-            subprocess.run(["ip", "link", "set", "dev", interface, state], check=True)
+            set_interface_up(interface, state == "up")
 
     def cut_replication(self) -> None:
         """Drop the databases' traffic (TCP 3306) in the switches; clients and probes still pass."""

@@ -351,6 +351,9 @@ def check_11(done: list[Done], section: str) -> None:
         assert result["vip_moves"] == 1, f"the VIP moved {result['vip_moves']} times, not once: {run_dir}"
         stages[switch_failover] = result["failover_stages_ms"]
         assert stages[switch_failover]["switch reported"] is not None, stages
+        # The cut is the kernel's before it is the switch's.
+        cut = stages[switch_failover]
+        assert 0 <= cut["kernel saw it"] <= cut["switch reported"], stages
     # Without the group no request reaches the secondary before the controller's flow does.
     assert stages[False]["first request to new"] >= stages[False]["flow sent"], stages
     assert (LAB / "ex11-compare.md").is_file()
