@@ -403,7 +403,8 @@ class ProcessRunner:
                     remote = machine.started_process(pid_file, lambda: popen.poll() is None, command)
                 except RemoteError as error:
                     raise StartupError(f"{name} on {machine.name}: {error}; see {log_path}") from None
-                process.remote = RemoteProcess(machine, remote["pid"])
+                if not remote.get("ended"):  # a short command may be done already
+                    process.remote = RemoteProcess(machine, remote["pid"])
                 self.state.add_remote(name, remote)
         return process
 

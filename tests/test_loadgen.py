@@ -325,3 +325,17 @@ def test_rate_file_change_is_seen_by_a_running_load(tmp_path, serve):
     last_half = [t for t in sent if t - start_at >= 1.4]
     assert 17 <= len(first_second) <= 19
     assert len(last_half) >= 80  # about 0.6 s at 200/s = 120
+
+
+@pytest.mark.parametrize(("exc", "token"), [
+    (ConnectionRefusedError(111, "refused"), "refused"),
+    (ConnectionResetError(104, "reset by peer"), "reset"),
+    (ConnectionResetError("Connection lost"), "reset"),  # asyncio's, with no errno
+    (TimeoutError(), "timeout"),
+    (OSError(113, "no route"), "unreachable"),
+    (ValueError("odd"), "ValueError"),  # anything else: its name
+])
+def test_each_failure_is_named_by_one_short_word(exc, token):
+    from experiments.load.loadgen import _error_token
+
+    assert _error_token(exc) == token

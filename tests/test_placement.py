@@ -120,6 +120,23 @@ def test_a_started_process_writes_its_pid_then_becomes_the_command():
     assert argv[-1] == "exec sh -c 'echo $$ > \"$0\" && exec \"$@\"' /tmp/db.pid mariadbd --defaults-file=/x"
 
 
+class ShortCommandMachine(RemoteMachine):
+    """A machine where the started command wrote its PID (77) and then ended at once: its
+    /proc entry is gone when the head comes to read it."""
+
+    def run(self, command, timeout=15.0, input=None, check=True):
+        import subprocess
+
+        if command[0] == "cat":
+            return subprocess.CompletedProcess(command, 0, "77\n", "")
+        return subprocess.CompletedProcess(command, 1, "", "cat: /proc/77/stat: No such file")
+
+
+def test_a_command_that_ended_before_it_was_identified_is_recorded_as_ended():
+    record = ShortCommandMachine(MachineConfig(**M2)).started_process("/tmp/x.pid", lambda: False, ["true"])
+    assert record == {"machine": "m2", "pid": 77, "ended": True, "cmdline": ["true"]}
+
+
 # -- the checks before a run ---------------------------------------------------------------------
 
 @pytest.mark.parametrize(("samples", "offset", "uncertainty"), [

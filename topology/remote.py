@@ -148,12 +148,20 @@ class RemoteMachine:
     def started_process(self, pid_file: str, alive: Callable[[], bool], argv: list[str],
                         timeout: float = 10.0) -> dict[str, Any]:
         """The record of the process a `started_argv` command started there, once it has
-        written its PID (`alive`: whether its local ssh still runs, else it never will)."""
+        written its PID (`alive`: whether its local ssh still runs, else it never will);
+        `ended` in it if the process has already gone."""
         deadline = time.monotonic() + timeout
         while True:
             written = self.run(["cat", pid_file], check=False).stdout.strip()
             if written.isdigit():
-                return {**self.process_record(int(written)), "cmdline": argv}
+                try:
+                    return {**self.process_record(int(written)), "cmdline": argv}
+                except RemoteError:
+                    # It wrote its PID and has ended already (a short command): there is
+                    # nothing left of it there to stop or clean up.
+                    if self._identity(int(written)) is not None:
+                        raise
+                    return {"machine": self.name, "pid": int(written), "ended": True, "cmdline": argv}
             if not alive():
                 raise RemoteError(f"{self.name}: the process ended before it said its PID")
             if time.monotonic() > deadline:

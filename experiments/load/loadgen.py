@@ -274,6 +274,8 @@ def _error_token(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, OSError) and exc.errno in ERRNO_TOKENS:
         return ERRNO_TOKENS[exc.errno]
+    if isinstance(exc, ConnectionResetError):  # asyncio's "Connection lost", with no errno
+        return "reset"
     return type(exc).__name__
 
 
