@@ -103,7 +103,7 @@ def test_each_scenario_runs_with_what_it_needs(tmp_path, monkeypatch):
         return folder, {"per_trial": []}
 
     monkeypatch.setattr(bench, "run_experiment", run_experiment)
-    monkeypatch.setattr(bench, "measure_throughput", lambda config, folder: {})
+    monkeypatch.setattr(bench, "measure_throughput", lambda config, folder, count: {})
     monkeypatch.setattr(bench, "check_targets", lambda results: [])
     monkeypatch.setattr(bench, "bench_table", lambda results: "")
     bench.run_bench(TestbedConfig(), 1, 500, tmp_path, scenarios=("failback", "web-crash"),

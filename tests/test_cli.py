@@ -104,6 +104,8 @@ def one_error_line(capsys) -> str:
         (["bench", "failover", "--sizes", "single/2/1"], "--sizes applies to `bench scale` only"),
         (["bench", "failover", "--baselines", "0"], "--baselines: the rate must be between 1 and 5000"),
         (["bench", "scale", "--baselines"], "--baselines applies to `bench failover` only"),
+        (["bench", "failover", "--wrk-rounds", "0"], "--wrk-rounds: give a number of rounds from 1 to 20"),
+        (["bench", "loadgen", "--wrk-rounds", "2"], "--wrk-rounds applies to `bench failover` only"),
         (["topology", "--topology", "ring"], "argument --topology: invalid choice: 'ring'"),
         (["topology", "--picture", "net.svg"], "--picture net.svg: give a file name ending in .png"),
         (["topology", "--picture", "/nonexistent/net.png"], "the folder /nonexistent does not exist"),

@@ -53,6 +53,9 @@ def add_commands(commands: Commands) -> None:
                        help="failover only: also five runs of 60 s and one of 10 minutes without a fault at "
                        "RATE req/s (default 1000; about 16 minutes): no false failover, and the long "
                        "one's availability")
+    bench.add_argument("--wrk-rounds", type=int, default=None, metavar="N",
+                       help="failover only: rounds of wrk through the VIP and straight to the primary, "
+                       "4 s each way (default 5; fewer for a quick look, the ratio then noisier)")
     bench.add_argument("--mechanisms", nargs="+", metavar="CELL", default=None,
                        help="mechanisms only: the cells to run, each sdn or MECHANISM:PRESET "
                        "(default: sdn vrrp:defaults vrrp:tuned proxy:defaults proxy:tuned)")
@@ -70,7 +73,8 @@ def add_commands(commands: Commands) -> None:
 
 # The options that belong to one kind of bench: (option, its attribute, the bench).
 ONLY_FOR = (("--mechanisms", "mechanisms", "mechanisms"), ("--resume", "resume", "mechanisms"),
-            ("--sizes", "sizes", "scale"), ("--baselines", "baselines", "failover"))
+            ("--sizes", "sizes", "scale"), ("--baselines", "baselines", "failover"),
+            ("--wrk-rounds", "wrk_rounds", "failover"))
 
 
 def bench_command(args: argparse.Namespace) -> int:
@@ -95,6 +99,8 @@ def check_options(args: argparse.Namespace) -> None:
             raise UsageError(f"{option} applies to `bench {what}` only")
     if args.baselines is not None and not 1 <= args.baselines <= 5000:
         raise UsageError("--baselines: the rate must be between 1 and 5000 requests per second")
+    if args.wrk_rounds is not None and not 1 <= args.wrk_rounds <= 20:
+        raise UsageError("--wrk-rounds: give a number of rounds from 1 to 20")
     if args.resume is not None:
         from experiments.runs.mechanisms_bench import ResumeError, resumed_results
 
@@ -139,10 +145,11 @@ def run_bench_of(args: argparse.Namespace, config: TestbedConfig, sizes: tuple[S
         print(loadgen_table(results))
     else:
         from experiments.results.bench_report import bench_table
-        from experiments.runs.bench import BENCH_SCENARIOS, run_bench
+        from experiments.runs.bench import BENCH_SCENARIOS, WRK_ROUNDS, run_bench
 
         folder, results = run_bench(config, args.trials, args.rate, args.out,
-                                    tuple(args.scenarios or BENCH_SCENARIOS), baselines_rate=args.baselines)
+                                    tuple(args.scenarios or BENCH_SCENARIOS), baselines_rate=args.baselines,
+                                    wrk_rounds=args.wrk_rounds or WRK_ROUNDS)
         print(bench_table(results))
     return folder
 

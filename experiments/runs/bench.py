@@ -72,11 +72,12 @@ def wrk_requests_per_s(testbed: Testbed, host: str, url: str, seconds: int) -> f
 
 class ThroughputRounds(Drive):
     """wrk through the VIP (from the client) and straight to the primary (from the monitor),
-    alternating, `WRK_ROUNDS` times: no open-loop load, no fault."""
+    alternating, `rounds` times: no open-loop load, no fault."""
 
     checks_data = False  # wrk only reads
 
-    def __init__(self) -> None:
+    def __init__(self, rounds: int = WRK_ROUNDS) -> None:
+        self.rounds = rounds
         self.through_vip: list[float] = []
         self.direct: list[float] = []
 
@@ -84,15 +85,15 @@ class ThroughputRounds(Drive):
         config = testbed.config
         vip_url = f"http://{config.network.vip}:{config.web.port}/"
         direct_url = f"http://{config.server_plans[0].ip}:{config.web.port}/"
-        for _ in range(WRK_ROUNDS):
+        for _ in range(self.rounds):
             self.through_vip.append(wrk_requests_per_s(testbed, "client", vip_url, WRK_SECONDS))
             self.direct.append(wrk_requests_per_s(testbed, "monitor", direct_url, WRK_SECONDS))
         return None
 
 
-def measure_throughput(config: TestbedConfig, folder: Path) -> dict[str, Any]:
+def measure_throughput(config: TestbedConfig, folder: Path, count: int = WRK_ROUNDS) -> dict[str, Any]:
     """The throughput rounds in a trial of their own; their figures."""
-    rounds = ThroughputRounds()
+    rounds = ThroughputRounds(count)
     run_trial(config, "throughput", folder, rounds)
     return {
         "through_vip_rps": round(statistics.median(rounds.through_vip), 1),
@@ -132,6 +133,7 @@ def run_bench(
     scenarios: tuple[str, ...] = BENCH_SCENARIOS,
     progress: Callable[[str], None] = print,
     baselines_rate: float | None = None,
+    wrk_rounds: int = WRK_ROUNDS,
 ) -> tuple[Path, dict[str, Any]]:
     folder = new_run_dir(out, "bench")
     base_config = config
@@ -150,7 +152,7 @@ def run_bench(
     if baselines_rate is not None:
         results["baselines"] = run_baselines(base_config, folder, baselines_rate, progress)
     progress("bench: throughput through the VIP and straight to the primary (wrk)")
-    results["throughput"] = measure_throughput(config, folder / "throughput")
+    results["throughput"] = measure_throughput(config, folder / "throughput", wrk_rounds)
     results["targets"] = check_targets(results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     write_json(folder / files.BENCH_JSON, results)

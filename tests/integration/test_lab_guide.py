@@ -417,6 +417,8 @@ def check_14(done: list[Done], section: str) -> None:
     # Without the switch's copies no reset is a word: the scheduled probe, checked again at once.
     assert not any(e["kind"] == "suspected" for e in events(no_passive)), no_passive
     assert "a probe confirmed a failed probe" in decided(no_passive), decided(no_passive)
+    gone = summary(no_passive)["failover_stages_ms"]
+    assert 0 < gone["kernel saw it"] <= gone["controller decided"], gone
     assert "lost its database" not in decided(no_agent), decided(no_agent)
     # The hang path taken as set up (tests/integration/test_scenarios.py checks it too), and
     # timeout_fall's run without it: from the recorded decision and stages.

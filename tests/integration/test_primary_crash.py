@@ -1,13 +1,25 @@
-"""The whole default experiment, run as a user runs it: `python -m experiments run primary-crash`."""
+"""The whole default experiment, run as a user runs it: `python -m experiments run primary-crash`.
+
+One run, read by both tests: what it printed and left, and every figure of its summary
+recomputed from its CSV files.
+"""
 
 import json
+
+import pytest
 
 from experiments.results.records import read_replication, read_requests
 from tests.integration.conftest import leftovers, read_results, run_cli
 
 
-def test_primary_crash_fails_over_and_the_summary_matches_requests_csv(tmp_path):
-    result, run_dir = run_cli("primary-crash", tmp_path, "--duration", "8", "--fault-at", "4")
+@pytest.fixture(scope="module")
+def crashed(tmp_path_factory):
+    out = tmp_path_factory.mktemp("primary-crash")
+    return run_cli("primary-crash", out, "--duration", "8", "--fault-at", "4")
+
+
+def test_primary_crash_fails_over_and_the_summary_matches_requests_csv(crashed):
+    result, run_dir = crashed
     summary, rows, events = read_results(run_dir)
     fault_at = summary["fault_at"]
 
@@ -47,10 +59,10 @@ def test_primary_crash_fails_over_and_the_summary_matches_requests_csv(tmp_path)
         assert (run_dir / "logs" / f"{name}.log").exists()
 
 
-def test_every_figure_of_the_summary_is_recomputed_from_the_csv_files(tmp_path):
+def test_every_figure_of_the_summary_is_recomputed_from_the_csv_files(crashed):
     from experiments.analysis import metrics
 
-    _, run_dir = run_cli("primary-crash", tmp_path, "--duration", "6", "--fault-at", "3")
+    _, run_dir = crashed
     summary, _, events = read_results(run_dir)
     records = read_requests(run_dir / "requests.csv")
     events = [{**e, "time": float(e["time"])} for e in events]  # events.csv, not the raw logs
