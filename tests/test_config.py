@@ -361,23 +361,3 @@ def test_a_run_config_that_cannot_be_read_is_a_config_error(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"load": {"rate": -1}}))
     with pytest.raises(ConfigError, match="load.rate"):
         TestbedConfig.from_file(tmp_path / "bad.json")
-
-
-@pytest.mark.parametrize(("network", "expected"), [
-    ({}, {"primary": ["client"], "secondary": ["client"]}),
-    ({"clients": 3}, dict.fromkeys(("primary", "secondary"), ["client", "client2", "client3"])),
-    ({"static_arp": False}, {}),
-])
-def test_each_server_knows_its_clients_macs_unless_static_arp_is_off(network, expected):
-    from topology.network import server_neighbours
-
-    config = TestbedConfig.from_dict({"network": network})
-    known = server_neighbours(config)
-    assert {server: [plan.name for plan in plans] for server, plans in known.items()} == expected
-    for plans in known.values():
-        assert all(plan.mac == mac_for(plan.ip, config.network.subnet) for plan in plans)
-
-
-def test_static_arp_must_be_true_or_false():
-    with pytest.raises(ConfigError, match="network.static_arp"):
-        TestbedConfig.from_dict({"network": {"static_arp": "yes"}})

@@ -128,10 +128,6 @@ class NetworkConfig:
     topology: str = "single"
     leaves: int = 3  # leaf-spine only: leaf switches (2-8), the clients on the first
     spines: int = 2  # leaf-spine only: spine switches (1-4)
-    # Each server knows its clients' MACs from the start (permanent neighbour entries), as a
-    # server behind a router knows its gateway's: a standby that takes the VIP need not ask for
-    # its first client's MAC (an ARP round trip through the switch) before it can answer.
-    static_arp: bool = True
 
 
 @dataclass(frozen=True)

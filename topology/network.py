@@ -148,33 +148,9 @@ HOST_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_tw_r
 RESERVED_PORTS = (3306, 8080)
 
 
-def server_neighbours(config: TestbedConfig) -> dict[str, list[HostPlan]]:
-    """The clients each server knows the MAC of from the start (`network.static_arp`): every
-    client, on every server; nothing when it is off."""
-    if not config.network.static_arp:
-        return {}
-    clients = [config.client, *config.extra_clients]
-    return {plan.name: clients for plan in config.server_plans}
-
-
-def teach_neighbours(net: Mininet, neighbours: dict[str, list[HostPlan]]) -> None:
-    """Give each host permanent neighbour entries (IP -> MAC) for its `neighbours`, one shell
-    round trip per host; NetworkError if `ip` refused one."""
-    for name, known in neighbours.items():
-        host = net.get(name)
-        device = host.defaultIntf().name
-        commands = [f"ip neigh replace {plan.ip} lladdr {plan.mac} dev {device} nud permanent"
-                    for plan in known]
-        said = host.cmd(" && ".join([*commands, "echo neighbours-set"]))
-        if "neighbours-set" not in said:
-            raise NetworkError(f"{name}: could not set its neighbour entries: {said.strip()[-300:]}")
-
-
-def start_network(net: Mininet, web_port: int = 80,
-                  neighbours: dict[str, list[HostPlan]] | None = None) -> None:
-    """Build and start the network, then make TCP work through the userspace datapath, give
-    each host the ports a long run needs (all but the listening ones), and the permanent
-    neighbour entries of `neighbours` (see `server_neighbours`)."""
+def start_network(net: Mininet, web_port: int = 80) -> None:
+    """Build and start the network, then make TCP work through the userspace datapath, and
+    give each host the ports a long run needs (all but the listening ones)."""
     sysctls = {**HOST_SYSCTLS,
                "net.ipv4.ip_local_reserved_ports": ",".join(map(str, sorted({web_port, *RESERVED_PORTS})))}
     net.build()
@@ -189,7 +165,6 @@ def start_network(net: Mininet, web_port: int = 80,
             if now != value:
                 raise NetworkError(f"{host.name}: {key} is {now!r} after setting it to {value!r}")
     net.start()
-    teach_neighbours(net, neighbours or {})
     # Mininet says nothing when ovs-vsctl fails: a switch it did not make must be said here,
     # not found 20 s later as a controller that no switch connects to.
     missing = [switch.name for switch in net.switches

@@ -36,7 +36,7 @@ from services.runner import ProcessRunner, RunState, StartupError, signals_held
 from services.secrets import RunSecrets
 from services.web import PROJECT_ROOT, WebService
 from topology.config import TestbedConfig
-from topology.network import NetworkError, build_network, host_interfaces, server_neighbours, start_network
+from topology.network import NetworkError, build_network, host_interfaces, start_network
 
 
 class Testbed:
@@ -220,7 +220,7 @@ class Testbed:
             self.net = build_network(config, self.machines.remote)
             self.state.record_mininet_shells(self.net)
         try:
-            start_network(self.net, self.config.web.port, server_neighbours(self.config))
+            start_network(self.net, self.config.web.port)
         except NetworkError as exc:
             raise StartupError(str(exc)) from None
         self.state.interfaces = host_interfaces(self.net)
