@@ -154,14 +154,13 @@ class RemoteMachine:
         while True:
             written = self.run(["cat", pid_file], check=False).stdout.strip()
             if written.isdigit():
-                try:
-                    return {**self.process_record(int(written)), "cmdline": argv}
-                except RemoteError:
+                pid = int(written)
+                identity = self._identity(pid)
+                if identity is None:
                     # It wrote its PID and has ended already (a short command): there is
                     # nothing left of it there to stop or clean up.
-                    if self._identity(int(written)) is not None:
-                        raise
-                    return {"machine": self.name, "pid": int(written), "ended": True, "cmdline": argv}
+                    return {"machine": self.name, "pid": pid, "ended": True, "cmdline": argv}
+                return {**self._record(pid, identity), "cmdline": argv}
             if not alive():
                 raise RemoteError(f"{self.name}: the process ended before it said its PID")
             if time.monotonic() > deadline:
@@ -174,6 +173,9 @@ class RemoteMachine:
         identity = self._identity(pid)
         if identity is None:
             raise RemoteError(f"{self.name}: no process {pid}")
+        return self._record(pid, identity)
+
+    def _record(self, pid: int, identity: tuple[list[str], list[str], str]) -> dict[str, Any]:
         fields, argv, boot = identity
         return {"machine": self.name, "pid": pid, "start_time": int(fields[22 - 3]), "boot_id": boot,
                 "cmdline": argv}

@@ -81,8 +81,9 @@ class Faults:
     # -- servers ------------------------------------------------------------------------
 
     def crash(self, server: str) -> None:
-        """The whole server dies: web server and database killed, link down (the link last, so
-        the switch's port-down event comes when nothing on the server answers any more)."""
+        """The whole server dies: web server and database killed, link down. The kills go
+        first; the link is cut right after them, while the killed processes are still freeing
+        their memory (a few milliseconds: see the module docstring)."""
         killed = [self._kill(server, self.testbed.webs[server].name),
                   self._kill(server, self.testbed.databases[server].name)]
         self.link_down(server)
